@@ -1,0 +1,193 @@
+"""The one exception tree of llmgw.
+
+Every failure the tool expects is one of these; anything else is a bug (exit 3). Facts are
+attributes, the sentence is built in ``__str__``, so renderers can also emit them as JSON.
+No message ever contains a credential or a bearer token: the client redacts before raising.
+
+    LlmgwError
+    ├── ConfigError                 environment, credentials, URLs (e.g. http:// to a remote host)
+    ├── ManifestError               manifests failed validation; carries every Problem of the run
+    ├── PlanError                   a plan cannot be made (immutable change, live reference missing)
+    ├── StalePlanError              a saved or fresh plan no longer matches the live org
+    ├── ApplyError                  apply stopped; carries the run summary
+    ├── AuditError                  an audit log cannot be read or appended
+    └── RemoteError                 anything the gateway answered or failed to answer
+        ├── TransportError          connection refused/dropped, timeout, after retries
+        ├── AuthError               401, or the token endpoint refused the client
+        ├── ScopeError              403 missing.scope (names the scope)
+        ├── NotFoundError           404
+        ├── RateLimitError          429 still answered after every retry
+        ├── ServerError             5xx still answered after every retry
+        ├── InvalidRequestError     400/422 validation.failed, immutable.field
+        ├── PreconditionFailedError 412, or 409 precondition.failed (a stale precondition)
+        └── ConflictError           409 name.exists, version.exists, template.bound, ...
+            └── ProcessingError     409 index.processing (wait, then retry)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.model import Problem
+
+
+class LlmgwError(Exception):
+    """Base of every error llmgw expects. The CLI maps these to exit code 1."""
+
+
+class ConfigError(LlmgwError):
+    """The environment or options do not describe a usable target."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.fix})" if self.fix else self.message
+
+
+class ManifestError(LlmgwError):
+    """Validation found errors; ``problems`` holds all of them (and the warnings) sorted."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__()
+        self.problems = list(problems)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def __str__(self) -> str:
+        n = len(self.errors)
+        return f"{n} error{'s' if n != 1 else ''} in the manifests"
+
+
+class PlanError(LlmgwError):
+    """The desired state cannot be reached from the live state by any plan."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__()
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        return "; ".join(str(p) for p in self.problems)
+
+
+class StalePlanError(LlmgwError):
+    """The plan was made against a state that has since moved: re-plan."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__()
+        self.reasons = list(reasons)
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {r}" for r in self.reasons)
+        return (
+            f"the plan is stale, nothing was written:\n{lines}\n"
+            "re-run `llmgw plan` and review it again"
+        )
+
+
+class ApplyError(LlmgwError):
+    """Apply stopped before completing; ``summary`` says what was and was not done."""
+
+    def __init__(self, message: str, summary: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AuditError(LlmgwError):
+    """An audit log is unreadable or cannot be appended to."""
+
+
+class RemoteError(LlmgwError):
+    """The gateway answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (None for transport failures), ``code`` the contract's error
+    code, ``detail`` the server's message trimmed to a few hundred characters.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int | None = None,
+        code: str | None = None,
+        detail: str = "",
+        correlation_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.path = path
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.correlation_id = correlation_id
+
+    def __str__(self) -> str:
+        head = f"{self.method} {self.path}"
+        if self.status is not None:
+            head += f" -> {self.status}"
+        if self.code:
+            head += f" {self.code}"
+        text = f"{head}: {self.detail}" if self.detail else head
+        if self.correlation_id:
+            text += f" [correlation id {self.correlation_id}]"
+        return text
+
+
+class TransportError(RemoteError):
+    """No usable answer: connection refused or dropped, or a timeout, after every retry."""
+
+
+class AuthError(RemoteError):
+    """Authentication failed (401, or the token endpoint refused the credentials)."""
+
+
+class ScopeError(RemoteError):
+    """403: the OAuth client lacks a scope; ``scope`` names it when the server said which."""
+
+    def __init__(self, *args: Any, scope: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scope = scope
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if self.scope:
+            return f"{base} (grant the OAuth client the scope {self.scope})"
+        return base
+
+
+class NotFoundError(RemoteError):
+    """404: the object or endpoint does not exist."""
+
+
+class RateLimitError(RemoteError):
+    """429 still answered after every retry."""
+
+
+class ServerError(RemoteError):
+    """5xx still answered after every retry."""
+
+
+class InvalidRequestError(RemoteError):
+    """400 or 422: the server refused the body (validation.failed, immutable.field)."""
+
+
+class PreconditionFailedError(RemoteError):
+    """412 (or 409 for indexes) precondition.failed: the object moved since it was read."""
+
+
+class ConflictError(RemoteError):
+    """409: name.exists, version.exists, template.bound, version.routed, version.withdrawn."""
+
+
+class ProcessingError(ConflictError):
+    """409 index.processing: the index is still ingesting; wait for ACTIVE and retry."""

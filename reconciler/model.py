@@ -1,0 +1,210 @@
+"""Domain values shared by every layer: kinds, identities, manifest documents and problems.
+
+Pure data: no I/O, no third-party imports. A ``Document`` is one YAML document as loaded (the
+plain body plus where each field came from); a ``Problem`` is one finding of validation or
+planning, located at ``file:line`` with the field path and a fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+API_VERSION = "llmgw/v1"
+MANAGED_LABEL = "managed-by"
+MANAGED_VALUE = "llmgw"
+ALLOW_REPLACE_ANNOTATION = "llmgw/allow-replace"
+
+Path = tuple[str | int, ...]
+
+
+class Kind(str, Enum):
+    PROMPT_TEMPLATE = "PromptTemplate"
+    PROMPT_VERSION = "PromptVersion"
+    PROMPT = "Prompt"
+    TRAFFIC_SPLIT = "TrafficSplit"
+    VECTOR_INDEX = "VectorIndex"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+KINDS = [k.value for k in Kind]
+
+# Dependency rank: a kind is created after the kinds of lower rank and deleted before them.
+KIND_RANK = {
+    Kind.PROMPT_TEMPLATE: 0,
+    Kind.PROMPT_VERSION: 1,
+    Kind.PROMPT: 2,
+    Kind.TRAFFIC_SPLIT: 3,
+    Kind.VECTOR_INDEX: 0,
+}
+
+
+def format_path(path: Path) -> str:
+    """``('spec', 'versions', 0, 'weight')`` -> ``spec.versions[0].weight``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding, sortable by place. ``severity`` is ``error`` or ``warning``."""
+
+    file: str
+    line: int
+    severity: str
+    kind: str
+    name: str
+    path: str
+    message: str
+    fix: str = ""
+
+    @property
+    def subject(self) -> str:
+        return f"{self.kind}/{self.name}" if self.kind else self.name
+
+    def __str__(self) -> str:
+        where = (
+            f"{self.file}:{self.line}: " if self.line > 0 else f"{self.file}: " if self.file else ""
+        )
+        subject = f"{self.subject}: " if self.subject else ""
+        path = f"{self.path}: " if self.path else ""
+        level = "" if self.severity == "error" else f"{self.severity}: "
+        fix = f" ({self.fix})" if self.fix else ""
+        return f"{where}{level}{subject}{path}{self.message}{fix}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "kind": self.kind,
+            "name": self.name,
+            "path": self.path,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class Locations:
+    """Where each part of a document came from (1-based lines).
+
+    ``values`` maps a path to the line of its value, ``keys`` to the line of its key; ``raw``
+    keeps the source text of scalars that YAML turned into something other than a string, so a
+    message can say "YAML read 2.10 as the number 2.1; quote it". ``blocks`` holds, for block
+    scalars (``|``, ``>``), the line of their first content line, so a placeholder deep in a
+    multi-line text can be pointed at exactly.
+    """
+
+    values: dict[Path, int] = field(default_factory=dict)
+    keys: dict[Path, int] = field(default_factory=dict)
+    raw: dict[Path, str] = field(default_factory=dict)
+    blocks: dict[Path, tuple[int, str]] = field(default_factory=dict)
+
+    def line(self, path: Path, default: int = 1) -> int:
+        """The line of the value at ``path``, else of its nearest ancestor."""
+        p = tuple(path)
+        while p:
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), default)
+
+    def key_line(self, path: Path) -> int:
+        return self.keys.get(tuple(path)) or self.line(path)
+
+    def text_line(self, path: Path, offset: int) -> int:
+        """The line of character ``offset`` inside the string at ``path``."""
+        start = self.line(path)
+        block = self.blocks.get(tuple(path))
+        if block is None:
+            return start
+        first, text = block
+        return first + text.count("\n", 0, offset)
+
+
+@dataclass
+class Document:
+    """One manifest document as loaded: its body (plain YAML data) and its locations."""
+
+    body: dict[str, Any]
+    file: str
+    line: int
+    locations: Locations
+
+    @property
+    def kind(self) -> str:
+        k = self.body.get("kind")
+        return k if isinstance(k, str) else ""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        m = self.body.get("metadata")
+        return m if isinstance(m, dict) else {}
+
+    @property
+    def name(self) -> str:
+        n = self.metadata.get("name")
+        return n if isinstance(n, str) else ("" if n is None else str(n))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        s = self.body.get("spec")
+        return s if isinstance(s, dict) else {}
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        lab = self.metadata.get("labels")
+        return lab if isinstance(lab, dict) else {}
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        a = self.metadata.get("annotations")
+        return a if isinstance(a, dict) else {}
+
+    @property
+    def key(self) -> str | None:
+        """The identity within its kind (see ``identity_key``), or None if not determinable."""
+        return identity_key(self.kind, self.name, self.spec)
+
+    @property
+    def ref(self) -> str:
+        """``Kind/key`` when the identity is known, else ``Kind/metadata.name``."""
+        return f"{self.kind}/{self.key or self.name}"
+
+    def line_of(self, path: Path) -> int:
+        return self.locations.line(path, self.line)
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def identity_key(kind: str, name: str, spec: dict[str, Any]) -> str | None:
+    """The identity of an object within its kind, as a string.
+
+    PromptTemplate and Prompt: the name. PromptVersion: ``template@version``. TrafficSplit: its
+    prompt's name. VectorIndex: ``vectorStore/name``.
+    """
+    if kind in (Kind.PROMPT_TEMPLATE.value, Kind.PROMPT.value):
+        return name or None
+    if kind == Kind.PROMPT_VERSION.value:
+        t, v = _str(spec.get("template")), _str(spec.get("version"))
+        return f"{t}@{v}" if t and v else None
+    if kind == Kind.TRAFFIC_SPLIT.value:
+        return _str(spec.get("prompt"))
+    if kind == Kind.VECTOR_INDEX.value:
+        s = _str(spec.get("vectorStore"))
+        return f"{s}/{name}" if s and name else None
+    return None

@@ -1,0 +1,232 @@
+"""JSON Schema checks of manifest documents: the only module that imports jsonschema.
+
+One schema per kind lives in the top-level ``schemas/`` folder (draft 2020-12), shared with
+editors through ``# yaml-language-server: $schema=``. This module turns jsonschema's errors into
+``Problem``s a reviewer understands: the line of the offending value (or key, or mapping), the
+field path, the rule in words ("must be 3 to 128 characters"), and a fix. It also fills schema
+defaults, so the rest of the code never repeats them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from pathlib import Path as FsPath
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from reconciler.model import KINDS, Document, Kind, Path, Problem, format_path
+
+SCHEMA_DIR = FsPath(__file__).resolve().parent.parent / "schemas"
+SCHEMA_FILES = {
+    Kind.PROMPT_TEMPLATE.value: "prompt-template.schema.json",
+    Kind.PROMPT_VERSION.value: "prompt-version.schema.json",
+    Kind.PROMPT.value: "prompt.schema.json",
+    Kind.TRAFFIC_SPLIT.value: "traffic-split.schema.json",
+    Kind.VECTOR_INDEX.value: "vector-index.schema.json",
+}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "empty",
+}
+
+
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    with open(SCHEMA_DIR / SCHEMA_FILES[kind], encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+@cache
+def _validator(kind: str) -> Draft202012Validator:
+    schema = load_schema(kind)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def check_document(doc: Document) -> list[Problem]:
+    """Schema problems of one document, each located and explained."""
+    kind = doc.body.get("kind")
+    if kind not in SCHEMA_FILES:
+        return [_kind_problem(doc, kind)]
+    problems: list[Problem] = []
+    for error in _validator(kind).iter_errors(doc.body):
+        problems.extend(_explain(doc, error))
+    return problems
+
+
+def _kind_problem(doc: Document, kind: Any) -> Problem:
+    if kind is None:
+        msg, line = "missing required field `kind`", doc.line
+    else:
+        msg = f"unknown kind {kind!r}"
+        line = doc.locations.line(("kind",), doc.line)
+    close = difflib.get_close_matches(str(kind or ""), KINDS, n=1)
+    fix = f"did you mean {close[0]}?" if close else "use one of " + ", ".join(KINDS)
+    return Problem(doc.file, line, "error", str(kind or ""), doc.name, "kind", msg, fix)
+
+
+def _subschema(root: dict[str, Any], schema_path: list[Any]) -> dict[str, Any]:
+    node: Any = root
+    for part in schema_path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node if isinstance(node, dict) else {}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _explain(doc: Document, error: ValidationError) -> list[Problem]:
+    path: Path = tuple(error.absolute_path)
+    loc = doc.locations
+    kind, name = doc.kind, doc.name
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    v = error.validator
+    val: Any = error.validator_value
+    inst: Any = error.instance
+
+    def make(p: Path, line: int, message: str, fix: str = "") -> Problem:
+        return Problem(doc.file, line, "error", kind, name, format_path(p), message, fix)
+
+    if v == "required":
+        missing = [r for r in val if isinstance(inst, dict) and r not in inst]
+        return [
+            make(
+                (*path, m),
+                loc.key_line(path) if path else doc.line,
+                f"missing required field `{m}`",
+                f"add `{m}`",
+            )
+            for m in missing[:1] or val[:1]
+        ]
+    if v == "additionalProperties" and val is False and isinstance(inst, dict):
+        allowed = sorted(schema.get("properties", {}))
+        out = []
+        for extra in sorted(k for k in inst if k not in schema.get("properties", {})):
+            close = difflib.get_close_matches(extra, allowed, n=1)
+            fix = (
+                f"did you mean `{close[0]}`?"
+                if close
+                else (
+                    "remove it; allowed fields: " + ", ".join(allowed) if allowed else "remove it"
+                )
+            )
+            out.append(
+                make((*path, extra), loc.key_line((*path, extra)), f"unknown field `{extra}`", fix)
+            )
+        return out
+    # A problem about a whole list or mapping points at its key (`versions:`), not its first item.
+    line = (
+        loc.key_line(path) if isinstance(inst, list | dict) and path else loc.line(path, doc.line)
+    )
+    if v == "type":
+        expected = val if isinstance(val, list) else [val]
+        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in expected)
+        raw = loc.raw.get(path)
+        if "string" in expected and raw is not None and not isinstance(inst, str):
+            what = (
+                "the boolean"
+                if isinstance(inst, bool)
+                else (
+                    "empty"
+                    if inst is None
+                    else "the number"
+                    if isinstance(inst, int | float)
+                    else ""
+                )
+            )
+            read = f"{what} {_shown(inst)}" if inst is not None else "empty"
+            return [
+                make(
+                    path,
+                    line,
+                    f"must be {words}, but YAML read `{raw}` as {read}",
+                    f'quote it: "{raw}"',
+                )
+            ]
+        return [make(path, line, f"must be {words} (got {_shown(inst)})")]
+    if v in ("enum", "const"):
+        options = val if v == "enum" else [val]
+        close = difflib.get_close_matches(str(inst), [str(o) for o in options], n=1)
+        fix = f"did you mean {close[0]}?" if close else ""
+        listed = ", ".join(str(o) for o in options)
+        msg = f"must be {listed}" if v == "const" else f"must be one of: {listed}"
+        return [make(path, line, f"{msg} (got {_shown(inst)})", fix)]
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        if lo is not None and hi is not None:
+            msg = f"must be between {lo} and {hi}"
+        elif lo is not None:
+            msg = f"must be at least {lo}"
+        else:
+            msg = f"must be at most {hi}"
+        return [make(path, line, f"{msg} (got {_shown(inst)})")]
+    if v in ("minLength", "maxLength"):
+        lo, hi = schema.get("minLength"), schema.get("maxLength")
+        n = len(inst) if isinstance(inst, str) else 0
+        if lo == 1 and v == "minLength":
+            return [make(path, line, "must not be empty")]
+        if lo is not None and hi is not None:
+            msg = f"must be {lo} to {hi} characters"
+        elif lo is not None:
+            msg = f"must be at least {lo} characters"
+        else:
+            msg = f"must be at most {hi} characters"
+        return [make(path, line, f"{msg} (got {n})")]
+    if v == "pattern":
+        msg = schema.get("x-message") or "has an invalid format"
+        if error.relative_schema_path and "propertyNames" in error.relative_schema_path:
+            return [
+                make(
+                    (*path, str(inst)),
+                    loc.key_line((*path, str(inst))),
+                    f"key {_shown(inst)} {msg}",
+                )
+            ]
+        return [make(path, line, f"{msg} (got {_shown(inst)})")]
+    if v == "minItems":
+        return [make(path, line, f"must list at least {val} item{'s' if val != 1 else ''}")]
+    if v == "uniqueItems" and isinstance(inst, list):
+        seen: list[Any] = []
+        dup = next((x for x in inst if x in seen or seen.append(x)), None)  # type: ignore[func-returns-value]
+        return [make(path, line, f"lists {_shown(dup)} more than once", "list each value once")]
+    return [make(path, line, error.message[:200])]
+
+
+def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` with the schema's documented defaults filled in (nested objects too)."""
+    schema = load_schema(kind)["properties"]["spec"]
+    return _fill(schema, spec)
+
+
+def _fill(schema: dict[str, Any], value: Any) -> Any:
+    if not isinstance(value, dict) or schema.get("type") != "object":
+        return value
+    out = dict(value)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out or out[key] is None:
+            if "default" in sub:
+                out[key] = json.loads(json.dumps(sub["default"]))
+            elif sub.get("type") == "object" and any(
+                "default" in p for p in sub.get("properties", {}).values()
+            ):
+                out[key] = _fill(sub, {})
+            else:
+                out.pop(key, None)
+                continue
+        out[key] = _fill(sub, out[key])
+    return out

@@ -1,0 +1,70 @@
+"""Architecture rules from style.md, enforced on the source: one choke point per outside thing.
+
+Covers: only the loader imports yaml, only the token module imports tiktoken, only the CLI imports
+click, only the client imports httpx (the emulator, a separate server, may use httpx for its
+in-process transport), only the schema module imports jsonschema, only diffing imports deepdiff,
+and the pure planner imports no I/O module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
+
+# third-party top-level module -> the modules (relative to reconciler/) allowed to import it
+CHOKE_POINTS = {
+    "yaml": {"loader.py"},
+    "tiktoken": {"tokens.py"},
+    "click": {"cli.py"},
+    "httpx": {"client.py", "emulator/transport.py"},
+    "jsonschema": {"schema.py"},
+    "deepdiff": {"diffing.py"},
+    "starlette": {"emulator/"},
+    "uvicorn": {"emulator/"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _allowed(rel: str, allowed: set[str]) -> bool:
+    return any(rel == a or (a.endswith("/") and rel.startswith(a)) for a in allowed)
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PACKAGE)) for p in MODULES])
+def test_choke_points(path: Path) -> None:
+    rel = str(path.relative_to(PACKAGE))
+    for module in _imports(path):
+        allowed = CHOKE_POINTS.get(module)
+        if allowed is not None:
+            assert _allowed(rel, allowed), f"{rel} imports {module}; only {sorted(allowed)} may"
+
+
+def test_every_module_has_a_docstring() -> None:
+    for path in MODULES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), f"{path.relative_to(PACKAGE)} has no module docstring"
+
+
+def test_planner_is_pure() -> None:
+    planner = PACKAGE / "planner.py"
+    if not planner.exists():
+        pytest.skip("planner not written yet")  # removed once the planner lands
+    forbidden = {"httpx", "os", "time", "datetime", "random", "socket", "subprocess", "logging"}
+    assert not (_imports(planner) & forbidden)
+    assert "reconciler.client" not in planner.read_text(encoding="utf-8")
