@@ -348,3 +348,25 @@ def dump_yaml(data: Any) -> str:
         width=100,
         default_flow_style=False,
     )
+
+
+def load_data_file(path: str, shown: str | None = None) -> tuple[Any, Locations, list[Problem]]:
+    """One YAML document of a non-manifest file (the ignore file), with the same refusals."""
+    shown = shown or display_path(path)
+    problems: list[Problem] = []
+    try:
+        data = FsPath(path).read_bytes()
+    except OSError as exc:
+        return None, Locations(), [_problem(shown, 0, f"cannot be read: {exc.strerror}", "")]
+    if len(data) > MAX_FILE_BYTES:
+        return None, Locations(), [_problem(shown, 1, "file is too large", "")]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return None, Locations(), [_problem(shown, line, "is not valid UTF-8", "save it as UTF-8")]
+    docs = list(parse_documents(text, shown, problems))
+    if not docs:
+        return None, Locations(), problems
+    value, locations, _ = docs[0]
+    return value, locations, problems

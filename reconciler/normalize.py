@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from reconciler.diffing import parse_path
 from reconciler.fewshot import render_system_prompt
 from reconciler.fieldmap import FIELDS
 from reconciler.model import (
@@ -477,3 +478,34 @@ class LiveState:
 
     def of_kind(self, kind: str) -> list[Obj]:
         return [o for o in self.objects.values() if o.kind == kind]
+
+
+def with_ignores(desired: Obj, live: Obj | None, ignored: Iterable[str]) -> Obj:
+    """Desired with each ignored field set to its live value: never shown, never reverted."""
+    if live is None:
+        return desired
+    fields = deepcopy_json(desired.fields)
+    for path in ignored:
+        parts = parse_path(path)
+        src: Any = live.fields
+        dst: Any = fields
+        for p in parts[:-1]:
+            src = src.get(p) if isinstance(src, dict) else None
+            if not isinstance(dst.get(p), dict):
+                dst[p] = {}
+            dst = dst[p]
+        last = parts[-1] if parts else ""
+        if isinstance(src, dict) and last in src:
+            dst[last] = deepcopy_json(src[last])
+        elif isinstance(dst, dict):
+            dst.pop(last, None)
+    return replace(desired, fields=fields)
+
+
+def deepcopy_json(value: Any) -> Any:
+    """A copy of a JSON-like value (dicts and lists copied, leaves shared)."""
+    if isinstance(value, dict):
+        return {k: deepcopy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deepcopy_json(v) for v in value]
+    return value

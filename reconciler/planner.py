@@ -14,7 +14,7 @@ templates). Operations in one phase are independent and may run concurrently.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -32,6 +32,7 @@ from reconciler.normalize import (
     traffic_body,
     version_body,
     version_patch_body,
+    with_ignores,
 )
 
 T, V, P, S, X = (
@@ -153,36 +154,6 @@ def _problem(obj: Obj | None, path: str, message: str, fix: str = "") -> Problem
     return Problem(file, line, "error", kind, key, path, message, fix)
 
 
-def _with_ignores(desired: Obj, live: Obj | None, ignored: Iterable[str]) -> Obj:
-    """Desired with each ignored field set to its live value: never shown, never reverted."""
-    if live is None:
-        return desired
-    fields = _deepcopy(desired.fields)
-    for path in ignored:
-        parts = parse_path(path)
-        src: Any = live.fields
-        dst: Any = fields
-        for p in parts[:-1]:
-            src = src.get(p) if isinstance(src, dict) else None
-            if not isinstance(dst.get(p), dict):
-                dst[p] = {}
-            dst = dst[p]
-        last = parts[-1] if parts else ""
-        if isinstance(src, dict) and last in src:
-            dst[last] = _deepcopy(src[last])
-        elif isinstance(dst, dict):
-            dst.pop(last, None)
-    return replace(desired, fields=fields)
-
-
-def _deepcopy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deepcopy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deepcopy(v) for v in value]
-    return value
-
-
 class _Planner:
     def __init__(
         self,
@@ -194,7 +165,7 @@ class _Planner:
         self.live = live
         self.prune = prune
         self.desired = {
-            ref: _with_ignores(o, live.get(ref), ignores.get(ref, ())) for ref, o in desired.items()
+            ref: with_ignores(o, live.get(ref), ignores.get(ref, ())) for ref, o in desired.items()
         }
         self.ops: list[Operation] = []
         self.problems: list[Problem] = []
