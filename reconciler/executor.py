@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.endpoints import FIELDS
 from reconciler.errors import (
     LlmgwError,
     PreconditionFailedError,
     ProcessingError,
     RemoteError,
 )
-from reconciler.fieldmap import FIELDS
 from reconciler.model import Kind
 from reconciler.normalize import LiveState, Ref, fingerprint
 from reconciler.planner import Operation, OpType, Plan, Request

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.diffing import parse_path
+from reconciler.endpoints import FIELDS
 from reconciler.fewshot import render_system_prompt
-from reconciler.fieldmap import FIELDS
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
     MANAGED_LABEL,

@@ -19,8 +19,8 @@ from enum import Enum
 from typing import Any
 
 from reconciler.diffing import DiffItem, diff, parse_path, top_fields
+from reconciler.endpoints import FIELDS, PATHS
 from reconciler.errors import PlanError
-from reconciler.fieldmap import FIELDS, PATHS
 from reconciler.model import KIND_RANK, Kind, Problem
 from reconciler.normalize import (
     LiveState,

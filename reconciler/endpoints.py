@@ -1,0 +1,219 @@
+"""The endpoint table: every remote path, field name, header and scope llmgw uses, in one place.
+
+The LLM Gateway endpoints follow the five published tutorials (``shared/contract.md``); they are
+not in the public Genesys Cloud SDKs. An org whose gateway names a path or a field differently is
+adapted here and nowhere else: the client, the planner, the normaliser and the emulator all read
+these constants. Plain constants, no logic, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TemplateFields:  # seed 002: snake_case
+    id: str = "id"
+    name: str = "name"
+    description: str = "description"
+    system_instruction: str = "system_instruction"
+    user_template: str = "user_template"
+    variables: str = "variables"
+    max_tokens: str = "max_tokens"
+    guardrails: str = "safety_guardrails"
+    pii_filter: str = "pii_filter"
+    jailbreak_detection: str = "jailbreak_detection"
+    output_moderation: str = "output_moderation"
+    version: str = "version"  # integer concurrency token, sent back as If-Match: version=N
+
+
+@dataclass(frozen=True)
+class VersionFields:  # seed 000
+    template_id: str = "templateId"
+    version: str = "version"
+    content: str = "content"
+    variables: str = "variables"
+    rollback: str = "rollbackDirective"
+    ab_test: str = "abTestingTrigger"
+    metadata: str = "metadata"
+    status: str = "status"
+
+
+@dataclass(frozen=True)
+class PromptFields:  # seeds 003, 001
+    id: str = "id"
+    name: str = "name"
+    template_id: str = "templateId"
+    model: str = "modelEndpointRef"
+    model_alias: str = "modelId"
+    fallbacks: str = "fallbackModels"
+    system_prompt: str = "systemPrompt"
+    version: str = "version"
+    temperature: str = "temperature"
+    top_p: str = "topP"
+    max_tokens: str = "maxTokens"
+    guardrails: str = "safetyGuardrails"
+    content_filtering: str = "contentFiltering"
+    guard_max_tokens: str = "maxTokens"
+    blocked_categories: str = "blockedCategories"
+    traffic: str = "trafficDistribution"
+    td_default: str = "defaultVersion"
+    td_versions: str = "versions"
+    td_strategy: str = "splitStrategy"
+    status: str = "status"
+    etag: str = "etag"  # assumed: the ETag header's value, also in the body of list entities
+
+
+@dataclass(frozen=True)
+class IndexFields:  # seed 004
+    index_id: str = "indexId"
+    dimensions: str = "dimensions"
+    metric: str = "similarityMetric"
+    format: str = "embeddingFormat"
+    auto_ingest: str = "autoIngestTrigger"
+    webhook: str = "webhookSyncUrl"
+    status: str = "status"
+    etag: str = "etag"
+
+
+@dataclass(frozen=True)
+class Fields:
+    template: TemplateFields = TemplateFields()
+    version: VersionFields = VersionFields()
+    prompt: PromptFields = PromptFields()
+    index: IndexFields = IndexFields()
+
+
+FIELDS = Fields()
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Paths, as templates over the path parameters the plan records."""
+
+    token: str = "/oauth/token"  # on the login host
+    templates: str = "/api/v2/llm-gateway/prompt-templates"
+    template: str = "/api/v2/llm-gateway/prompt-templates/{templateId}"
+    versions: str = "/api/v2/ai/prompt-templates/{templateId}/versions"
+    version: str = "/api/v2/ai/prompt-templates/{templateId}/versions/{version}"
+    prompts: str = "/api/v2/ai/llm/gateway/prompts"
+    prompt: str = "/api/v2/ai/llm/gateway/prompts/{promptId}"
+    models: str = "/api/v2/ai/models"
+    vector_stores: str = "/api/v2/ai/vectorstores"
+    indexes: str = "/api/v2/ai/vectorstores/{vectorStoreId}/indexes"
+    index: str = "/api/v2/ai/vectorstores/{vectorStoreId}/indexes/{indexId}"
+    invocations: str = "/api/v2/ai/llm/gateway/invocations"
+    dispatch: str = "/api/v2/ai/gateway/prompts"
+    telemetry: str = "/api/v2/ai/llm/gateway/telemetry"
+    analytics: str = "/api/v2/analytics/llm-gateway/details/query"
+    audit_logs: str = "/api/v2/ai/llm/gateway/audit-logs"
+
+
+PATHS = Paths()
+
+
+@dataclass(frozen=True)
+class Paging:
+    page_size: str = "pageSize"
+    page_number: str = "pageNumber"
+    cursor: str = "cursor"
+    entities: str = "entities"
+    total: str = "total"
+    page_count: str = "pageCount"
+    num_pages: str = "numPages"  # seed 002's name for pageCount: read either
+    next_cursor: str = "nextPageCursor"
+    max_page_size: int = 100
+
+
+PAGING = Paging()
+
+
+@dataclass(frozen=True)
+class Headers:
+    request_id: str = "X-Genesys-Request-Id"
+    correlation_id: str = "inin-correlation-id"
+    rate_allowed: str = "inin-ratelimit-allowed"
+    rate_count: str = "inin-ratelimit-count"
+    rate_reset: str = "inin-ratelimit-reset"
+    retry_after: str = "Retry-After"
+    ab_test: str = "X-Genesys-AB-Test"
+    if_match: str = "If-Match"
+    if_none_match: str = "If-None-Match"
+    etag: str = "ETag"
+
+
+HEADERS = Headers()
+
+
+@dataclass(frozen=True)
+class Scopes:
+    template_read: str = "llm-gateway:prompt-template:view"
+    template_write: str = "llm-gateway:prompt-template:manage"
+    version_read: str = "ai:prompt-template:read"
+    version_write: str = "ai:prompt-template:write"
+    prompt_read: str = "ai:prompt:read"
+    prompt_write: str = "ai:prompt:write"
+    store_read: str = "ai:vectorstore:read"
+    store_write: str = "ai:vectorstore:write"
+    execute: str = "ai:prompt:execute"
+    telemetry_read: str = "ai:telemetry:read"
+    analytics_read: str = "analytics:llm-gateway:view"
+    audit_write: str = "ai:gateway:write"
+
+    @property
+    def read(self) -> tuple[str, ...]:
+        """What plan, drift and export need."""
+        return (self.template_read, self.version_read, self.prompt_read, self.store_read)
+
+    @property
+    def write(self) -> tuple[str, ...]:
+        return (self.template_write, self.version_write, self.prompt_write, self.store_write)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (
+            *self.read,
+            *self.write,
+            self.execute,
+            self.telemetry_read,
+            self.analytics_read,
+            self.audit_write,
+        )
+
+
+SCOPES = Scopes()
+
+REGIONS = (
+    "mypurecloud.com",
+    "usw2.pure.cloud",
+    "use2.us-gov-pure.cloud",
+    "cac1.pure.cloud",
+    "mypurecloud.ie",
+    "euw2.pure.cloud",
+    "mypurecloud.de",
+    "euc2.pure.cloud",
+    "aps1.pure.cloud",
+    "apne2.pure.cloud",
+    "apne3.pure.cloud",
+    "mypurecloud.jp",
+    "mypurecloud.com.au",
+    "apse1.pure.cloud",
+    "sae1.pure.cloud",
+    "mec1.pure.cloud",
+    "mxc1.pure.cloud",
+)
+"""Region domains (real): API ``https://api.{domain}``, login ``https://login.{domain}``."""
+
+ERROR_CODES = (
+    "name.exists",
+    "version.exists",
+    "precondition.failed",
+    "index.processing",
+    "immutable.field",
+    "version.withdrawn",
+    "version.routed",
+    "template.bound",
+    "validation.failed",
+    "missing.scope",
+    "rate.limited",
+)
