@@ -175,6 +175,501 @@ def validate(
     return EXIT_OK if ok else EXIT_FAIL
 
 
+def _setup_logging(verbose: int) -> None:
+    import logging
+
+    class _Redacting(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact(super().format(record))
+
+    if verbose >= 2:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Redacting("%(levelname)s %(name)s: %(message)s"))
+        log = logging.getLogger("llmgw")
+        log.handlers[:] = [handler]
+        log.setLevel(logging.DEBUG)
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def _target(parallelism: int, environment: str | None) -> Any:
+    from reconciler import runs
+
+    return runs.target_from_env(os.environ, environment=environment, parallelism=parallelism)
+
+
+def remote_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--env",
+        "environment",
+        metavar="NAME",
+        help="Name of the environment (dev, staging, prod...) shown in output and audit; "
+        "default $LLMGW_ENVIRONMENT.",
+    )(f)
+    f = click.option(
+        "--parallelism",
+        type=click.IntRange(1, 64),
+        default=8,
+        show_default=True,
+        help="Concurrent requests.",
+    )(f)
+    return f
+
+
+def ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--ignore-file",
+        type=click.Path(dir_okay=False),
+        help="Accepted drift (default: .llmgw-ignore.yaml in the working directory, if present).",
+    )(f)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
+)
+@click.option("--prune", is_flag=True, help="Plan deletes of managed objects in no manifest.")
+@ignore_option
+@remote_options
+@common_output("text", "json", "markdown")
+def plan(
+    paths: tuple[str, ...],
+    out: str | None,
+    detailed_exitcode: bool,
+    prune: bool,
+    ignore_file: str | None,
+    parallelism: int,
+    environment: str | None,
+    output_format: str,
+    verbose: int,
+    no_color: bool,
+) -> int:
+    """Validate, read the live org (read scopes only) and print what apply would change.
+
+    Sends no write. Exit 0 on success; with --detailed-exitcode 0 means no changes and 2 means
+    changes; 1 is an error (invalid manifests, unreachable org, missing scope).
+    """
+    from reconciler import planfile, runs
+
+    _setup_logging(verbose)
+    target = _target(parallelism, environment)
+    run = _run(runs.make_plan(target, list(paths), prune=prune, ignore_file=ignore_file))
+    secret = target.settings.client_secret
+    if out:
+        planfile.save(run.saved, out, secret)
+    if output_format == "json":
+        click.echo(planfile.dumps(run.saved, secret), nl=False)
+    elif output_format == "markdown":
+        click.echo(
+            output.plan_markdown(
+                run.plan, target=target.url, requests=run.requests, environment=target.environment
+            ),
+            nl=False,
+        )
+    else:
+        click.echo(
+            output.plan_text(
+                run.plan,
+                target=target.url,
+                requests=run.requests,
+                environment=target.environment,
+                verbose=verbose > 0,
+                style=_styler(no_color),
+            )
+        )
+    if out:
+        click.echo(f"Plan saved to {out}; apply it with `llmgw apply {out}`.", err=True)
+    if detailed_exitcode and run.plan.changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _is_plan_file(paths: tuple[str, ...]) -> bool:
+    return len(paths) == 1 and paths[0].endswith(".json") and not os.path.isdir(paths[0])
+
+
+class _Progress:
+    """A progress bar on a terminal once the run is longer than a couple of seconds; plain
+    lines otherwise (CI logs)."""
+
+    def __init__(self, total: int, tty: bool) -> None:
+        import time
+
+        self.total, self.tty, self.done = total, tty, 0
+        self.started = time.monotonic()
+        self.bar: Any = None
+
+    def __call__(self, event: str, r: Any) -> None:
+        import time
+
+        if event != "done":
+            return
+        self.done += 1
+        if not self.tty:
+            status = f" ({r.status}, {r.latency_ms:.0f} ms)" if r.status else ""
+            click.echo(f"{r.outcome}: {r.op.action.value} {r.op.ref}{status}", err=True)
+            return
+        if self.bar is None and time.monotonic() - self.started > 2.0:
+            self.bar = click.progressbar(length=self.total, label="Applying", file=sys.stderr)
+            self.bar.update(self.done - 1)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the requests apply would send; send none.")
+@click.option("--prune", is_flag=True, help="Permit deletes of managed objects in no manifest.")
+@click.option(
+    "--allow-replace",
+    is_flag=True,
+    help="Permit index replacements (delete + create: loses stored vectors).",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False),
+    default=".llmgw/audit.jsonl",
+    show_default=True,
+    help="Hash-chained JSON-lines audit log, one line per write.",
+)
+@click.option("--webhook", metavar="URL", help="POST a JSON summary of the run here.")
+@click.option(
+    "--metrics-file", type=click.Path(dir_okay=False), help="Write run metrics (Prometheus)."
+)
+@click.option(
+    "--mirror-audit",
+    is_flag=True,
+    help="Also record prompt changes in the gateway's audit log (needs ai:gateway:write).",
+)
+@ignore_option
+@remote_options
+@common_output("text", "json")
+def apply(
+    paths: tuple[str, ...],
+    auto_approve: bool,
+    dry_run: bool,
+    prune: bool,
+    allow_replace: bool,
+    audit_log: str,
+    webhook: str | None,
+    metrics_file: str | None,
+    mirror_audit: bool,
+    ignore_file: str | None,
+    parallelism: int,
+    environment: str | None,
+    output_format: str,
+    verbose: int,
+    no_color: bool,
+) -> int:
+    """Apply the manifests (PATH...) or a saved plan (PLANFILE, from `plan --out`).
+
+    A saved plan is applied exactly, after checking it is not stale: the manifests' hash, the
+    target and every planned object's precondition must still match. Deletes need --prune and
+    index replacements --allow-replace (or the llmgw/allow-replace annotation); otherwise
+    nothing is sent. Exit 0 when everything planned was applied and verified, 1 otherwise.
+    """
+    from reconciler import runs
+
+    _setup_logging(verbose)
+    style = _styler(no_color)
+    target = _target(parallelism, environment)
+    plan_file = paths[0] if _is_plan_file(paths) else None
+    prepared = _run(
+        runs.prepare_apply(
+            target,
+            paths=() if plan_file else list(paths),
+            plan_file=plan_file,
+            prune=prune,
+            allow_replace=allow_replace,
+            ignore_file=ignore_file,
+        )
+    )
+    secret = target.settings.client_secret
+    as_json = output_format == "json"
+    if not as_json:
+        click.echo(
+            output.plan_text(
+                prepared.plan,
+                target=target.url,
+                requests=prepared.requests,
+                environment=target.environment,
+                verbose=verbose > 0,
+                style=style,
+            )
+        )
+    if dry_run:
+        reqs = runs.dry_run_requests(prepared.plan, secret)
+        if as_json:
+            import json
+
+            click.echo(json.dumps({"dryRun": True, "requests": reqs}, indent=2))
+        else:
+            click.echo("")
+            click.echo(output.dry_run_text(reqs))
+        return EXIT_OK
+    n = len(prepared.plan.changes)
+    if n == 0:
+        if as_json:
+            click.echo('{"ok": true, "operations": []}')
+        else:
+            click.echo("Nothing to apply.")
+        return EXIT_OK
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                "apply needs confirmation and there is no terminal to ask on",
+                "review the plan, then pass --auto-approve (CI) or run it in a terminal",
+            )
+        where = target.environment or target.url
+        if not click.confirm(f"\nApply {n} change{'s' if n != 1 else ''} to {where}?"):
+            click.echo("Apply cancelled; nothing was sent.", err=True)
+            return EXIT_FAIL
+    progress = _Progress(n, sys.stderr.isatty() and not as_json)
+    try:
+        run = _run(
+            runs.execute(
+                target,
+                prepared,
+                audit_path=audit_log,
+                on_event=progress,
+                webhook=webhook,
+                metrics_file=metrics_file,
+                mirror_audit=mirror_audit,
+            )
+        )
+    finally:
+        progress.finish()
+    if as_json:
+        click.echo(output.apply_json(run))
+    else:
+        click.echo("")
+        click.echo(output.apply_text(run, style=style))
+        if verbose:
+            click.echo(output.endpoint_table(run.metrics))
+    return EXIT_OK if run.ok else EXIT_FAIL
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--webhook", metavar="URL", help="POST a JSON report here when drift is found.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write Prometheus metrics for node_exporter's textfile collector.",
+)
+@ignore_option
+@remote_options
+@common_output("text", "json", "markdown")
+def drift(
+    paths: tuple[str, ...],
+    webhook: str | None,
+    metrics_file: str | None,
+    ignore_file: str | None,
+    parallelism: int,
+    environment: str | None,
+    output_format: str,
+    verbose: int,
+    no_color: bool,
+) -> int:
+    """Compare the live org with the manifests, read-only (read scopes only, no write possible).
+
+    Reports modified, missing and orphaned objects (drift) and unmanaged ones (information
+    only). Exit 0 in sync, 2 drift found, 1 error.
+    """
+    from reconciler import runs
+
+    _setup_logging(verbose)
+    target = _target(parallelism, environment)
+    run = _run(
+        runs.detect_drift(
+            target,
+            list(paths),
+            ignore_file=ignore_file,
+            webhook=webhook,
+            metrics_file=metrics_file,
+        )
+    )
+    expired = run.desired.ignores.expired
+    kw: dict[str, Any] = {
+        "target": target.url,
+        "environment": target.environment,
+        "expired": expired,
+    }
+    if output_format == "json":
+        click.echo(output.drift_json(run.report, **kw))
+    elif output_format == "markdown":
+        click.echo(output.drift_markdown(run.report, **kw), nl=False)
+    else:
+        click.echo(output.drift_text(run.report, style=_styler(no_color), **kw))
+    if run.webhook_error:
+        click.echo(f"llmgw: warning: webhook not delivered: {run.webhook_error}", err=True)
+    return EXIT_OK if run.report.in_sync else EXIT_CHANGES
+
+
+KIND_NAMES = ("PromptTemplate", "PromptVersion", "Prompt", "TrafficSplit", "VectorIndex")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Repeatable.")
+@click.option("--name", metavar="REGEX", help="Only objects whose identity matches.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@remote_options
+@click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
+def export(
+    out_dir: str,
+    kinds: tuple[str, ...],
+    name: str | None,
+    force: bool,
+    parallelism: int,
+    environment: str | None,
+    verbose: int,
+) -> int:
+    """Write manifests from the live org into --out DIR (read scopes only).
+
+    One file per template with its versions, per prompt with its traffic split, per vector
+    store with its indexes. Never overwrites a file unless --force. Exit 0 ok, 1 error.
+    """
+    from reconciler import runs
+
+    _setup_logging(verbose)
+    target = _target(parallelism, environment)
+    run = _run(runs.export_org(target, out_dir, kinds=kinds, name=name, force=force))
+    for path in run.written:
+        click.echo(f"wrote {path}")
+    objects = sum(len(f.refs) for f in run.files)
+    click.echo(
+        f"Exported {objects} objects into {len(run.written)} files from {target.url} "
+        f"({run.requests} requests). Next: `llmgw plan {out_dir}` shows the adoptions."
+    )
+    return EXIT_OK
+
+
+@cli.group(epilog=EXIT_CODES_HELP)
+def audit() -> None:
+    """Work with apply's audit log."""
+
+
+@audit.command("verify", epilog=EXIT_CODES_HELP)
+@click.argument("file", type=click.Path(dir_okay=False))
+def audit_verify(file: str) -> int:
+    """Check an audit log's hash chain. Exit 0 intact, 1 broken or torn."""
+    from reconciler import audit as auditlog
+
+    result = auditlog.verify(file)
+    click.echo(f"{file}: {result.message()}")
+    return EXIT_OK if result.ok else EXIT_FAIL
+
+
+@cli.group(epilog=EXIT_CODES_HELP)
+def emulator() -> None:
+    """The local gateway emulator, for demos, tests and CI."""
+
+
+def _client_spec(_ctx: Any, _param: Any, values: tuple[str, ...]) -> list[Any]:
+    from reconciler.emulator.config import parse_client_spec
+
+    try:
+        return [parse_client_spec(v) for v in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _fault_rates(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, float]:
+    from reconciler.emulator.config import parse_fault_rate
+
+    rates: dict[str, float] = {}
+    try:
+        for v in values:
+            kind, rate = parse_fault_rate(v)
+            rates[kind] = rate
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return rates
+
+
+@emulator.command("serve", epilog=EXIT_CODES_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--client",
+    "clients",
+    multiple=True,
+    callback=_client_spec,
+    metavar="ID:SECRET[:SCOPES]",
+    help="OAuth client (repeatable; SCOPES comma-separated, default all).",
+)
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), help="Persist state.")
+@click.option("--rate-limit", type=click.IntRange(0), default=300, show_default=True)
+@click.option("--latency-ms", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--jitter-ms", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--fault-rate",
+    "fault_rates",
+    multiple=True,
+    callback=_fault_rates,
+    metavar="KIND=P",
+    help="KIND: 429, 500, 503, drop-before, drop-after; P in 0..1 (repeatable).",
+)
+@click.option("--ingest-delay", type=click.FloatRange(0), default=2.0, show_default=True)
+@click.option("--seed", type=int, help="Makes the fault sequence reproducible.")
+@click.option("--admin", is_flag=True, help="Enable the test-only /__emulator/ endpoints.")
+def emulator_serve(
+    host: str,
+    port: int,
+    clients: list[Any],
+    state_file: str | None,
+    rate_limit: int,
+    latency_ms: int,
+    jitter_ms: int,
+    fault_rates: dict[str, float],
+    ingest_delay: float,
+    seed: int | None,
+    admin: bool,
+) -> int:
+    """Run the local LLM Gateway emulator until interrupted (exit 0 on clean shutdown)."""
+    from reconciler.emulator.config import EmulatorConfig
+    from reconciler.emulator.server import serve
+
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        state_file=state_file,
+        rate_limit=rate_limit,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        fault_rates=fault_rates,
+        ingest_delay=ingest_delay,
+        seed=seed,
+        admin=admin,
+    )
+    if clients:
+        config.clients = clients
+
+    def ready(url: str) -> None:
+        click.echo(f"llmgw emulator listening on {url}", err=False)
+        for c in config.clients:
+            scopes = "all scopes" if c.scopes is None else f"{len(c.scopes)} scopes"
+            shown = c.secret if not clients else "(as given)"
+            click.echo(f"  client {c.id} / {shown} ({scopes})")
+        click.echo(f"  export GENESYS_CLOUD_API_URL={url}")
+        click.echo("Press Ctrl+C to stop.", err=True)
+
+    serve(config, on_ready=ready)
+    return EXIT_OK
+
+
 def main() -> None:
     cli.main()
 

@@ -105,7 +105,7 @@ class Executor:
         live: LiveState,
         *,
         parallelism: int = 8,
-        audit: Callable[[dict[str, Any]], None] | None = None,
+        audit: Callable[[dict[str, Any]], object] | None = None,
         on_event: Callable[[str, OpResult], None] | None = None,
         index_wait_seconds: float = 120.0,
         poll_seconds: float = 0.5,

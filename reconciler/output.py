@@ -291,3 +291,242 @@ def plan_markdown(
         out += "\n" + " ".join(extra) + "\n"
     _ = c
     return out.rstrip() + "\n"
+
+
+# -- apply ---------------------------------------------------------------------------------------
+def dry_run_text(requests: Sequence[dict[str, Any]]) -> str:
+    if not requests:
+        return "Dry run: nothing to send."
+    lines = [f"Dry run: {_plural(len(requests), 'request')} would be sent, in this order:"]
+    for r in requests:
+        lines.append("")
+        lines.append(f"[wave {r['wave']}] {r['method']} {r['path']}    # {r['operation']}")
+        for k, v in (r.get("headers") or {}).items():
+            lines.append(f"    {k}: {v}")
+        if r.get("body") is not None:
+            body = json.dumps(r["body"], indent=2, ensure_ascii=False)
+            lines.extend("    " + ln for ln in body.splitlines())
+    lines.append("")
+    lines.append("Nothing was sent (--dry-run).")
+    return "\n".join(lines)
+
+
+def apply_text(run: Any, *, style: Style = plain) -> str:
+    res = run.result
+    applied = res.by_outcome("applied")
+    failed = res.by_outcome("failed")
+    skipped = res.by_outcome("not attempted")
+    lines = []
+    for r in failed:
+        lines.append(style(f"failed: {r.op.ref} ({r.op.action.value}): {r.error}", fg="red"))
+    for r in skipped:
+        lines.append(f"not attempted: {r.op.ref} ({r.op.action.value})")
+    for ref, status in sorted(run.index_health.items()):
+        colour = "green" if status == "ACTIVE" else "yellow"
+        lines.append(style(f"index health: {ref}: {status}", fg=colour))
+    if run.verify_error:
+        lines.append(style(f"verification read failed: {run.verify_error}", fg="red"))
+    elif run.verify_plan is not None:
+        if run.verify_plan.changes:
+            lines.append(
+                style(
+                    "verification FAILED: live still differs from the manifests:",
+                    fg="red",
+                    bold=True,
+                )
+            )
+            for op in run.verify_plan.changes:
+                lines.append(f"  {_op_heading(op)}")
+                lines.extend("      " + ln for ln in diff_lines(op))
+        else:
+            lines.append(
+                style("Verified: live matches the manifests (the plan is now empty).", fg="green")
+            )
+    total = len(res.results)
+    head = (
+        f"Apply {'complete' if run.ok else 'FAILED'}: {len(applied)} of {total} applied, "
+        f"{len(failed)} failed, {len(skipped)} not attempted "
+        f"({_plural(run.requests, 'request')}, {run.duration_s:.1f} s)."
+    )
+    lines.append(style(head, fg="green" if run.ok else "red", bold=True))
+    if failed and any(r.stale for r in failed):
+        lines.append(
+            "Some objects changed in the org during the run: re-run `llmgw plan`, "
+            "review, then apply again."
+        )
+    elif not run.ok:
+        lines.append("Re-running apply converges from here: what was applied is not redone.")
+    for note in run.audit_notes:
+        lines.append(style(f"note: {note}", fg="yellow"))
+    if run.audit_path:
+        lines.append(f"Audit log: {run.audit_path}")
+    if run.webhook_error:
+        lines.append(style(f"warning: webhook not delivered: {run.webhook_error}", fg="yellow"))
+    return "\n".join(lines)
+
+
+def endpoint_table(rows: Sequence[Any]) -> str:
+    if not rows:
+        return ""
+    out = ["Requests by endpoint (count, errors, retries, p50/p95 ms):"]
+    for r in rows:
+        out.append(
+            f"  {r.method:6} {r.endpoint:60} {r.count:5} {r.errors:4} {r.retries:4}  "
+            f"{r.latency_p50_ms:7.1f} / {r.latency_p95_ms:7.1f}"
+        )
+    return "\n".join(out)
+
+
+def apply_json(run: Any) -> str:
+    res = run.result
+    data = {
+        "ok": run.ok,
+        "operations": [
+            {
+                "ref": r.op.ref,
+                "action": r.op.action.value,
+                "outcome": r.outcome,
+                "status": r.status,
+                "error": r.error,
+                "stale": r.stale,
+                "latencyMs": r.latency_ms,
+            }
+            for r in res.results
+        ],
+        "verified": run.verify_plan is not None and not run.verify_plan.changes,
+        "indexHealth": run.index_health,
+        "requests": run.requests,
+        "durationSeconds": round(run.duration_s, 3),
+        "auditLog": run.audit_path,
+        "notes": list(run.audit_notes),
+        "webhookError": run.webhook_error,
+        "endpoints": [
+            {
+                "method": m.method,
+                "endpoint": m.endpoint,
+                "count": m.count,
+                "errors": m.errors,
+                "retries": m.retries,
+                "latencyP50Ms": m.latency_p50_ms,
+                "latencyP95Ms": m.latency_p95_ms,
+            }
+            for m in run.metrics
+        ],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+# -- drift ---------------------------------------------------------------------------------------
+_DRIFT_MARK = {"modified": "~", "missing": "+", "orphaned": "-", "unmanaged": "?"}
+
+
+def drift_text(
+    report: Any,
+    *,
+    target: str = "",
+    environment: str | None = None,
+    expired: Sequence[Any] = (),
+    style: Style = plain,
+) -> str:
+    lines = []
+    if target:
+        lines.append(
+            f"Target: {target}" + (f" (environment: {environment})" if environment else "")
+        )
+    drifted = report.drifted
+    for f in drifted:
+        lines.append("")
+        where = f"  [{f.source}]" if f.source else ""
+        colour = {"modified": "yellow", "missing": "red", "orphaned": "red"}.get(f.state)
+        lines.append(
+            style(f"{_DRIFT_MARK[f.state]} {f.state}: {f.ref}{where}", fg=colour, bold=True)
+        )
+        if f.state == "missing":
+            lines.append("    in git, not in the org")
+        elif f.state == "orphaned":
+            lines.append(
+                "    labelled managed-by: llmgw, in no manifest (apply --prune deletes it)"
+            )
+        for d in f.diff:
+            lines.append(
+                f"    {d.path}: git {_value(d.old, 60)} -> live {_value(d.new, 60)}"
+                if d.op == "change"
+                else f"    {d.path}: git {_value(d.old, 60)}, live {_value(d.new, 60)}"
+            )
+    unmanaged = [f for f in report.findings if f.state == "unmanaged"]
+    if unmanaged:
+        lines.append("")
+        lines.append(
+            f"Unmanaged, for information ({len(unmanaged)}): "
+            + ", ".join(f.ref for f in unmanaged[:10])
+            + (f", ... and {len(unmanaged) - 10} more" if len(unmanaged) > 10 else "")
+        )
+    for e in expired:
+        lines.append(
+            style(
+                f"warning: ignore entry {e.identity} {e.field} expired on {e.expires.isoformat()}: "
+                "compared again",
+                fg="yellow",
+            )
+        )
+    lines.append("")
+    if drifted:
+        lines.append(
+            style(
+                f"Drift: {len(drifted)} of {report.checked} objects differ "
+                f"({report.count('modified')} modified, {report.count('missing')} missing, "
+                f"{report.count('orphaned')} orphaned).",
+                fg="red",
+                bold=True,
+            )
+        )
+    else:
+        lines.append(
+            style(f"In sync: {report.checked} objects match the manifests.", fg="green", bold=True)
+        )
+    return "\n".join(lines).lstrip("\n")
+
+
+def drift_json(
+    report: Any, *, target: str = "", environment: str | None = None, expired: Sequence[Any] = ()
+) -> str:
+    return json.dumps(
+        {
+            "inSync": report.in_sync,
+            "target": target,
+            "environment": environment,
+            "checked": report.checked,
+            "counts": {
+                s: report.count(s) for s in ("modified", "missing", "orphaned", "unmanaged")
+            },
+            "findings": [f.as_dict() for f in report.findings],
+            "expiredIgnores": [e.as_dict() for e in expired],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def drift_markdown(
+    report: Any, *, target: str = "", environment: str | None = None, expired: Sequence[Any] = ()
+) -> str:
+    head = [f"### llmgw drift{f' for `{environment}`' if environment else ''}", ""]
+    if report.in_sync:
+        head.append(f"✅ **In sync**: {report.checked} objects match the manifests.")
+    else:
+        head.append(f"⚠️ **Drift**: {len(report.drifted)} of {report.checked} objects differ.")
+    if target:
+        head.append(f"Target: `{target}`")
+    rows = ["", "| state | object | fields (git → live) |", "| --- | --- | --- |"]
+    for f in report.drifted:
+        fields = "<br>".join(
+            _md_escape(f"{d.path}: {_value(d.old, 40)} → {_value(d.new, 40)}") for d in f.diff
+        )
+        rows.append(f"| {f.state} | `{f.ref}` | {fields} |")
+    out = head + (rows if report.drifted else [])
+    unmanaged = [f for f in report.findings if f.state == "unmanaged"]
+    if unmanaged:
+        out += ["", f"{len(unmanaged)} unmanaged objects, for information."]
+    for e in expired:
+        out.append(f"- ignore entry `{e.identity}` `{e.field}` expired on {e.expires.isoformat()}")
+    return "\n".join(out) + "\n"

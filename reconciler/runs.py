@@ -1,0 +1,589 @@
+"""The three jobs (plan, apply, drift) and export, wired from the pure core and the client.
+
+This is the imperative shell around the pure planner: it validates the manifests (nothing is sent
+when they are invalid), opens one client per run, reads the live org, calls the pure functions,
+executes, audits and verifies. It never prints, never prompts and never exits: the CLI renders
+what these functions return and decides the exit code; callbacks carry progress and the
+confirmation question. Every outside effect has one owner: HTTP the client, files the audit log,
+metrics and export modules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler import audit as auditlog
+from reconciler import drift as driftmod
+from reconciler import export as exportmod
+from reconciler import ignores as ignoremod
+from reconciler import metrics as metricsmod
+from reconciler import planfile
+from reconciler.client import GatewayClient, Settings, post_webhook
+from reconciler.endpoints import PATHS
+from reconciler.errors import ConfigError, LlmgwError, ManifestError, StalePlanError
+from reconciler.executor import APPLIED, ApplyResult, Executor, OpResult
+from reconciler.gateway import GatewayReader
+from reconciler.live import read_live
+from reconciler.model import Kind, Problem
+from reconciler.normalize import LiveState, Obj, desired_state
+from reconciler.planner import Operation, OpType, Plan, plan
+from reconciler.validate import Report, validate_paths
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run goes: the connection settings, the environment's name, and (in tests and the
+    in-process emulator) an httpx transport to use instead of the network."""
+
+    settings: Settings
+    environment: str | None = None
+    transport: Any = None
+    parallelism: int = 8
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.settings.target
+
+    def client(self, *, read_only: bool) -> GatewayClient:
+        return GatewayClient(
+            self.settings,
+            parallelism=self.parallelism,
+            read_only=read_only,
+            transport=self.transport,
+            **self.client_options,
+        )
+
+
+def target_from_env(
+    env: Mapping[str, str], *, environment: str | None = None, parallelism: int = 8
+) -> Target:
+    if parallelism < 1:
+        raise ConfigError(f"--parallelism {parallelism} is not a positive number", "use 1 or more")
+    return Target(
+        Settings.from_env(env),
+        environment or env.get("LLMGW_ENVIRONMENT") or None,
+        parallelism=parallelism,
+    )
+
+
+# -- manifests ---------------------------------------------------------------------------------
+@dataclass
+class Desired:
+    report: Report
+    objects: dict[str, Obj]
+    ignores: ignoremod.IgnoreSet
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return self.report.warnings
+
+
+def load_desired(
+    paths: Sequence[str], *, ignore_file: str | None = None, today: dt.date | None = None
+) -> Desired:
+    """Validate the manifests and the ignore file; ManifestError (with every problem) if any
+    error. Nothing is ever sent to the gateway before this returns."""
+    report = validate_paths(list(paths))
+    ignores = ignoremod.load(ignore_file, today or dt.date.today())
+    problems = report.problems + ignores.problems
+    if any(p.severity == "error" for p in problems):
+        raise ManifestError(problems)
+    if not report.documents:
+        raise ConfigError(
+            "no manifests found in " + ", ".join(paths),
+            "pass files or folders holding *.yaml manifests",
+        )
+    return Desired(report, desired_state(report.documents), ignores)
+
+
+def git_commit() -> str | None:
+    return auditlog.git_commit(os.getcwd())
+
+
+# -- plan ----------------------------------------------------------------------------------------
+@dataclass
+class PlanRun:
+    plan: Plan
+    live: LiveState
+    desired: Desired
+    saved: planfile.SavedPlan
+    requests: int
+
+
+async def _read(client: GatewayClient, desired: Desired) -> LiveState:
+    before = client.requests_sent
+    live = await read_live(GatewayReader(client), desired.objects.values())
+    live.requests = client.requests_sent - before
+    return live
+
+
+def _saved(
+    target: Target, paths: Sequence[str], desired: Desired, result: Plan, requests: int
+) -> planfile.SavedPlan:
+    return planfile.SavedPlan(
+        result,
+        target.url,
+        tuple(paths),
+        planfile.manifests_hash(desired.report.files),
+        git_commit(),
+        target.environment,
+        requests,
+    )
+
+
+async def make_plan(
+    target: Target,
+    paths: Sequence[str],
+    *,
+    prune: bool = False,
+    ignore_file: str | None = None,
+    today: dt.date | None = None,
+) -> PlanRun:
+    """Validate, read live with read scopes only, plan. Raises ManifestError or PlanError."""
+    desired = load_desired(paths, ignore_file=ignore_file, today=today)
+    async with target.client(read_only=True) as client:
+        live = await _read(client, desired)
+    result = plan(desired.objects, live, prune=prune, ignores=desired.ignores.by_ref())
+    result = _with_warnings(result, desired)
+    return PlanRun(
+        result, live, desired, _saved(target, paths, desired, result, live.requests), live.requests
+    )
+
+
+def _with_warnings(result: Plan, desired: Desired) -> Plan:
+    extra = tuple(desired.warnings) + tuple(
+        Problem(
+            e.source.partition(":")[0],
+            int(e.source.partition(":")[2] or 0) if e.source.partition(":")[2].isdigit() else 0,
+            "warning",
+            "",
+            "",
+            e.field,
+            f"ignore entry for {e.identity} expired on {e.expires.isoformat()}: the field is "
+            "compared again",
+            "renew the entry's expiry or remove it from the ignore file",
+        )
+        for e in desired.ignores.expired
+    )
+    if not extra:
+        return result
+    return Plan(
+        result.operations,
+        result.orphaned,
+        result.unmanaged,
+        tuple(result.warnings) + extra,
+        result.prune,
+    )
+
+
+# -- apply ---------------------------------------------------------------------------------------
+def stale_reasons(result: Plan, live: LiveState) -> list[str]:
+    """Every planned change whose object moved since the plan observed it."""
+    reasons = []
+    for op in result.changes:
+        have = live.get(op.ref)
+        if op.kind == Kind.TRAFFIC_SPLIT.value and have is None:
+            have = live.get(f"{Kind.PROMPT.value}/{op.key}")
+        now = have.precondition if have is not None else None
+        if op.action == OpType.CREATE:
+            if have is not None:
+                reasons.append(f"{op.ref}: created in the org since the plan")
+        elif have is None:
+            reasons.append(f"{op.ref}: deleted from the org since the plan")
+        elif op.observed is not None and now != op.observed:
+            what = "version" if op.kind == Kind.PROMPT_TEMPLATE.value else "state"
+            reasons.append(
+                f"{op.ref}: changed in the org since the plan ({what} {op.observed} -> {now})"
+            )
+    return reasons
+
+
+def refusals(result: Plan, *, prune: bool, allow_replace: bool) -> list[str]:
+    """Destructive operations the run has no permission for."""
+    out = []
+    for op in result.changes:
+        if op.action == OpType.DELETE and not prune:
+            out.append(f"{op.ref}: delete needs --prune")
+        elif op.action == OpType.REPLACE and not (allow_replace or op.allowed):
+            out.append(
+                f"{op.ref}: replacing it deletes its stored vectors; needs --allow-replace or "
+                'the annotation llmgw/allow-replace: "true"'
+            )
+    return out
+
+
+@dataclass
+class Prepared:
+    """A plan ready to execute: fresh (from manifests) or saved (re-checked against live)."""
+
+    plan: Plan
+    live: LiveState
+    desired: Desired
+    saved: planfile.SavedPlan
+    requests: int
+    from_file: str | None = None
+
+
+async def prepare_apply(
+    target: Target,
+    *,
+    paths: Sequence[str] = (),
+    plan_file: str | None = None,
+    prune: bool = False,
+    allow_replace: bool = False,
+    ignore_file: str | None = None,
+    today: dt.date | None = None,
+) -> Prepared:
+    """Plan afresh, or load a saved plan and refuse it when stale. Refuses destructive operations
+    without permission. Sends no write."""
+    if plan_file is None:
+        run = await make_plan(target, paths, prune=prune, ignore_file=ignore_file, today=today)
+        prepared = Prepared(run.plan, run.live, run.desired, run.saved, run.requests)
+    else:
+        saved = planfile.load(plan_file)
+        reasons = []
+        if saved.target.rstrip("/") != target.url.rstrip("/"):
+            reasons.append(f"the plan was made for {saved.target}, this run targets {target.url}")
+        desired = load_desired(saved.paths, ignore_file=ignore_file, today=today)
+        if planfile.manifests_hash(desired.report.files) != saved.manifests_hash:
+            reasons.append(
+                "the manifests changed since the plan was made (" + ", ".join(saved.paths) + ")"
+            )
+        if reasons:
+            raise StalePlanError(reasons)
+        async with target.client(read_only=True) as client:
+            live = await _read(client, desired)
+        reasons = stale_reasons(saved.plan, live)
+        if reasons:
+            raise StalePlanError(reasons)
+        prepared = Prepared(saved.plan, live, desired, saved, live.requests, plan_file)
+    refused = refusals(prepared.plan, prune=prune, allow_replace=allow_replace)
+    if refused:
+        raise ConfigError(
+            "apply refused, nothing was sent:\n" + "\n".join(f"  - {r}" for r in refused),
+            "review the destructive operations and pass the flag that permits them",
+        )
+    return prepared
+
+
+@dataclass
+class ApplyRun:
+    prepared: Prepared
+    result: ApplyResult
+    verify_plan: Plan | None = None
+    verify_error: str | None = None
+    index_health: dict[str, str] = field(default_factory=dict)
+    audit_path: str | None = None
+    audit_notes: list[str] = field(default_factory=list)
+    webhook_error: str | None = None
+    metrics: list[Any] = field(default_factory=list)
+    requests: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.result.ok
+            and self.verify_error is None
+            and (self.verify_plan is None or not self.verify_plan.changes)
+        )
+
+
+async def execute(
+    target: Target,
+    prepared: Prepared,
+    *,
+    audit_path: str,
+    on_event: Callable[[str, OpResult], None] | None = None,
+    webhook: str | None = None,
+    metrics_file: str | None = None,
+    mirror_audit: bool = False,
+    env: Mapping[str, str] | None = None,
+    index_wait_seconds: float = 120.0,
+) -> ApplyRun:
+    """Run the plan's waves, audit every write, then verify with a fresh read."""
+    env = os.environ if env is None else env
+    started = time.monotonic()
+    log = auditlog.AuditLog.open(
+        audit_path,
+        actor=auditlog.actor_from_env(env),
+        git_commit=git_commit(),
+        redact=[target.settings.client_secret],
+    )
+    run = ApplyRun(prepared, ApplyResult(), audit_path=audit_path)
+    run.audit_notes.extend(getattr(log, "notes", []))
+    try:
+        async with target.client(read_only=False) as client:
+            executor = Executor(
+                client,
+                prepared.plan,
+                prepared.live,
+                parallelism=target.parallelism,
+                audit=lambda rec: log.append(
+                    {**rec, "environment": target.environment, "target": target.url}
+                ),
+                on_event=on_event,
+                index_wait_seconds=index_wait_seconds,
+            )
+            run.result = await executor.run()
+            if run.result.ok:
+                try:
+                    live = await _read(client, prepared.desired)
+                    run.verify_plan = plan(
+                        prepared.desired.objects,
+                        live,
+                        prune=prepared.plan.prune,
+                        ignores=prepared.desired.ignores.by_ref(),
+                    )
+                    run.index_health = _index_health(prepared.plan, live)
+                except LlmgwError as exc:  # reported as a failed verification
+                    run.verify_error = str(exc)
+            if mirror_audit:
+                await _mirror(client, run)
+            run.requests = client.requests_sent
+            run.metrics = list(client.metrics())
+    finally:
+        log.close()
+    run.duration_s = time.monotonic() - started
+    if webhook:
+        run.webhook_error = await post_webhook(webhook, apply_summary(run, target))
+    if metrics_file:
+        metricsmod.write_textfile(
+            metrics_file,
+            metricsmod.apply_metrics(
+                [(r.op.kind, r.outcome) for r in run.result.results],
+                run.metrics,
+                run.duration_s,
+                time.time(),
+                run.ok,
+                previous=_read_text(metrics_file),
+            ),
+        )
+    return run
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _index_health(result: Plan, live: LiveState) -> dict[str, str]:
+    out = {}
+    for op in result.changes:
+        if op.kind == Kind.VECTOR_INDEX.value and op.action != OpType.DELETE:
+            have = live.get(op.ref)
+            out[op.ref] = (have.status or "unknown") if have is not None else "absent"
+    return out
+
+
+async def _mirror(client: GatewayClient, run: ApplyRun) -> None:
+    """Mirror the run to the gateway's audit-log endpoint (seed 003): one record per applied
+    prompt operation. Never fatal: a failure is noted in the run."""
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for r in run.result.results:
+        if r.outcome != APPLIED or r.op.kind not in (Kind.PROMPT.value, Kind.TRAFFIC_SPLIT.value):
+            continue
+        try:
+            await client.request(
+                "POST",
+                PATHS.audit_logs,
+                json={
+                    "promptId": r.op.remote_id or r.op.key,
+                    "action": r.op.action.value,
+                    "timestamp": stamp,
+                    "details": {"identity": r.op.ref, "reason": r.op.reason},
+                    "complianceStatus": "APPROVED",
+                },
+            )
+        except LlmgwError as exc:  # the mirror is best effort by contract
+            run.audit_notes.append(f"audit mirror to the gateway failed: {exc}")
+            return
+
+
+def apply_summary(run: ApplyRun, target: Target) -> dict[str, Any]:
+    res = run.result
+    return {
+        "text": (
+            f"llmgw apply on {target.environment or target.url}: "
+            f"{len(res.by_outcome(APPLIED))} applied, {len(res.by_outcome('failed'))} failed, "
+            f"{len(res.by_outcome('not attempted'))} not attempted"
+            + ("" if run.ok else " (FAILED)")
+        ),
+        "ok": run.ok,
+        "target": target.url,
+        "environment": target.environment,
+        "gitCommit": run.prepared.saved.git_commit,
+        "operations": [
+            {
+                "ref": r.op.ref,
+                "action": r.op.action.value,
+                "outcome": r.outcome,
+                "status": r.status,
+                "error": r.error,
+            }
+            for r in res.results
+        ],
+    }
+
+
+def dry_run_requests(result: Plan, secret: str | None = None) -> list[dict[str, Any]]:
+    """The ordered requests apply would send (ids not yet known shown as references)."""
+    out = []
+    for wave_no, wave in enumerate(result.waves(), start=1):
+        for op in wave:
+            for req in op.requests:
+                entry = planfile.operation_dict(
+                    Operation(op.action, op.kind, op.key, op.reason, op.phase, requests=(req,))
+                )["requests"][0]
+                entry["wave"] = wave_no
+                entry["operation"] = f"{op.action.value} {op.ref}"
+                out.append(_mask(entry, secret))
+    return out
+
+
+def _mask(value: Any, secret: str | None) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if _secret_field(k) else _mask(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, secret) for v in value]
+    if isinstance(value, str) and secret and len(secret) >= 4:
+        return value.replace(secret, "***")
+    return value
+
+
+def _secret_field(name: str) -> bool:
+    low = name.lower()
+    return any(w in low for w in ("secret", "password", "token", "apikey", "api_key"))
+
+
+# -- drift ---------------------------------------------------------------------------------------
+@dataclass
+class DriftRun:
+    report: driftmod.DriftReport
+    desired: Desired
+    requests: int
+    duration_s: float
+    webhook_error: str | None = None
+
+
+async def detect_drift(
+    target: Target,
+    paths: Sequence[str],
+    *,
+    ignore_file: str | None = None,
+    today: dt.date | None = None,
+    webhook: str | None = None,
+    metrics_file: str | None = None,
+) -> DriftRun:
+    """Read-only by construction: the client refuses any write before sending it."""
+    started = time.monotonic()
+    desired = load_desired(paths, ignore_file=ignore_file, today=today)
+    try:
+        async with target.client(read_only=True) as client:
+            live = await _read(client, desired)
+    except Exception:
+        if metrics_file:
+            _drift_metrics(metrics_file, None, time.monotonic() - started)
+        raise
+    report = driftmod.detect(desired.objects, live, desired.ignores.by_ref())
+    run = DriftRun(report, desired, live.requests, time.monotonic() - started)
+    if webhook and not report.in_sync:
+        run.webhook_error = await post_webhook(webhook, drift_payload(run, target))
+    if metrics_file:
+        _drift_metrics(metrics_file, report, run.duration_s)
+    return run
+
+
+def _drift_metrics(path: str, report: driftmod.DriftReport | None, duration: float) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    checked: dict[str, int] = {}
+    if report is not None:
+        for f in report.findings:
+            counts[(f.kind, f.state)] = counts.get((f.kind, f.state), 0) + 1
+        checked = dict(report.checked_by_kind)
+    metricsmod.write_textfile(
+        path,
+        metricsmod.drift_metrics(
+            counts, checked, duration, time.time(), report is not None, previous=_read_text(path)
+        ),
+    )
+
+
+def drift_payload(run: DriftRun, target: Target) -> dict[str, Any]:
+    r = run.report
+    where = target.environment or target.url
+    lines = [
+        f"llmgw drift on {where}: {len(r.drifted)} of {r.checked} objects drifted "
+        f"({r.count(driftmod.MODIFIED)} modified, {r.count(driftmod.MISSING)} missing, "
+        f"{r.count(driftmod.ORPHANED)} orphaned)"
+    ]
+    for f in r.drifted[:20]:
+        fields = ", ".join(d.path for d in f.diff[:5])
+        lines.append(f"• {f.state}: {f.ref}" + (f" ({fields})" if fields else ""))
+    return {
+        "text": "\n".join(lines),
+        "target": target.url,
+        "environment": target.environment,
+        "inSync": r.in_sync,
+        "checked": r.checked,
+        "findings": [f.as_dict() for f in r.findings],
+    }
+
+
+# -- export --------------------------------------------------------------------------------------
+@dataclass
+class ExportRun:
+    files: list[exportmod.ExportFile]
+    written: list[str]
+    requests: int
+
+
+async def export_org(
+    target: Target,
+    out_dir: str,
+    *,
+    kinds: Sequence[str] = (),
+    name: str | None = None,
+    force: bool = False,
+) -> ExportRun:
+    if name is not None:
+        try:
+            re.compile(name)
+        except re.error as exc:
+            raise ConfigError(
+                f"--name {name!r} is not a valid regular expression ({exc})", "fix the pattern"
+            ) from None
+    async with target.client(read_only=True) as client:
+        live = await read_live(GatewayReader(client), all_versions=True)
+        requests = client.requests_sent
+    files = exportmod.render(live, kinds, name)
+    existing = exportmod.conflicts(files, out_dir)
+    if existing and not force:
+        raise ConfigError(
+            "export would overwrite "
+            + ", ".join(existing[:10])
+            + (f" and {len(existing) - 10} more" if len(existing) > 10 else ""),
+            "choose an empty --out folder, or pass --force",
+        )
+    written = exportmod.write(files, out_dir)
+    return ExportRun(files, written, requests)
+
+
+__all__ = [
+    "Target",
+    "detect_drift",
+    "execute",
+    "export_org",
+    "make_plan",
+    "prepare_apply",
+]
