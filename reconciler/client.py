@@ -294,7 +294,8 @@ class _Pacer:
         self.reset_at = 0.0
         self.next_slot = 0.0
 
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def observe(self, headers: Mapping[str, str], in_flight: int = 0) -> None:
+        """Take the server's counters; requests still in flight will count against them too."""
         try:
             allowed = int(headers[HEADERS.rate_allowed.lower()])
             count = int(headers[HEADERS.rate_count.lower()])
@@ -305,8 +306,9 @@ class _Pacer:
             self.allowed = None
             return
         self.allowed = allowed
-        self.remaining = max(0, allowed - count)
-        self.reset_at = self.clock() + max(0.0, reset)
+        self.remaining = max(0, allowed - count - in_flight)
+        # the header is in whole seconds: one more second never sends early into a full window
+        self.reset_at = self.clock() + max(0.0, reset) + 1.0
 
     def delay(self) -> float:
         """Seconds to wait before sending one more request (and reserve its slot)."""
@@ -373,6 +375,7 @@ class GatewayClient:
         self._stats = _Stats()
         self.requests_sent = 0
         self.token_requests = 0
+        self._in_flight = 0
 
     async def __aenter__(self) -> GatewayClient:
         return self
@@ -506,6 +509,7 @@ class GatewayClient:
         retryable = method in IDEMPOTENT or (method == "POST" and bool(request_id))
         deadline = self.clock() + self.max_retry_seconds
         attempt = 0
+        limited = 0
         renewed = False
         while True:
             attempt += 1
@@ -518,6 +522,7 @@ class GatewayClient:
                     log.debug("pacing: waiting %.2fs for the rate window", wait)
                     await self.sleep(wait)
                 self.requests_sent += 1
+                self._in_flight += 1
                 try:
                     resp = await self._http.request(
                         method,
@@ -542,9 +547,11 @@ class GatewayClient:
                         self._redact(f"{what}: {exc}")[:TRIM] or what,
                         None,
                     ) from None
+                finally:
+                    self._in_flight -= 1
             ms = (self.clock() - started) * 1000
             status = resp.status_code
-            self._pacer.observe(resp.headers)
+            self._pacer.observe(resp.headers, self._in_flight)
             self._stats.record(method, path, ms, status >= 400, attempt > 1)
             correlation = resp.headers.get(HEADERS.correlation_id)
             if status == 401 and not renewed:
@@ -552,6 +559,16 @@ class GatewayClient:
                 await self._get_token(renew=True)
                 attempt -= 1
                 continue
+            if status == 429 and retryable and limited < 3 * self.max_attempts:
+                # the server said when to come back: waiting is safe, so a 429 costs no attempt
+                # (bounded by its own count and the total time instead)
+                limited += 1
+                attempt -= 1
+                if self.clock() < deadline:
+                    await self._backoff(
+                        limited, _retry_after(resp.headers), method, path, str(status)
+                    )
+                    continue
             if (
                 status in RETRY_STATUSES
                 and retryable

@@ -207,7 +207,7 @@ async def test_retries_honour_retry_after_and_full_jitter() -> None:
     async with make(handler, clock, backoff_base=0.5) as c:
         resp = await c.request("PUT", "/x", json={})
     assert resp.body == {"ok": 1}
-    assert clock.sleeps == [3.0, 1.0]  # Retry-After, then random()=1.0 * 0.5 * 2**1
+    assert clock.sleeps == [3.0, 0.5]  # Retry-After (a 429 costs no attempt), then 1.0 * 0.5
 
 
 async def test_retries_are_bounded() -> None:
@@ -378,7 +378,7 @@ async def test_exhausted_window_waits_for_reset() -> None:
     async with make(handler, clock) as c:
         await c.request("GET", "/x")
         await c.request("GET", "/x")
-    assert clock.sleeps == [12.0]
+    assert clock.sleeps == [13.0]  # the reset header plus a second of margin
 
 
 async def test_concurrency_is_bounded() -> None:

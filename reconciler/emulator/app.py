@@ -374,7 +374,9 @@ class Emulator:
                 answer = g.audit_log(body)
         except ApiError as exc:
             return self._err_tuple(exc.status, exc.code, exc.message, cid, exc.details)
-        return answer.status, json.loads(json.dumps(answer.body)), dict(answer.headers)
+        # a copy: the answer may be remembered for an idempotent replay while the state moves on
+        body_out = json.loads(json.dumps(answer.body)) if method in WRITES else answer.body
+        return answer.status, body_out, dict(answer.headers)
 
     def _err_tuple(
         self, status: int, code: str, message: str, cid: str, details: list[str] | None = None
