@@ -308,3 +308,81 @@ async def test_read_scopes_suffice_for_plan_and_drift_but_not_apply(
     assert not run.ok
     errors = " ".join(r.error or "" for r in run.result.results)
     assert SCOPES.template_write in errors or SCOPES.store_write in errors
+
+
+async def test_change_a_split_then_withdraw_a_version(
+    org: Org, manifests: Path, tmp_path: Path
+) -> None:
+    target = org.target()
+    assert (await _apply(target, [str(manifests)], tmp_path)).ok
+    prompt = manifests / "prompts" / "support-agent.yaml"
+    text = prompt.read_text()
+    prompt.write_text(
+        text.replace("weight: 0.8}", "weight: 0.5}").replace("weight: 0.2}", "weight: 0.5}")
+    )
+    run = await _apply(target, [str(manifests)], tmp_path)
+    assert run.ok and [r.op.ref for r in run.result.results] == ["TrafficSplit/support-agent"]
+    live = await org.prompt("support-agent")
+    assert [v["weight"] for v in live["trafficDistribution"]["versions"]] == [0.5, 0.5]
+    # move all traffic to 2.1.0 and withdraw 2.0.0 in the same apply: the split moves first
+    prompt.write_text(
+        text.replace('    - {version: "2.0.0", weight: 0.8}\n', "").replace(
+            "weight: 0.2}", "weight: 1.0}"
+        )
+    )
+    versions = manifests / "templates" / "escalation-routing.yaml"
+    versions.write_text(
+        versions.read_text().replace(
+            '  version: "2.0.0"\n', '  version: "2.0.0"\n  rollbackDirective: true\n'
+        )
+    )
+    run = await _apply(target, [str(manifests)], tmp_path)
+    assert run.ok, [r.error for r in run.result.results]
+    assert not (await runs.make_plan(target, [str(manifests)])).plan.changes
+    tid = live["templateId"]
+    v = await org.call("GET", f"/api/v2/ai/prompt-templates/{tid}/versions/2.0.0")
+    assert v.json()["rollbackDirective"] is True and v.json()["status"] == "WITHDRAWN"
+    assert audit.verify(str(tmp_path / "audit.jsonl")).ok
+
+
+def _generated_org(root: Path, n: int = 250) -> None:
+    root.mkdir()
+    docs = []
+    for i in range(n):
+        t = f"gen-template-{i:04d}"
+        docs.append(
+            f"apiVersion: llmgw/v1\nkind: PromptTemplate\nmetadata: {{name: {t}}}\n"
+            f'spec:\n  systemInstruction: Be brief.\n  userTemplate: "Q: {{{{q}}}}"\n'
+            "  variables: [q]\n"
+        )
+        docs.append(
+            f"apiVersion: llmgw/v1\nkind: PromptVersion\nmetadata: {{name: {t}@1.0.0}}\n"
+            f'spec:\n  template: {t}\n  version: "1.0.0"\n  content: "Answer {{{{q}}}}"\n'
+            "  variables: {q: string}\n"
+        )
+        docs.append(
+            f"apiVersion: llmgw/v1\nkind: Prompt\nmetadata: {{name: gen-prompt-{i:04d}}}\n"
+            f"spec:\n  template: {t}\n  model: model-gen-4\n  systemPrompt: You help.\n"
+        )
+        docs.append(
+            f"apiVersion: llmgw/v1\nkind: VectorIndex\nmetadata: {{name: gen-index-{i:04d}}}\n"
+            "spec:\n  vectorStore: 6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10\n  dimensions: 8\n"
+            "  similarityMetric: cosine\n  embeddingFormat: int8\n"
+        )
+    (root / "org.yaml").write_text("---\n".join(docs))
+
+
+async def test_thousand_objects_through_faults_in_one_run(tmp_path: Path) -> None:
+    org = Org(seed=11)
+    await org.set_faults(rates={"429": 0.10, "503": 0.05, "drop-after": 0.02})
+    _generated_org(tmp_path / "gen")
+    target = org.target(sleep=_no_sleep)
+    run = await _apply(target, [str(tmp_path / "gen")], tmp_path)
+    assert run.ok, [r.error for r in run.result.results if r.error][:3]
+    assert len(run.result.results) == 1000
+    await org.set_faults(rates={})
+    assert not (await runs.make_plan(target, [str(tmp_path / "gen")])).plan.changes
+    g = org.app.gateway
+    assert len(g.templates) == 250 and len(g.prompts) == 250
+    assert sum(len(v) for v in g.versions.values()) == 250
+    assert audit.verify(str(tmp_path / "audit.jsonl")).ok
