@@ -639,7 +639,7 @@ def emulator_serve(
     admin: bool,
 ) -> int:
     """Run the local LLM Gateway emulator until interrupted (exit 0 on clean shutdown)."""
-    from reconciler.emulator.config import EmulatorConfig
+    from reconciler.emulator.config import ALL_SCOPES, EmulatorConfig
     from reconciler.emulator.server import serve
 
     config = EmulatorConfig(
@@ -660,7 +660,7 @@ def emulator_serve(
     def ready(url: str) -> None:
         click.echo(f"llmgw emulator listening on {url}", err=False)
         for c in config.clients:
-            scopes = "all scopes" if c.scopes is None else f"{len(c.scopes)} scopes"
+            scopes = "all scopes" if c.scopes == ALL_SCOPES else ", ".join(sorted(c.scopes))
             shown = c.secret if not clients else "(as given)"
             click.echo(f"  client {c.id} / {shown} ({scopes})")
         click.echo(f"  export GENESYS_CLOUD_API_URL={url}")

@@ -1,7 +1,9 @@
 """A local emulator of the Genesys Cloud LLM Gateway API (``shared/contract.md``).
 
-For demos, end-to-end tests and users' own CI: the same application runs as a real HTTP server
-on loopback (``server``) and in-process under an httpx transport (``transport``). ``state`` is
-the pure state machine, ``app`` the HTTP layer (OAuth, scopes, rate limits, idempotency, faults).
-Nothing here is imported by the reconciler's core; the emulator is a separate server.
+There is no public sandbox of the gateway, so demos, the end-to-end tests and users' own CI run
+against this. The same application serves a real loopback HTTP server (``server``) and an
+in-process httpx transport (``transport``). ``state`` is the pure state machine (the gateway's
+objects and rules), ``app`` the HTTP layer (OAuth, scopes, rate limits, idempotency, faults),
+``config`` the settings and the parsing of the CLI's values. Every path, field, header and scope
+comes from ``reconciler.endpoints``. The reconciler's core never imports this package.
 """

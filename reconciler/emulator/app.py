@@ -1,81 +1,228 @@
-"""The emulator's HTTP layer: routing, OAuth, scopes, rate limits, idempotency, faults, latency.
+"""The emulator's HTTP layer: who may ask, how often, and what goes wrong on the way.
 
-A plain ASGI application (starlette's request and response types, no framework middleware, so an
-injected dropped connection is not turned into a 500). The same object serves uvicorn
-(``server``) and in-process httpx clients (``transport``). All gateway rules live in ``state``;
-this module decides who may ask, how often, and which faults to inject.
+``create_app`` returns a Starlette application whose single catch-all route hands every request
+to one ``Emulator``, which runs the contract's pipeline in its order (``shared/contract.md``):
+
+1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted);
+2. injected latency; ``POST /oauth/token`` (client credentials, 60 a minute per client);
+3. the bearer token (401), then the idempotency lookup of a write's ``X-Genesys-Request-Id``
+   (a repeat gets the first answer, before any other check), then the per-token rate window
+   (429), then injected faults (429/500/503, connection dropped before acting);
+4. routing (404/405), the endpoint's scope (403 ``missing.scope``), the state machine
+   (``state.Gateway``), remembering its answer for the request id, and possibly a connection
+   dropped after committing.
+
+Every answer carries ``inin-correlation-id`` (the error body's ``contextId``) and the three
+``inin-ratelimit-*`` headers. The gateway's rules live in ``state``; nothing here decides what a
+valid object is. A dropped connection is a response started with a Content-Length and never
+finished, then ``ConnectionDropped`` raised: uvicorn closes the socket, the in-process transport
+maps it to ``httpx.RemoteProtocolError``, and neither turns it into a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import math
 import random
 import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs
 
+from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from reconciler.emulator.config import FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
-from reconciler.endpoints import HEADERS, PATHS, SCOPES
+from reconciler.endpoints import HEADERS, PAGING, PATHS, SCOPES
 
 IDEMPOTENCY_SECONDS = 24 * 3600
-WINDOW = 60.0
+WINDOW = 60.0  # seconds of a rate window (API and token endpoint alike)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ADMIN_PREFIX = "/__emulator/"
+LOG_LIMIT = 20000
 
 
 class ConnectionDropped(Exception):
-    """An injected fault: the connection closes without an answer (before or after acting)."""
+    """An injected fault: the connection closes without a complete answer."""
 
 
-def _rx(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+# -- the endpoint table, built from reconciler.endpoints ---------------------------------------
 
 
 @dataclass(frozen=True)
-class Route:
+class Call:
+    """A parsed request as the state machine sees it."""
+
+    params: Mapping[str, str]
+    query: Mapping[str, str]
+    body: Any
+    headers: Mapping[str, str]
+    base: str  # scheme://host of the request, for selfUri
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+Handler = Callable[[Gateway, Call], Answer]
+
+
+@dataclass(frozen=True)
+class Endpoint:
     method: str
-    pattern: re.Pattern[str]
+    path: str
     scope: str
-    action: str
+    handler: Handler
 
 
-S = SCOPES
-ROUTES = (
-    Route("GET", _rx(PATHS.templates), S.template_read, "list_templates"),
-    Route("POST", _rx(PATHS.templates), S.template_write, "create_template"),
-    Route("GET", _rx(PATHS.template), S.template_read, "get_template"),
-    Route("PUT", _rx(PATHS.template), S.template_write, "replace_template"),
-    Route("DELETE", _rx(PATHS.template), S.template_write, "delete_template"),
-    Route("GET", _rx(PATHS.versions), S.version_read, "list_versions"),
-    Route("POST", _rx(PATHS.versions), S.version_write, "create_version"),
-    Route("GET", _rx(PATHS.version), S.version_read, "get_version"),
-    Route("PATCH", _rx(PATHS.version), S.version_write, "patch_version"),
-    Route("DELETE", _rx(PATHS.version), S.version_write, "delete_version"),
-    Route("GET", _rx(PATHS.prompts), S.prompt_read, "list_prompts"),
-    Route("POST", _rx(PATHS.prompts), S.prompt_write, "create_prompt"),
-    Route("GET", _rx(PATHS.prompt), S.prompt_read, "get_prompt"),
-    Route("PUT", _rx(PATHS.prompt), S.prompt_write, "update_prompt"),
-    Route("DELETE", _rx(PATHS.prompt), S.prompt_write, "delete_prompt"),
-    Route("GET", _rx(PATHS.models), S.prompt_read, "list_models"),
-    Route("GET", _rx(PATHS.vector_stores), S.store_read, "list_stores"),
-    Route("GET", _rx(PATHS.indexes), S.store_read, "list_indexes"),
-    Route("GET", _rx(PATHS.index), S.store_read, "get_index"),
-    Route("PUT", _rx(PATHS.index), S.store_write, "put_index"),
-    Route("DELETE", _rx(PATHS.index), S.store_write, "delete_index"),
-    Route("POST", _rx(PATHS.invocations), S.execute, "invoke"),
-    Route("POST", _rx(PATHS.dispatch), S.execute, "dispatch"),
-    Route("GET", _rx(PATHS.telemetry), S.telemetry_read, "telemetry_page"),
-    Route("POST", _rx(PATHS.analytics), S.analytics_read, "analytics"),
-    Route("POST", _rx(PATHS.audit_logs), S.audit_write, "audit_log"),
+def _pattern(template: str) -> re.Pattern[str]:
+    """``/a/{id}/b`` -> a regex with one named group per path parameter."""
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{regex}$")
+
+
+S, H = SCOPES, HEADERS
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", PATHS.templates, S.template_read, lambda g, c: g.list_templates(c.query)),
+    Endpoint(
+        "POST",
+        PATHS.templates,
+        S.template_write,
+        lambda g, c: g.create_template(c.body, c.base + PATHS.templates),
+    ),
+    Endpoint(
+        "GET", PATHS.template, S.template_read, lambda g, c: g.get_template(c.params["templateId"])
+    ),
+    Endpoint(
+        "PUT",
+        PATHS.template,
+        S.template_write,
+        lambda g, c: g.replace_template(c.params["templateId"], c.body, c.header(H.if_match)),
+    ),
+    Endpoint(
+        "DELETE",
+        PATHS.template,
+        S.template_write,
+        lambda g, c: g.delete_template(c.params["templateId"], c.header(H.if_match)),
+    ),
+    Endpoint(
+        "GET",
+        PATHS.versions,
+        S.version_read,
+        lambda g, c: g.list_versions(c.params["templateId"], c.query),
+    ),
+    Endpoint(
+        "POST",
+        PATHS.versions,
+        S.version_write,
+        lambda g, c: g.create_version(c.params["templateId"], c.body, c.header(H.ab_test)),
+    ),
+    Endpoint(
+        "GET",
+        PATHS.version,
+        S.version_read,
+        lambda g, c: g.get_version(c.params["templateId"], c.params["version"]),
+    ),
+    Endpoint(
+        "PATCH",
+        PATHS.version,
+        S.version_write,
+        lambda g, c: g.patch_version(c.params["templateId"], c.params["version"], c.body),
+    ),
+    Endpoint(
+        "DELETE",
+        PATHS.version,
+        S.version_write,
+        lambda g, c: g.delete_version(c.params["templateId"], c.params["version"]),
+    ),
+    Endpoint("GET", PATHS.prompts, S.prompt_read, lambda g, c: g.list_prompts(c.query)),
+    Endpoint(
+        "POST",
+        PATHS.prompts,
+        S.prompt_write,
+        lambda g, c: g.create_prompt(c.body, c.base + PATHS.prompts),
+    ),
+    Endpoint("GET", PATHS.prompt, S.prompt_read, lambda g, c: g.get_prompt(c.params["promptId"])),
+    Endpoint(
+        "PUT",
+        PATHS.prompt,
+        S.prompt_write,
+        lambda g, c: g.update_prompt(c.params["promptId"], c.body, c.header(H.if_match)),
+    ),
+    Endpoint(
+        "DELETE",
+        PATHS.prompt,
+        S.prompt_write,
+        lambda g, c: g.delete_prompt(c.params["promptId"], c.header(H.if_match)),
+    ),
+    Endpoint("GET", PATHS.models, S.prompt_read, lambda g, c: g.list_models(c.query)),
+    Endpoint("GET", PATHS.vector_stores, S.store_read, lambda g, c: g.list_stores(c.query)),
+    Endpoint(
+        "GET",
+        PATHS.indexes,
+        S.store_read,
+        lambda g, c: g.list_indexes(c.params["vectorStoreId"], c.query),
+    ),
+    Endpoint(
+        "GET",
+        PATHS.index,
+        S.store_read,
+        lambda g, c: g.get_index(c.params["vectorStoreId"], c.params["indexId"]),
+    ),
+    Endpoint(
+        "PUT",
+        PATHS.index,
+        S.store_write,
+        lambda g, c: g.put_index(
+            c.params["vectorStoreId"],
+            c.params["indexId"],
+            c.body,
+            c.header(H.if_match),
+            c.header(H.if_none_match),
+        ),
+    ),
+    Endpoint(
+        "DELETE",
+        PATHS.index,
+        S.store_write,
+        lambda g, c: g.delete_index(
+            c.params["vectorStoreId"], c.params["indexId"], c.header(H.if_match)
+        ),
+    ),
+    Endpoint("POST", PATHS.invocations, S.execute, lambda g, c: g.invoke(c.body)),
+    Endpoint("POST", PATHS.dispatch, S.execute, lambda g, c: g.dispatch(c.body)),
+    Endpoint("GET", PATHS.telemetry, S.telemetry_read, lambda g, c: g.telemetry_page(c.query)),
+    Endpoint("POST", PATHS.analytics, S.analytics_read, lambda g, c: g.analytics(c.body)),
+    Endpoint("POST", PATHS.audit_logs, S.audit_write, lambda g, c: g.audit_log(c.body)),
 )
+
+
+_COMPILED = tuple((e, _pattern(e.path)) for e in ENDPOINTS)
+
+
+def match(method: str, path: str) -> tuple[Endpoint | None, dict[str, str], list[str]]:
+    """The endpoint for a request, its path parameters, and the methods the path allows."""
+    allowed: list[str] = []
+    for e, pattern in _COMPILED:
+        m = pattern.match(path)
+        if m:
+            if e.method == method:
+                return e, m.groupdict(), allowed
+            allowed.append(e.method)
+    return None, {}, allowed
+
+
+# -- runtime records ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -85,8 +232,76 @@ class Token:
     expires: float
 
 
+class Remembered(NamedTuple):
+    """A write's first answer, replayed for a repeat of its request id."""
+
+    expires: float
+    status: int
+    content: bytes
+    headers: dict[str, str]
+    context_id: str
+
+
+class Window:
+    """A fixed rate window: starts with the first request, lasts ``WINDOW`` seconds."""
+
+    __slots__ = ("count", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start, self.count = start, 0
+
+    def reset_in(self, now: float) -> int:
+        return max(0, math.ceil(self.start + WINDOW - now))
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class _Encoder:
+    """JSON bodies, with the entities of a page encoded once per object.
+
+    Sound because the state machine never edits a stored object in place (it stores a new one),
+    and the cache keeps a reference to each object it has seen, so an ``id`` cannot be reused
+    while cached. A list page then costs a join instead of encoding every object again."""
+
+    def __init__(self, limit: int = 50000) -> None:
+        self._cache: dict[int, tuple[Any, bytes]] = {}
+        self._limit = limit
+        self._prefix = b'{"' + PAGING.entities.encode() + b'":['
+
+    def _one(self, obj: Any) -> bytes:
+        hit = self._cache.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        data = _dumps(obj)
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        self._cache[id(obj)] = (obj, data)
+        return data
+
+    def encode(self, body: Any) -> bytes:
+        if not (isinstance(body, dict) and body and next(iter(body)) == PAGING.entities):
+            return _dumps(body)
+        entities = body[PAGING.entities]
+        if not isinstance(entities, list) or not all(isinstance(e, dict) for e in entities):
+            return _dumps(body)
+        rest = {k: v for k, v in body.items() if k != PAGING.entities}
+        tail = b"," + _dumps(rest)[1:] if rest else b"}"
+        return self._prefix + b",".join(self._one(e) for e in entities) + b"]" + tail
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def _error_body(status: int, code: str, message: str, cid: str, details: list[str]) -> bytes:
+    return _dumps(
+        {"message": message, "code": code, "status": status, "contextId": cid, "details": details}
+    )
+
+
 class Emulator:
-    """The ASGI application. ``gateway`` is the state; ``log`` the request log."""
+    """The request pipeline and the runtime state around the org (tokens, windows, memory)."""
 
     def __init__(
         self,
@@ -100,288 +315,325 @@ class Emulator:
         self.sleep = sleep
         self.gateway = Gateway(now=clock, ingest_delay=config.ingest_delay, seed=config.seed)
         self.clients: dict[str, ClientSpec] = {c.id: c for c in config.clients}
-        self.on_change: Callable[[], None] | None = None
+        self.tokens: dict[str, Token] = {}
+        self.token_windows: dict[str, Window] = {}
+        self.on_change: Callable[[], None] | None = None  # the server persists --state here
+        self.encoder = _Encoder()
         self.reset_runtime()
 
     def reset_runtime(self) -> None:
-        self.tokens: dict[str, Token] = {}
-        self.token_windows: dict[str, list[float]] = {}  # client -> [start, count]
-        self.rate_windows: dict[str, list[float]] = {}  # token -> [start, count]
-        self.idempotency: dict[tuple[str, str], tuple[float, int, Any, dict[str, str]]] = {}
+        """Forget rate windows, idempotency keys, the log; faults back to the configuration.
+
+        Issued tokens stay valid: a reset is the org going back to its seeded state, not the
+        login service forgetting its clients."""
+        self.rate_windows: dict[str, Window] = {}
+        self.token_windows = {}
+        self.idempotency: dict[tuple[str, str], Remembered] = {}
+        self._remembered_since_sweep = 0
         self.log: list[dict[str, Any]] = []
         self.rates: dict[str, float] = {k: float(v) for k, v in self.config.fault_rates.items()}
         self.latency_ms = self.config.latency_ms
         self.jitter_ms = self.config.jitter_ms
         self.faults_rng = random.Random(self.config.seed)
+        self.gateway.ingest_delay = self.config.ingest_delay
+        self.encoder.clear()
+
+    # -- persistence (the server writes this to --state) --
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        memory = [
+            {
+                "client": client,
+                "requestId": rid,
+                "expires": r.expires,
+                "status": r.status,
+                "body": r.content.decode("utf-8"),
+                "headers": r.headers,
+                "contextId": r.context_id,
+            }
+            for (client, rid), r in self.idempotency.items()
+            if r.expires > now
+        ]
+        return {**self.gateway.snapshot(), "idempotency": memory}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.gateway.restore(data)
+        self.encoder.clear()
+        self.idempotency = {}
+        try:
+            for m in data.get("idempotency") or []:
+                self.idempotency[(str(m["client"]), str(m["requestId"]))] = Remembered(
+                    float(m["expires"]),
+                    int(m["status"]),
+                    str(m["body"]).encode("utf-8"),
+                    {str(k): str(v) for k, v in dict(m.get("headers") or {}).items()},
+                    str(m.get("contextId") or ""),
+                )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not an emulator state snapshot (idempotency): {exc}") from None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- ASGI --
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        response = await self.handle(request)
+        try:
+            response = await self.handle(request)
+        except ConnectionDropped:
+            # Read the whole request first (unread bytes would turn the close into a reset),
+            # start an answer that promises more than it sends, so every HTTP client sees an
+            # incomplete message, then let the server close the connection.
+            await request.body()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"65536"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"{", "more_body": True})
+            raise
         await response(scope, receive, send)
 
-    # -- helpers --
+    # -- answers --
+    def _rate_headers(self, window: Window | None) -> dict[str, str]:
+        now = self.clock()
+        return {
+            H.rate_allowed: str(self.config.rate_limit),
+            H.rate_count: str(window.count if window else 0),
+            H.rate_reset: str(window.reset_in(now) if window else int(WINDOW)),
+        }
+
+    def _respond(
+        self,
+        status: int,
+        content: bytes | None,
+        cid: str,
+        window: Window | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        hdrs = {**(headers or {}), H.correlation_id: cid, **self._rate_headers(window)}
+        if content is None or status == 204:
+            return Response(status_code=status, headers=hdrs)
+        return Response(content, status_code=status, headers=hdrs, media_type="application/json")
+
     def _error(
-        self, status: int, code: str, message: str, details: list[str] | None = None, cid: str = ""
-    ) -> JSONResponse:
-        return JSONResponse(
-            {
-                "message": message,
-                "code": code,
-                "status": status,
-                "contextId": cid,
-                "details": details or [],
-            },
-            status_code=status,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        cid: str,
+        window: Window | None,
+        details: list[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        body = _error_body(status, code, message, cid, details or [])
+        return self._respond(status, body, cid, window, headers)
+
+    def _oauth_error(
+        self, status: int, error: str, description: str, cid: str, **headers: str
+    ) -> Response:
+        return self._respond(
+            status, _dumps({"error": error, "description": description}), cid, None, headers
         )
 
-    def _finish(self, resp: Response, cid: str, window: list[float] | None) -> Response:
-        resp.headers[HEADERS.correlation_id] = cid
-        limit = self.config.rate_limit
-        if window is not None and limit:
-            reset = max(0, round(window[0] + WINDOW - self.clock()))
-            count = int(window[1])
-        else:
-            reset, count = int(WINDOW), 0
-        resp.headers[HEADERS.rate_allowed] = str(limit)
-        resp.headers[HEADERS.rate_count] = str(count)
-        resp.headers[HEADERS.rate_reset] = str(reset)
-        return resp
-
-    def _record(
-        self, request: Request, status: int | str, rid: str | None, client: str | None
-    ) -> None:
+    def _record(self, request: Request, status: int | str, cid: str, **extra: Any) -> None:
         self.log.append(
             {
                 "time": self.clock(),
                 "method": request.method,
                 "path": request.url.path,
                 "status": status,
-                "requestId": rid,
-                "client": client,
+                "requestId": extra.pop("rid", None),
+                "client": extra.pop("client", None),
+                "correlationId": cid,
+                "fault": extra.pop("fault", None),
+                "replayed": extra.pop("replayed", False),
             }
         )
-        if len(self.log) > 20000:
-            del self.log[:5000]
+        if len(self.log) > LOG_LIMIT:
+            del self.log[: LOG_LIMIT // 4]
 
     def _draw(self, kind: str) -> bool:
         p = self.rates.get(kind, 0.0)
         return p > 0 and self.faults_rng.random() < p
 
-    async def _latency(self) -> None:
+    # -- the pipeline --
+    async def handle(self, request: Request) -> Response:
+        cid = str(uuid.uuid4())
+        path, method = request.url.path, request.method
+        if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
+            if not self.config.admin:
+                return self._error(404, "not.found", f"no endpoint {path}", cid, None)
+            return await self._admin(request, cid)
         if self.latency_ms or self.jitter_ms:
             ms = self.latency_ms + self.faults_rng.uniform(0, self.jitter_ms)
             await self.sleep(ms / 1000)
-
-    # -- the request pipeline --
-    async def handle(self, request: Request) -> Response:
-        cid = str(uuid.uuid4())
-        path = request.url.path
-        if path.startswith("/__emulator/"):
-            if not self.config.admin:
-                return self._finish(
-                    self._error(404, "not.found", "no such endpoint", cid=cid), cid, None
-                )
-            return self._finish(await self._admin(request), cid, None)
-        await self._latency()
         if path == PATHS.token:
-            resp = await self._token(request, cid)
-            self._record(request, resp.status_code, None, None)
-            return self._finish(resp, cid, None)
+            response = await self._token(request, cid)
+            self._record(request, response.status_code, cid)
+            return response
+
+        # 1. authentication
         auth = request.headers.get("authorization", "")
-        token = self.tokens.get(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
-        if token is None or token.expires <= self.clock():
-            self._record(request, 401, None, None)
-            return self._finish(
-                self._error(
-                    401, "bad.credentials", "missing, unknown or expired bearer token", cid=cid
-                ),
+        value = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        token = self.tokens.get(value) if value else None
+        now = self.clock()
+        if token is not None and token.expires <= now:
+            del self.tokens[value]
+            token = None
+        if token is None:
+            self._record(request, 401, cid)
+            return self._error(
+                401,
+                "bad.credentials",
+                "missing, unknown or expired bearer token; request a new one at " + PATHS.token,
                 cid,
                 None,
             )
-        method = request.method
-        rid = request.headers.get(HEADERS.request_id) if method in WRITES else None
-        window = self._window(auth[7:].strip())
-        if rid:
-            key = (token.client, rid)
+        window = self.rate_windows.get(value)
+        if window is None or now >= window.start + WINDOW:
+            window = self.rate_windows[value] = Window(now)
+        rid = request.headers.get(H.request_id) if method in WRITES else None
+        key = (token.client, rid) if rid else None
+
+        # 2. idempotency: a repeat gets the first answer, before any other check
+        if key is not None:
             hit = self.idempotency.get(key)
-            if hit is not None and hit[0] > self.clock():
-                window[1] += 1
-                _, status, body, headers = hit
-                resp = self._json(status, body, headers)
-                self._record(request, status, rid, token.client)
-                return self._finish(resp, cid, window)
-        limit = self.config.rate_limit
-        if limit and window[1] >= limit:
-            retry = max(1, round(window[0] + WINDOW - self.clock()))
-            resp = self._error(
-                429, "rate.limited", f"rate limit of {limit} requests a minute exceeded", cid=cid
-            )
-            resp.headers[HEADERS.retry_after] = str(retry)
-            self._record(request, 429, rid, token.client)
-            return self._finish(resp, cid, window)
-        window[1] += 1
-        for kind, status in (("429", 429), ("500", 500), ("503", 503)):
-            if self._draw(kind):
-                resp = self._error(
-                    status,
-                    "rate.limited" if status == 429 else "server.error",
-                    f"injected fault {kind}",
-                    cid=cid,
+            if hit is not None and hit.expires > now:
+                window.count += 1
+                self._record(request, hit.status, cid, rid=rid, client=token.client, replayed=True)
+                # an error body's contextId stays the correlation id of that answer
+                return self._respond(
+                    hit.status,
+                    hit.content or None,
+                    hit.context_id if hit.status >= 400 else cid,
+                    window,
+                    hit.headers,
                 )
-                if status == 429:
-                    resp.headers[HEADERS.retry_after] = "1"
-                self._record(request, f"{status} (injected)", rid, token.client)
-                return self._finish(resp, cid, window)
-        if self._draw("drop-before"):
-            self._record(request, "dropped before", rid, token.client)
-            raise ConnectionDropped("injected drop before acting")
-        status, body, headers = await self._dispatch(request, token, cid)
-        if rid and status < 500 and status != 429:
-            self.idempotency[(token.client, rid)] = (
-                self.clock() + IDEMPOTENCY_SECONDS,
-                status,
-                body,
-                headers,
+
+        # 3. the token's rate window
+        limit = self.config.rate_limit
+        if limit and window.count >= limit:
+            retry = max(1, window.reset_in(now))
+            self._record(request, 429, cid, rid=rid, client=token.client)
+            return self._error(
+                429,
+                "rate.limited",
+                f"rate limit of {limit} requests per {int(WINDOW)} s exceeded; "
+                f"retry after {retry} s",
+                cid,
+                window,
+                headers={H.retry_after: str(retry)},
             )
-        if method in WRITES and status < 400 and self.on_change is not None:
-            self.on_change()
-        self._record(request, status, rid, token.client)
-        if self._draw("drop-after"):
-            self.log[-1]["status"] = f"{status} (answer dropped)"
-            raise ConnectionDropped("injected drop after committing")
-        return self._finish(self._json(status, body, headers), cid, window)
+        window.count += 1
 
-    def _json(self, status: int, body: Any, headers: dict[str, str]) -> Response:
-        if status == 204 or body is None:
-            resp: Response = Response(status_code=status, headers=headers)
-        else:
-            resp = JSONResponse(body, status_code=status, headers=headers)
-        return resp
+        # 4. injected faults (never remembered)
+        for kind, code, message in (
+            ("429", "rate.limited", "injected fault: too many requests"),
+            ("500", "internal.server.error", "injected fault: internal server error"),
+            ("503", "service.unavailable", "injected fault: the gateway is briefly unavailable"),
+        ):
+            if self._draw(kind):
+                status = int(kind)
+                self._record(
+                    request, f"{kind} (injected)", cid, rid=rid, client=token.client, fault=kind
+                )
+                extra = {H.retry_after: "1"} if status in (429, 503) else None
+                return self._error(status, code, message, cid, window, headers=extra)
+        if self._draw("drop-before"):
+            self._record(
+                request, "dropped before", cid, rid=rid, client=token.client, fault="drop-before"
+            )
+            raise ConnectionDropped("injected fault: connection closed before acting")
 
-    def _window(self, token: str) -> list[float]:
-        now = self.clock()
-        w = self.rate_windows.get(token)
-        if w is None or now >= w[0] + WINDOW:
-            w = [now, 0]
-            self.rate_windows[token] = w
-        return w
-
-    async def _dispatch(
-        self, request: Request, token: Token, cid: str
-    ) -> tuple[int, Any, dict[str, str]]:
-        path, method = request.url.path, request.method
-        route, params, allowed = None, {}, []
-        for r in ROUTES:
-            m = r.pattern.match(path)
-            if m:
-                allowed.append(r.method)
-                if r.method == method:
-                    route, params = r, m.groupdict()
-                    break
-        if route is None:
+        # 5. routing, scope, the state machine
+        endpoint, params, allowed = match(method, path)
+        if endpoint is None:
+            status = 405 if allowed else 404
+            self._record(request, status, cid, rid=rid, client=token.client)
             if allowed:
-                return self._err_tuple(
+                return self._error(
                     405,
                     "method.not.allowed",
-                    f"{method} is not allowed here; use {', '.join(allowed)}",
+                    f"{method} is not allowed on {path}; use {', '.join(allowed)}",
                     cid,
+                    window,
+                    headers={"Allow": ", ".join(allowed)},
                 )
-            return self._err_tuple(404, "not.found", f"no endpoint {path}", cid)
-        if route.scope not in token.scopes:
-            return self._err_tuple(
-                403, "missing.scope", f"the OAuth client lacks the scope {route.scope}", cid
+            return self._error(404, "not.found", f"no endpoint {path}", cid, window)
+        if endpoint.scope not in token.scopes:
+            self._record(request, 403, cid, rid=rid, client=token.client)
+            return self._error(
+                403,
+                "missing.scope",
+                f"the OAuth client lacks the scope {endpoint.scope} "
+                f"needed for {method} {endpoint.path}",
+                cid,
+                window,
+                details=[endpoint.scope],
             )
+        answer = await self._call(request, endpoint, params, cid)
+        content = self.encoder.encode(answer.body) if answer.body is not None else b""
+        headers = dict(answer.headers)
+        remembered = False
+        if key is not None and answer.status != 429 and answer.status < 500:
+            self.idempotency[key] = Remembered(
+                now + IDEMPOTENCY_SECONDS, answer.status, content, headers, cid
+            )
+            remembered = True
+            self._sweep(now)
+        if (method in WRITES and answer.status < 400) or remembered:
+            self._changed()
+        if self._draw("drop-after"):
+            self._record(
+                request,
+                f"{answer.status} (answer dropped)",
+                cid,
+                rid=rid,
+                client=token.client,
+                fault="drop-after",
+            )
+            raise ConnectionDropped("injected fault: connection closed after committing")
+        self._record(request, answer.status, cid, rid=rid, client=token.client)
+        return self._respond(answer.status, content or None, cid, window, headers)
+
+    async def _call(
+        self, request: Request, endpoint: Endpoint, params: dict[str, str], cid: str
+    ) -> Answer:
+        """Parse the body and run the state machine; refusals become Genesys error bodies."""
         body: Any = None
-        if method in ("POST", "PUT", "PATCH"):
+        if request.method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
-            if raw:
+            if raw.strip():
                 try:
                     body = json.loads(raw)
-                except ValueError:
-                    return self._err_tuple(400, "validation.failed", "the body is not JSON", cid)
-        query = dict(request.query_params)
-        g = self.gateway
-        base = str(request.base_url).rstrip("/")
-        h = request.headers
-        if_match, if_none = h.get(HEADERS.if_match), h.get(HEADERS.if_none_match)
+                except (ValueError, UnicodeDecodeError):
+                    return self._refusal(400, "validation.failed", "the body is not JSON", cid)
+        call = Call(
+            params=params,
+            query=dict(request.query_params),
+            body=body,
+            headers=request.headers,
+            base=f"{request.url.scheme}://{request.url.netloc}",
+        )
         try:
-            a = route.action
-            answer: Answer
-            if a == "list_templates":
-                answer = g.list_templates(query)
-            elif a == "create_template":
-                answer = g.create_template(body, base + PATHS.templates)
-            elif a == "get_template":
-                answer = g.get_template(params["templateId"])
-            elif a == "replace_template":
-                answer = g.replace_template(params["templateId"], body, if_match)
-            elif a == "delete_template":
-                answer = g.delete_template(params["templateId"])
-            elif a == "list_versions":
-                answer = g.list_versions(params["templateId"], query)
-            elif a == "create_version":
-                answer = g.create_version(params["templateId"], body)
-            elif a == "get_version":
-                answer = g.get_version(params["templateId"], params["version"])
-            elif a == "patch_version":
-                answer = g.patch_version(params["templateId"], params["version"], body)
-            elif a == "delete_version":
-                answer = g.delete_version(params["templateId"], params["version"])
-            elif a == "list_prompts":
-                answer = g.list_prompts(query)
-            elif a == "create_prompt":
-                answer = g.create_prompt(body, base + PATHS.prompts)
-            elif a == "get_prompt":
-                answer = g.get_prompt(params["promptId"])
-            elif a == "update_prompt":
-                answer = g.update_prompt(params["promptId"], body, if_match)
-            elif a == "delete_prompt":
-                answer = g.delete_prompt(params["promptId"], if_match)
-            elif a == "list_models":
-                answer = g.list_models(query)
-            elif a == "list_stores":
-                answer = g.list_stores(query)
-            elif a == "list_indexes":
-                answer = g.list_indexes(params["vectorStoreId"], query)
-            elif a == "get_index":
-                answer = g.get_index(params["vectorStoreId"], params["indexId"])
-            elif a == "put_index":
-                answer = g.put_index(
-                    params["vectorStoreId"], params["indexId"], body, if_match, if_none
-                )
-            elif a == "delete_index":
-                answer = g.delete_index(params["vectorStoreId"], params["indexId"], if_match)
-            elif a == "invoke":
-                answer = g.invoke(body)
-            elif a == "dispatch":
-                answer = g.dispatch(body)
-            elif a == "telemetry_page":
-                answer = g.telemetry_page(query)
-            elif a == "analytics":
-                answer = g.analytics(body)
-            else:
-                answer = g.audit_log(body)
+            return endpoint.handler(self.gateway, call)
         except ApiError as exc:
-            return self._err_tuple(exc.status, exc.code, exc.message, cid, exc.details)
-        # a copy: the answer may be remembered for an idempotent replay while the state moves on
-        body_out = json.loads(json.dumps(answer.body)) if method in WRITES else answer.body
-        return answer.status, body_out, dict(answer.headers)
+            return self._refusal(exc.status, exc.code, exc.message, cid, exc.details)
 
-    def _err_tuple(
-        self, status: int, code: str, message: str, cid: str, details: list[str] | None = None
-    ) -> tuple[int, Any, dict[str, str]]:
-        return (
+    @staticmethod
+    def _refusal(
+        status: int, code: str, message: str, cid: str, details: list[str] | None = None
+    ) -> Answer:
+        return Answer(
             status,
             {
                 "message": message,
@@ -390,121 +642,219 @@ class Emulator:
                 "contextId": cid,
                 "details": details or [],
             },
-            {},
         )
 
-    # -- OAuth --
+    def _sweep(self, now: float) -> None:
+        self._remembered_since_sweep += 1
+        if self._remembered_since_sweep >= 1000:
+            self._remembered_since_sweep = 0
+            for k in [k for k, r in self.idempotency.items() if r.expires <= now]:
+                del self.idempotency[k]
+            for t in [t for t, tok in self.tokens.items() if tok.expires <= now]:
+                del self.tokens[t]
+                self.rate_windows.pop(t, None)
+
+    # -- OAuth (client credentials) --
     async def _token(self, request: Request, cid: str) -> Response:
         if request.method != "POST":
-            return self._error(405, "method.not.allowed", "use POST", cid=cid)
-        from urllib.parse import parse_qs
-
-        try:
-            raw = (await request.body()).decode("utf-8")
-        except UnicodeDecodeError:
-            raw = ""
-        form = {k: v[0] for k, v in parse_qs(raw).items()}
-        cid_, secret = form.get("client_id"), form.get("client_secret")
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
-            import base64
-
-            try:
-                cid_, _, secret = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                cid_, secret = None, None
-        if form.get("grant_type") != "client_credentials":
-            return JSONResponse(
-                {
-                    "error": "unsupported_grant_type",
-                    "description": "use grant_type=client_credentials",
-                },
-                400,
+            return self._oauth_error(
+                405, "invalid_request", "use POST with a form body", cid, Allow="POST"
             )
-        client = self.clients.get(str(cid_)) if cid_ else None
-        if client is None or not secrets.compare_digest(str(secret or ""), client.secret):
-            return JSONResponse(
-                {"error": "invalid_client", "description": "client authentication failed"}, 401
+        raw = await request.body()
+        try:
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
+        except UnicodeDecodeError:
+            form = {}
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        auth = request.headers.get("authorization", "")
+        if auth[:6].lower() == "basic ":
+            try:
+                decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            client_id, _, secret = decoded.partition(":")
+        client = self.clients.get(client_id or "")
+        if client is None or not secrets.compare_digest(
+            (secret or "").encode("utf-8"), client.secret.encode("utf-8")
+        ):
+            return self._oauth_error(401, "invalid_client", "client authentication failed", cid)
+        if form.get("grant_type") != "client_credentials":
+            return self._oauth_error(
+                400, "unsupported_grant_type", "use grant_type=client_credentials", cid
             )
         now = self.clock()
         w = self.token_windows.get(client.id)
-        if w is None or now >= w[0] + WINDOW:
-            w = [now, 0]
-            self.token_windows[client.id] = w
-        if self.config.token_rate_limit and w[1] >= self.config.token_rate_limit:
-            resp = JSONResponse(
-                {"error": "invalid_request", "description": "rate limit exceeded"}, 400
+        if w is None or now >= w.start + WINDOW:
+            w = self.token_windows[client.id] = Window(now)
+        limit = self.config.token_rate_limit
+        if limit and w.count >= limit:
+            return self._oauth_error(
+                400,
+                "invalid_request",
+                "rate limit exceeded",
+                cid,
+                **{H.retry_after: str(max(1, w.reset_in(now)))},
             )
-            resp.headers[HEADERS.retry_after] = str(max(1, round(w[0] + WINDOW - now)))
-            return resp
-        w[1] += 1
-        granted = client.granted()
+        w.count += 1
+        granted = client.scopes
         asked = form.get("scope")
-        if asked:
-            granted = granted & frozenset(str(asked).split())
+        if asked is not None:
+            granted = granted & frozenset(asked.split())
         value = secrets.token_urlsafe(32)
         self.tokens[value] = Token(client.id, granted, now + self.config.token_lifetime)
-        return JSONResponse(
-            {
-                "access_token": value,
-                "token_type": "bearer",
-                "expires_in": self.config.token_lifetime,
-                "scope": " ".join(sorted(granted)),
-            }
+        return self._respond(
+            200,
+            _dumps(
+                {
+                    "access_token": value,
+                    "token_type": "bearer",
+                    "expires_in": self.config.token_lifetime,
+                    "scope": " ".join(sorted(granted)),
+                }
+            ),
+            cid,
+            None,
+            {"Cache-Control": "no-store"},
         )
 
-    # -- admin (test-only) --
-    async def _admin(self, request: Request) -> Response:
-        path, method = request.url.path, request.method
-        if path == "/__emulator/requests" and method == "GET":
-            return JSONResponse({"requests": self.log})
-        if path == "/__emulator/faults" and method == "GET":
-            return JSONResponse(self._faults())
-        if path == "/__emulator/faults" and method in ("PUT", "POST"):
+    # -- admin (test-only, --admin) --
+    async def _admin(self, request: Request, cid: str) -> Response:
+        name = request.url.path[len(ADMIN_PREFIX) :]
+        method = request.method
+
+        def ok(body: Any) -> Response:
+            return self._respond(200, _dumps(body), cid, None)
+
+        if name == "requests" and method == "GET":
+            return ok({"requests": self.log})
+        if name == "faults" and method == "GET":
+            return ok(self.faults())
+        if name == "faults" and method in ("PUT", "POST"):
             try:
-                data = json.loads(await request.body() or b"{}")
-                self._set_faults(data)
+                self.set_faults(json.loads(await request.body() or b"{}"))
             except (ValueError, TypeError) as exc:
-                return self._error(400, "validation.failed", str(exc))
-            return JSONResponse(self._faults())
-        if path == "/__emulator/reset" and method == "POST":
+                return self._error(400, "validation.failed", str(exc), cid, None)
+            return ok(self.faults())
+        if name == "reset" and method == "POST":
             self.gateway.reset()
             self.reset_runtime()
-            if self.on_change is not None:
-                self.on_change()
-            return JSONResponse({"reset": True})
-        if path == "/__emulator/state" and method == "GET":
-            return JSONResponse(self.gateway.snapshot())
-        return self._error(404, "not.found", f"no admin endpoint {method} {path}")
+            self._changed()
+            return ok({"reset": True})
+        if name == "state" and method == "GET":
+            return ok(self.snapshot())
+        if name == "state" and method == "PUT":
+            try:
+                self.restore(json.loads(await request.body() or b"{}"))
+            except ValueError as exc:
+                return self._error(400, "validation.failed", str(exc), cid, None)
+            self._changed()
+            return ok({"restored": True})
+        return self._error(
+            404, "not.found", f"no admin endpoint {method} {request.url.path}", cid, None
+        )
 
-    def _faults(self) -> dict[str, Any]:
+    def faults(self) -> dict[str, Any]:
         return {
             "rates": {k: self.rates.get(k, 0.0) for k in FAULT_KINDS},
             "latencyMs": self.latency_ms,
             "jitterMs": self.jitter_ms,
             "ingestDelay": self.gateway.ingest_delay,
             "failingModels": sorted(self.gateway.failing_models),
+            "refusingModels": sorted(self.gateway.refusing_models),
         }
 
-    def _set_faults(self, data: Any) -> None:
+    def set_faults(self, data: Any) -> None:
+        """Change faults at run time; ``rates`` replaces every rate, other keys only their own.
+
+        Validates everything before changing anything."""
         if not isinstance(data, dict):
             raise ValueError("expected a JSON object")
-        if "rates" in data:
-            rates = data["rates"] or {}
-            for k, v in rates.items():
-                if k not in FAULT_KINDS or not isinstance(v, int | float) or not 0 <= v <= 1:
-                    raise ValueError(f"fault rate {k}={v}: kinds {', '.join(FAULT_KINDS)}, 0..1")
-            self.rates = {k: float(v) for k, v in rates.items()}
-        if "latencyMs" in data:
-            self.latency_ms = int(data["latencyMs"])
-        if "jitterMs" in data:
-            self.jitter_ms = int(data["jitterMs"])
-        if "ingestDelay" in data:
-            self.gateway.ingest_delay = float(data["ingestDelay"])
-        if "failingModels" in data:
-            self.gateway.failing_models = {str(m) for m in data["failingModels"] or []}
+        known = {"rates", "latencyMs", "jitterMs", "ingestDelay", "failingModels"}
+        known |= {"refusingModels", "seed"}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise ValueError(
+                f"unknown key(s) {', '.join(extra)}; known: {', '.join(sorted(known))}"
+            )
+        rates = data.get("rates", self.rates) or {}
+        if not isinstance(rates, dict):
+            raise ValueError("rates must map a fault kind to a probability")
+        for k, v in rates.items():
+            if k not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {k!r}; valid kinds: {', '.join(FAULT_KINDS)}")
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
+                raise ValueError(f"fault rate {k}={v!r} is outside 0..1")
+        numbers = {}
+        for k in ("latencyMs", "jitterMs", "ingestDelay"):
+            if k in data:
+                v = data[k]
+                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                    raise ValueError(f"{k} must be a number of 0 or more")
+                numbers[k] = v
+        models = {}
+        for k in ("failingModels", "refusingModels"):
+            if k in data:
+                v = data[k] or []
+                if not isinstance(v, list) or not all(isinstance(m, str) for m in v):
+                    raise ValueError(f"{k} must be a list of model ids")
+                models[k] = set(v)
+        if "seed" in data and not (data["seed"] is None or isinstance(data["seed"], int)):
+            raise ValueError("seed must be an integer or null")
+        self.rates = {k: float(v) for k, v in rates.items()}
+        if "latencyMs" in numbers:
+            self.latency_ms = int(numbers["latencyMs"])
+        if "jitterMs" in numbers:
+            self.jitter_ms = int(numbers["jitterMs"])
+        if "ingestDelay" in numbers:
+            self.gateway.ingest_delay = float(numbers["ingestDelay"])
+        if "failingModels" in models:
+            self.gateway.failing_models = models["failingModels"]
+        if "refusingModels" in models:
+            self.gateway.refusing_models = models["refusingModels"]
         if "seed" in data:
             self.faults_rng = random.Random(data["seed"])
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug in the emulator still answers in the Genesys error shape (then is re-raised)."""
+    cid = str(uuid.uuid4())
+    return Response(
+        _error_body(500, "internal.server.error", f"emulator bug: {exc!r}"[:300], cid, []),
+        status_code=500,
+        headers={H.correlation_id: cid},
+        media_type="application/json",
+    )
+
+
+class EmulatorApp(Starlette):
+    """The Starlette application; ``state.emulator`` (also ``.emulator``) holds everything.
+
+    ``gateway`` (the org), ``log`` (the request log) and ``config`` are shortcuts for tests and
+    benchmarks."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__(
+            routes=[Route("/{path:path}", endpoint=emulator, methods=None)],
+            exception_handlers={Exception: _server_error},
+        )
+        self.state.emulator = emulator
+
+    @property
+    def emulator(self) -> Emulator:
+        emulator: Emulator = self.state.emulator
+        return emulator
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.emulator.gateway
+
+    @property
+    def log(self) -> list[dict[str, Any]]:
+        return self.emulator.log
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self.emulator.config
 
 
 def create_app(
@@ -512,5 +862,9 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> Emulator:
-    return Emulator(config, clock=clock, sleep=sleep)
+) -> EmulatorApp:
+    """The emulator as an ASGI application (for uvicorn or ``transport.in_process_transport``).
+
+    ``clock`` drives token expiry, rate windows, idempotency memory and ingest delays; ``sleep``
+    is awaited for injected latency. Tests pass fakes for both."""
+    return EmulatorApp(Emulator(config, clock=clock, sleep=sleep))

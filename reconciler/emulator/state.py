@@ -1,9 +1,16 @@
-"""The emulator's state machine: the gateway's objects and every rule of the contract.
+"""The emulator's state machine: the gateway's objects and every rule of ``shared/contract.md``.
 
-Pure: no HTTP, no I/O, an injected clock and random generator. Each handler takes the parsed
-request (path parameters, query, JSON body, a few headers) and returns an ``Answer`` or raises
-``ApiError`` (status, contract error code, message). Field names come from the endpoint table.
-``snapshot()``/``restore()`` give a JSON form for ``--state``.
+Pure: no HTTP, no sockets, no files, no wall clock. The clock is injected (``now``), and so is the
+seed of the random generators (traffic splits, invented latencies, ids), so a test can move time
+(an index's ingest delay) and get the same answers twice. Each handler takes the parsed request
+(path parameters, query, JSON body, the few headers that matter) and returns an ``Answer``
+``(status, body, headers)``, or raises ``ApiError`` (status, contract error code, message); the
+HTTP layer (``app``) turns that into the Genesys error body. Field names come from the endpoint
+table, so an org that names a field differently is adapted in ``reconciler/endpoints.py`` only.
+``snapshot()``/``restore()`` give the JSON form that ``--state`` persists.
+
+What this module must not do: authenticate, rate-limit, remember idempotency keys or inject
+faults (all of that is the HTTP layer's), or print.
 """
 
 from __future__ import annotations
@@ -13,16 +20,34 @@ import json
 import random
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeGuard
+from operator import itemgetter
+from typing import Any, ClassVar, NamedTuple, TypeGuard
 
-from reconciler.endpoints import FIELDS, PAGING
+from reconciler.endpoints import FIELDS, HEADERS, PAGING
 
 TF, VF, PF, XF = FIELDS.template, FIELDS.version, FIELDS.prompt, FIELDS.index
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+# Names the endpoint table does not carry (yet): common to every object, or only the emulator's.
+LABELS = "labels"
+DATE_CREATED = "dateCreated"
+DATE_MODIFIED = "dateModified"
+SELF_URI = "selfUri"
+CONTENT_HASH = "contentHash"
+UPDATED_AT = "updatedAt"
+SYNC_EVENT_ID = "syncEventId"
+RETRIEVAL_PRECISION = "retrievalPrecision"
+AB_KEYS = ("enabled", "trafficPercent", "variantId")  # abTestingTrigger (seed 000)
+SPLIT_VERSION, SPLIT_WEIGHT = "version", "weight"  # trafficDistribution.versions[] entries
+STRATEGIES = ("random", "sticky")
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
+AB_HEADER = re.compile(r"^\s*variant=([^,\s]+)\s*,\s*traffic=(\d{1,3})\s*$")
+
 STORE_ID = "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10"
 MODELS: tuple[dict[str, Any], ...] = (
     {
@@ -39,76 +64,128 @@ MODELS: tuple[dict[str, Any], ...] = (
         "maxOutputTokens": 2048,
     },
 )
-STORES: tuple[dict[str, Any], ...] = ({"id": STORE_ID, "name": "prod-knowledge-store"},)
+MODEL_IDS = frozenset(m["id"] for m in MODELS)
+STORES: tuple[dict[str, Any], ...] = ({"id": STORE_ID, "name": "default-knowledge-store"},)
 CONTENT_FILTERS = ("pii", "profanity", "toxicity", "jailbreak")
 CATEGORIES = ("violence", "hate_speech", "self_harm", "sexual", "harassment")
 METRICS = ("cosine", "euclidean", "dot_product")
 FORMATS = ("float32", "int8", "binary")
+MATRIX_TYPES = ("string", "number", "boolean")
+ANALYTICS_METRICS = ("totalTokens", "inputTokens", "outputTokens", "latencyMs", "errorCount")
+ANALYTICS_GROUPS = ("promptId", "version", "modelId", "llmGatewayId")  # llmGatewayId: seed 002
+AUDIT_FIELDS = frozenset(
+    {"promptId", "action", "timestamp", "details", "complianceStatus", "metadata"}
+)
+SNAPSHOT_FORMAT = 1
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[str] | None = None):
+    """A refusal of the state machine: HTTP status, contract ``code``, message, details."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details = details or []
 
 
 def invalid(message: str, status: int = 400, details: list[str] | None = None) -> ApiError:
-    return ApiError(status, "validation.failed", message, details)
+    return ApiError(status, "validation.failed", message, details or [message])
 
 
-@dataclass
-class Answer:
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not.found", f"{what} not found")
+
+
+class Answer(NamedTuple):
+    """What a handler answers: ``(status, body, headers)``; ``body`` None for 204."""
+
     status: int
     body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = {}
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _etag() -> str:
-    return f'"{uuid.uuid4().hex[:20]}"'
-
-
-def _labels(value: Any, where: str = "labels") -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise invalid(f"{where} must be a map of strings")
-    return dict(value)
-
-
-def _unknown(body: Mapping[str, Any], allowed: frozenset[str], server: frozenset[str]) -> None:
-    extra = sorted(set(body) - allowed - server)
-    if extra:
-        raise invalid("unknown field(s): " + ", ".join(extra))
-
-
-def _clean(body: Mapping[str, Any], server: frozenset[str]) -> dict[str, Any]:
-    """Server-managed fields are ignored; ``null`` means absent."""
-    return {k: v for k, v in body.items() if k not in server and v is not None}
+def _parse_time(value: Any, name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(f"{name} must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
 
 
 def _is_num(v: Any) -> TypeGuard[float]:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _is_int(v: Any) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _string_map(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise invalid(f"{where} must be a map of strings to strings")
+    return dict(value)
+
+
+def _object(body: Any, status: int = 400) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise invalid("the request body must be a JSON object", status)
+    return body
+
+
+def _unknown(body: Mapping[str, Any], allowed: Iterable[str], status: int = 400) -> None:
+    extra = sorted(set(body) - set(allowed))
+    if extra:
+        raise invalid("unknown field(s): " + ", ".join(extra), status)
+
+
+def _clean(body: Mapping[str, Any], server: Iterable[str]) -> dict[str, Any]:
+    """Server-managed fields in a write are ignored; ``null`` means absent."""
+    drop = set(server)
+    return {k: v for k, v in body.items() if k not in drop and v is not None}
+
+
+def _semver_key(version: str) -> tuple[Any, ...]:
+    m = SEMVER.match(version)
+    if not m:
+        return (1, version)
+    pre = m.group(4)
+    return (0, int(m.group(1)), int(m.group(2)), int(m.group(3)), pre is None, pre or "")
+
+
+def _etag_matches(header: str, current: str) -> bool:
+    """``If-Match``: ``*``, or one of a comma-separated list of (possibly weak) ETags."""
+    for part in header.split(","):
+        tag = part.strip().removeprefix("W/").strip('"')
+        if tag == "*" or tag == current.strip('"'):
+            return True
+    return False
+
+
 def page(items: list[Any], query: Mapping[str, str]) -> dict[str, Any]:
+    """Page-number paging (seed 002): pageSize at most 100, default 25; both page-count names."""
     try:
         size = int(query.get(PAGING.page_size, 25))
         number = int(query.get(PAGING.page_number, 1))
     except ValueError:
-        raise invalid("pageSize and pageNumber must be integers") from None
+        raise invalid(f"{PAGING.page_size} and {PAGING.page_number} must be integers") from None
     if not 1 <= size <= PAGING.max_page_size:
-        raise invalid(f"pageSize must be between 1 and {PAGING.max_page_size}")
+        raise invalid(f"{PAGING.page_size} must be between 1 and {PAGING.max_page_size}")
     if number < 1:
-        raise invalid("pageNumber must be 1 or more")
+        raise invalid(f"{PAGING.page_number} must be 1 or more")
     total = len(items)
-    pages = max(1, -(-total // size))
+    pages = -(-total // size)
     return {
         PAGING.entities: items[(number - 1) * size : number * size],
         PAGING.page_size: size,
@@ -120,7 +197,12 @@ def page(items: list[Any], query: Mapping[str, str]) -> dict[str, Any]:
 
 
 class Gateway:
-    """Everything the org holds. Objects are stored as their wire form."""
+    """Everything one org holds, stored in wire form, and the rules for changing it.
+
+    Invariant: a stored object is never edited in place; every change stores a new dict. So
+    handlers answer the stored objects themselves, and the HTTP layer may cache an object's JSON
+    by identity (``app._Encoder``). Code that edits an object must replace it instead.
+    """
 
     def __init__(
         self,
@@ -131,22 +213,36 @@ class Gateway:
     ) -> None:
         self.now = now
         self.ingest_delay = ingest_delay
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.reset()
 
     def reset(self) -> None:
+        """Back to the seeded org: models and one vector store, nothing else."""
+        self.rng = random.Random(self.seed)  # traffic splits and invented latencies
+        self._ids = random.Random(None if self.seed is None else f"ids-{self.seed}")
         self.templates: dict[str, dict[str, Any]] = {}
+        self._template_names: dict[str, str] = {}  # name -> id, for uniqueness in O(1)
+        self._prompt_names: dict[str, str] = {}
         self.versions: dict[str, dict[str, dict[str, Any]]] = {}
         self.prompts: dict[str, dict[str, Any]] = {}
         self.indexes: dict[str, dict[str, dict[str, Any]]] = {s["id"]: {} for s in STORES}
         self.ready_at: dict[str, float] = {}  # "store/index" -> when PROCESSING ends
         self.telemetry: list[dict[str, Any]] = []
         self.audit_logs: list[dict[str, Any]] = []
-        self.failing_models: set[str] = set()
+        self.failing_models: set[str] = set()  # answer 5xx (a test hook for fallbacks)
+        self.refusing_models: set[str] = set()  # refuse by policy (idem)
 
-    # -- persistence --
+    def _new_id(self) -> str:
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def _new_etag(self) -> str:
+        return f'"{self._ids.getrandbits(80):020x}"'
+
+    # -- persistence --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {
+        """A JSON-serialisable deep copy of the org (without runtime test hooks)."""
+        data = {
+            "format": SNAPSHOT_FORMAT,
             "templates": self.templates,
             "versions": self.versions,
             "prompts": self.prompts,
@@ -155,19 +251,33 @@ class Gateway:
             "telemetry": self.telemetry[-10000:],
             "auditLogs": self.audit_logs[-10000:],
         }
+        copied: dict[str, Any] = json.loads(json.dumps(data))
+        return copied
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        """Replace the org with a snapshot; ``ValueError`` when it is not one."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a state snapshot is a JSON object")
+        if data.get("format", SNAPSHOT_FORMAT) != SNAPSHOT_FORMAT:
+            raise ValueError(f"state format {data.get('format')!r} is not {SNAPSHOT_FORMAT}")
+        data = json.loads(json.dumps(dict(data)))  # a copy: nothing shared with the caller
         self.reset()
-        self.templates = dict(data.get("templates") or {})
-        self.versions = {k: dict(v) for k, v in (data.get("versions") or {}).items()}
-        self.prompts = dict(data.get("prompts") or {})
-        for store, idx in (data.get("indexes") or {}).items():
-            self.indexes[store] = dict(idx)
-        self.ready_at = dict(data.get("readyAt") or {})
-        self.telemetry = list(data.get("telemetry") or [])
-        self.audit_logs = list(data.get("auditLogs") or [])
+        try:
+            self.templates = dict(data.get("templates") or {})
+            self.versions = {k: dict(v) for k, v in (data.get("versions") or {}).items()}
+            self.prompts = dict(data.get("prompts") or {})
+            for store, idx in (data.get("indexes") or {}).items():
+                self.indexes[store] = dict(idx)
+            self.ready_at = {k: float(v) for k, v in (data.get("readyAt") or {}).items()}
+            self.telemetry = list(data.get("telemetry") or [])
+            self.audit_logs = list(data.get("auditLogs") or [])
+            self._template_names = {t[TF.name]: tid for tid, t in self.templates.items()}
+            self._prompt_names = {p[PF.name]: pid for pid, p in self.prompts.items()}
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            self.reset()
+            raise ValueError(f"not an emulator state snapshot: {exc}") from None
 
-    # -- templates (seed 002) --
+    # -- prompt templates (seed 002) ----------------------------------------------------------
     _T_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {
             TF.name,
@@ -177,123 +287,150 @@ class Gateway:
             TF.variables,
             TF.max_tokens,
             TF.guardrails,
-            "labels",
+            LABELS,
         }
     )
     _T_SERVER: ClassVar[frozenset[str]] = frozenset(
-        {TF.id, TF.version, "dateCreated", "dateModified", "selfUri"}
+        {TF.id, TF.version, DATE_CREATED, DATE_MODIFIED, SELF_URI}
+    )
+    _T_GUARDS: ClassVar[tuple[str, ...]] = (
+        TF.pii_filter,
+        TF.jailbreak_detection,
+        TF.output_moderation,
     )
 
     def _template_from(self, body: Any, current_id: str | None) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise invalid("the body must be a JSON object")
-        _unknown(body, self._T_FIELDS, self._T_SERVER)
+        body = _object(body)
+        _unknown(body, self._T_FIELDS | self._T_SERVER)
         b = _clean(body, self._T_SERVER)
-        problems = []
+        problems: list[str] = []
         name = b.get(TF.name)
         if not isinstance(name, str) or not 3 <= len(name) <= 128:
             problems.append(f"{TF.name} must be a string of 3 to 128 characters")
         for f in (TF.description, TF.system_instruction, TF.user_template):
             if f in b and not isinstance(b[f], str):
                 problems.append(f"{f} must be a string")
-        variables = b.get(TF.variables, [])
-        if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
+        variables = b.get(TF.variables)
+        if variables is not None and (
+            not isinstance(variables, list) or not all(isinstance(v, str) for v in variables)
+        ):
             problems.append(f"{TF.variables} must be a list of names")
-            variables = []
+            variables = None
         mt = b.get(TF.max_tokens, 4096)
-        if not isinstance(mt, int) or isinstance(mt, bool) or not 256 <= mt <= 128000:
+        if not _is_int(mt) or not 256 <= mt <= 128000:
             problems.append(f"{TF.max_tokens} must be an integer from 256 to 128000")
-        g = b.get(TF.guardrails) or {}
-        keys = {TF.pii_filter, TF.jailbreak_detection, TF.output_moderation}
+        g = b.get(TF.guardrails, {})
         if (
             not isinstance(g, dict)
-            or set(g) - keys
+            or set(g) - set(self._T_GUARDS)
             or not all(isinstance(v, bool) for v in g.values())
         ):
-            problems.append(f"{TF.guardrails} allows only the booleans {', '.join(sorted(keys))}")
+            problems.append(f"{TF.guardrails} allows only the booleans {', '.join(self._T_GUARDS)}")
             g = {}
-        text = str(b[TF.user_template]) if isinstance(b.get(TF.user_template), str) else ""
-        missing = sorted(set(PLACEHOLDER.findall(text)) - set(variables))
+        text = b.get(TF.user_template)
+        used = PLACEHOLDER.findall(text) if isinstance(text, str) else []
+        missing = sorted(set(used) - set(variables or []))
         if missing:
             problems.append(
                 f"{TF.user_template} uses placeholder(s) not in {TF.variables}: "
                 + ", ".join(missing)
             )
+        try:
+            labels = _string_map(b.get(LABELS, {}), LABELS)
+        except ApiError as exc:
+            problems.append(exc.message)
+            labels = {}
         if problems:
             raise invalid("; ".join(problems), details=problems)
-        if any(t[TF.name] == name and tid != current_id for tid, t in self.templates.items()):
-            raise ApiError(409, "name.exists", f"a prompt template named {name!r} exists")
-        out = {
-            TF.name: name,
-            TF.variables: variables,
-            TF.max_tokens: mt,
-            TF.guardrails: {k: g.get(k, True) for k in sorted(keys)},
-            "labels": _labels(b.get("labels")),
-        }
+        if self._template_names.get(str(name), current_id) != current_id:
+            raise ApiError(409, "name.exists", f"a prompt template named {name!r} already exists")
+        out: dict[str, Any] = {TF.name: name}
         for f in (TF.description, TF.system_instruction, TF.user_template):
             if f in b:
                 out[f] = b[f]
+        if variables is not None:
+            out[TF.variables] = list(variables)
+        out[TF.max_tokens] = mt
+        out[TF.guardrails] = {k: g.get(k, True) for k in self._T_GUARDS}
+        out[LABELS] = labels
         return out
 
     def _template(self, tid: str) -> dict[str, Any]:
         t = self.templates.get(tid)
         if t is None:
-            raise ApiError(404, "not.found", f"prompt template {tid} not found")
+            raise not_found(f"prompt template {tid}")
         return t
 
+    def _template_precondition(self, tid: str, cur: dict[str, Any], if_match: str | None) -> None:
+        if if_match is None or if_match.strip() == "*":
+            return
+        want = if_match.strip().strip('"').removeprefix("version=").strip('"')
+        if want != str(cur[TF.version]):
+            raise ApiError(
+                412,
+                "precondition.failed",
+                f"prompt template {tid} is at version {cur[TF.version]}, not {want}",
+            )
+
     def create_template(self, body: Any, base: str) -> Answer:
+        """``base`` is the collection's absolute URL, for ``selfUri``."""
         obj = self._template_from(body, None)
-        tid = str(uuid.uuid4())
+        tid = self._new_id()
         stamp = _iso(self.now())
-        obj.update(
-            {
-                TF.id: tid,
-                TF.version: 1,
-                "dateCreated": stamp,
-                "dateModified": stamp,
-                "selfUri": f"{base}/{tid}",
-            }
-        )
+        obj = {
+            TF.id: tid,
+            **obj,
+            TF.version: 1,
+            DATE_CREATED: stamp,
+            DATE_MODIFIED: stamp,
+            SELF_URI: f"{base}/{tid}",
+        }
         self.templates[tid] = obj
+        self._template_names[obj[TF.name]] = tid
         self.versions.setdefault(tid, {})
         return Answer(201, obj)
 
     def replace_template(self, tid: str, body: Any, if_match: str | None) -> Answer:
         cur = self._template(tid)
-        if if_match is not None:
-            want = if_match.strip().strip('"').removeprefix("version=")
-            if want != str(cur[TF.version]):
-                raise ApiError(
-                    412,
-                    "precondition.failed",
-                    f"template {tid} is at version {cur[TF.version]}, not {want}",
-                )
+        self._template_precondition(tid, cur, if_match)
         obj = self._template_from(body, tid)
-        obj.update({k: cur[k] for k in (TF.id, "dateCreated", "selfUri")})
-        obj[TF.version] = cur[TF.version] + 1
-        obj["dateModified"] = _iso(self.now())
+        obj = {
+            TF.id: tid,
+            **obj,
+            TF.version: cur[TF.version] + 1,
+            DATE_CREATED: cur[DATE_CREATED],
+            DATE_MODIFIED: _iso(self.now()),
+            SELF_URI: cur[SELF_URI],
+        }
         self.templates[tid] = obj
+        self._template_names.pop(cur[TF.name], None)
+        self._template_names[obj[TF.name]] = tid
         return Answer(200, obj)
 
-    def delete_template(self, tid: str) -> Answer:
-        self._template(tid)
+    def delete_template(self, tid: str, if_match: str | None = None) -> Answer:
+        cur = self._template(tid)
+        self._template_precondition(tid, cur, if_match)
         bound = sorted(p[PF.name] for p in self.prompts.values() if p.get(PF.template_id) == tid)
         if bound:
             raise ApiError(
-                409, "template.bound", f"template {tid} is bound by prompt(s) " + ", ".join(bound)
+                409,
+                "template.bound",
+                f"prompt template {tid} is bound by gateway prompt(s) {', '.join(bound)}; "
+                "delete or rebind them first",
             )
         del self.templates[tid]
+        self._template_names.pop(cur[TF.name], None)
         self.versions.pop(tid, None)
         return Answer(204)
 
     def list_templates(self, query: Mapping[str, str]) -> Answer:
-        items = sorted(self.templates.values(), key=lambda t: t[TF.name])
+        items = sorted(self.templates.values(), key=itemgetter(TF.name, TF.id))
         return Answer(200, page(items, query))
 
     def get_template(self, tid: str) -> Answer:
         return Answer(200, self._template(tid))
 
-    # -- versions (seed 000) --
+    # -- template versions (seed 000) ---------------------------------------------------------
     _V_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {
             VF.template_id,
@@ -303,30 +440,70 @@ class Gateway:
             VF.rollback,
             VF.ab_test,
             VF.metadata,
-            "labels",
+            LABELS,
         }
     )
-    _V_SERVER: ClassVar[frozenset[str]] = frozenset({VF.status, "dateCreated", "contentHash"})
-    _V_MUTABLE: ClassVar[frozenset[str]] = frozenset({VF.rollback, VF.metadata, "labels"})
+    _V_SERVER: ClassVar[frozenset[str]] = frozenset({VF.status, DATE_CREATED, CONTENT_HASH})
+    _V_MUTABLE: ClassVar[frozenset[str]] = frozenset({VF.rollback, VF.metadata, LABELS})
 
     def _routed(self, tid: str, version: str) -> list[str]:
+        """Names of the prompts whose traffic split sends traffic to this version."""
         out = []
         for p in self.prompts.values():
             if p.get(PF.template_id) != tid:
                 continue
             td = p.get(PF.traffic) or {}
-            listed = {str(e.get("version")) for e in td.get(PF.td_versions) or []}
+            listed = {
+                str(e.get(SPLIT_VERSION))
+                for e in td.get(PF.td_versions) or []
+                if isinstance(e, dict) and (e.get(SPLIT_WEIGHT) or 0) > 0
+            }
             if td.get(PF.td_default) == version or version in listed:
                 out.append(p[PF.name])
         return sorted(out)
 
-    def create_version(self, tid: str, body: Any) -> Answer:
+    @staticmethod
+    def _check_ab(ab: Any, header: str | None) -> list[str]:
+        problems: list[str] = []
+        if ab is not None:
+            if not isinstance(ab, dict) or set(ab) - set(AB_KEYS):
+                return [f"{VF.ab_test} allows {', '.join(AB_KEYS)}"]
+            if "enabled" in ab and not isinstance(ab["enabled"], bool):
+                problems.append(f"{VF.ab_test}.enabled must be a boolean")
+            tp = ab.get("trafficPercent")
+            if tp is not None and not (_is_num(tp) and 0 <= tp <= 1):
+                problems.append(f"{VF.ab_test}.trafficPercent must be between 0 and 1")
+            if "variantId" in ab and not isinstance(ab["variantId"], str):
+                problems.append(f"{VF.ab_test}.variantId must be a string")
+        if header is not None and not problems:
+            m = AB_HEADER.match(header)
+            if not m or int(m.group(2)) > 100:
+                problems.append(
+                    f"{HEADERS.ab_test} must read variant={{variantId}},traffic={{0..100}}, "
+                    f"not {header!r}"
+                )
+            elif isinstance(ab, dict) and ab.get("enabled"):
+                variant, pct = m.group(1), int(m.group(2))
+                if ab.get("variantId") is not None and variant != ab["variantId"]:
+                    problems.append(
+                        f"{HEADERS.ab_test} variant {variant} is not {VF.ab_test}.variantId "
+                        f"{ab['variantId']}"
+                    )
+                tp = ab.get("trafficPercent")
+                if _is_num(tp) and pct != round(tp * 100):
+                    problems.append(
+                        f"{HEADERS.ab_test} traffic {pct} is not {VF.ab_test}.trafficPercent "
+                        f"{tp} x 100"
+                    )
+        return problems
+
+    def create_version(self, tid: str, body: Any, ab_header: str | None = None) -> Answer:
+        """``ab_header``: the ``X-Genesys-AB-Test`` header, checked against the trigger."""
         self._template(tid)
-        if not isinstance(body, dict):
-            raise invalid("the body must be a JSON object")
-        _unknown(body, self._V_FIELDS, self._V_SERVER)
+        body = _object(body)
+        _unknown(body, self._V_FIELDS | self._V_SERVER)
         b = _clean(body, self._V_SERVER)
-        problems = []
+        problems: list[str] = []
         if b.get(VF.template_id) not in (None, tid):
             problems.append(f"{VF.template_id} does not match the path")
         version = b.get(VF.version)
@@ -334,66 +511,68 @@ class Gateway:
             problems.append(f'{VF.version} must be a semantic version string such as "2.1.0"')
         content = b.get(VF.content)
         if not isinstance(content, str) or not content:
-            problems.append(f"{VF.content} is required")
+            problems.append(f"{VF.content} is required (a non-empty string)")
             content = ""
-        matrix = b.get(VF.variables, {})
-        if not isinstance(matrix, dict):
-            problems.append(f"{VF.variables} must map placeholder names to a type or default")
+        matrix = b.get(VF.variables)
+        if matrix is not None and not isinstance(matrix, dict):
+            problems.append(f"{VF.variables} must map placeholder names to a type or a default")
             matrix = {}
-        for k, v in matrix.items():
-            if not (
-                v in ("string", "number", "boolean") or isinstance(v, str | int | float | bool)
-            ):
-                problems.append(f"{VF.variables}.{k} must be string, number, boolean or a default")
-        if len(content.encode("utf-8")) > 4096:
-            problems.append(f"{VF.content} is {len(content.encode('utf-8'))} bytes; at most 4096")
+        for k, v in (matrix or {}).items():
+            if not (v is None or isinstance(v, str | int | float | bool)):
+                problems.append(
+                    f"{VF.variables}.{k} must be {'|'.join(MATRIX_TYPES)} or a default value"
+                )
+        size = len(content.encode("utf-8"))
+        if size > 4096:
+            problems.append(f"{VF.content} is {size} bytes of UTF-8; at most 4096")
         if len(content) / 4 > 3800:
             problems.append(f"{VF.content} is about {len(content) // 4} tokens; at most 3800")
         used = set(PLACEHOLDER.findall(content))
-        if used - set(matrix):
+        keys = set(matrix or {})
+        if used - keys:
             problems.append(
-                "placeholder(s) missing from the variable matrix: "
-                + ", ".join(sorted(used - set(matrix)))
+                f"placeholder(s) missing from the variable matrix: {', '.join(sorted(used - keys))}"
             )
-        if set(matrix) - used:
+        if keys - used:
             problems.append(
-                "variable(s) not used in the content: " + ", ".join(sorted(set(matrix) - used))
+                f"variable(s) not used in the content: {', '.join(sorted(keys - used))}"
             )
         if VF.rollback in b and not isinstance(b[VF.rollback], bool):
             problems.append(f"{VF.rollback} must be a boolean")
         ab = b.get(VF.ab_test)
-        if ab is not None:
-            if not isinstance(ab, dict) or set(ab) - {"enabled", "trafficPercent", "variantId"}:
-                problems.append(f"{VF.ab_test} allows enabled, trafficPercent, variantId")
-            elif "trafficPercent" in ab and not (
-                _is_num(ab["trafficPercent"]) and 0 <= ab["trafficPercent"] <= 1
-            ):
-                problems.append(f"{VF.ab_test}.trafficPercent must be between 0 and 1")
+        problems += self._check_ab(ab, ab_header)
+        metadata: dict[str, str] | None = None
+        labels: dict[str, str] = {}
         try:
-            metadata = _labels(b.get(VF.metadata), VF.metadata)
-            labels = _labels(b.get("labels"))
+            if VF.metadata in b:
+                metadata = _string_map(b[VF.metadata], VF.metadata)
+            labels = _string_map(b.get(LABELS, {}), LABELS)
         except ApiError as exc:
             problems.append(exc.message)
-            metadata, labels = {}, {}
         if problems:
             raise invalid("; ".join(problems), details=problems)
         assert isinstance(version, str)
         if version in self.versions.setdefault(tid, {}):
-            raise ApiError(409, "version.exists", f"version {version} of template {tid} exists")
+            raise ApiError(
+                409, "version.exists", f"version {version} of prompt template {tid} exists"
+            )
+        withdrawn = bool(b.get(VF.rollback, False))
         obj: dict[str, Any] = {
             VF.template_id: tid,
             VF.version: version,
             VF.content: content,
-            VF.variables: matrix,
-            VF.rollback: bool(b.get(VF.rollback, False)),
-            VF.metadata: metadata,
-            "labels": labels,
-            VF.status: "WITHDRAWN" if b.get(VF.rollback) else "ACTIVE",
-            "dateCreated": _iso(self.now()),
-            "contentHash": "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest(),
         }
+        if matrix is not None:
+            obj[VF.variables] = dict(matrix)
+        obj[VF.rollback] = withdrawn
         if ab is not None:
-            obj[VF.ab_test] = ab
+            obj[VF.ab_test] = dict(ab)
+        if metadata is not None:
+            obj[VF.metadata] = metadata
+        obj[LABELS] = labels
+        obj[VF.status] = "WITHDRAWN" if withdrawn else "ACTIVE"
+        obj[DATE_CREATED] = _iso(self.now())
+        obj[CONTENT_HASH] = "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
         self.versions[tid][version] = obj
         return Answer(201, obj)
 
@@ -401,44 +580,46 @@ class Gateway:
         self._template(tid)
         v = self.versions.get(tid, {}).get(version)
         if v is None:
-            raise ApiError(404, "not.found", f"version {version} of template {tid} not found")
+            raise not_found(f"version {version} of prompt template {tid}")
         return v
 
     def patch_version(self, tid: str, version: str, body: Any) -> Answer:
         cur = self._version(tid, version)
-        if not isinstance(body, dict):
-            raise invalid("the body must be a JSON object")
-        _unknown(body, self._V_FIELDS, self._V_SERVER)
-        b = _clean(body, self._V_SERVER)
-        for k in (VF.template_id, VF.version):
-            if k in b and b[k] != cur[k]:
-                raise ApiError(422, "immutable.field", f"{k} cannot change")
-            b.pop(k, None)
-        frozen = sorted(k for k in b if k not in self._V_MUTABLE and b[k] != cur.get(k))
+        body = _object(body)
+        _unknown(body, self._V_FIELDS | self._V_SERVER)
+        b = {k: v for k, v in body.items() if k not in self._V_SERVER}
+        frozen = sorted(k for k, v in b.items() if k not in self._V_MUTABLE and v != cur.get(k))
         if frozen:
             raise ApiError(
                 422,
                 "immutable.field",
-                "versions are immutable in " + ", ".join(frozen) + "; create a new version instead",
+                f"versions are immutable in {', '.join(frozen)}; create a new version instead",
+                frozen,
             )
-        if VF.rollback in b and not isinstance(b[VF.rollback], bool):
+        rollback = b.get(VF.rollback, cur[VF.rollback])
+        if rollback is None:
+            rollback = False
+        if not isinstance(rollback, bool):
             raise invalid(f"{VF.rollback} must be a boolean")
-        if b.get(VF.rollback) and not cur[VF.rollback]:
+        new = dict(cur)
+        if rollback and not cur[VF.rollback]:
             routed = self._routed(tid, version)
             if routed:
                 raise ApiError(
                     409,
                     "version.routed",
-                    f"version {version} still receives traffic from " + ", ".join(routed),
+                    f"version {version} still receives traffic from {', '.join(routed)}; "
+                    "move the traffic before withdrawing it",
                 )
-        new = dict(cur)
-        if VF.rollback in b:
-            new[VF.rollback] = b[VF.rollback]
-            new[VF.status] = "WITHDRAWN" if b[VF.rollback] else "ACTIVE"
+        new[VF.rollback] = rollback
+        new[VF.status] = "WITHDRAWN" if rollback else "ACTIVE"
         if VF.metadata in b:
-            new[VF.metadata] = _labels(b[VF.metadata], VF.metadata)
-        if "labels" in b:
-            new["labels"] = _labels(b["labels"])
+            if b[VF.metadata] is None:
+                new.pop(VF.metadata, None)
+            else:
+                new[VF.metadata] = _string_map(b[VF.metadata], VF.metadata)
+        if LABELS in b:
+            new[LABELS] = {} if b[LABELS] is None else _string_map(b[LABELS], LABELS)
         self.versions[tid][version] = new
         return Answer(200, new)
 
@@ -449,20 +630,22 @@ class Gateway:
             raise ApiError(
                 409,
                 "version.routed",
-                f"version {version} still receives traffic from " + ", ".join(routed),
+                f"version {version} still receives traffic from {', '.join(routed)}",
             )
         del self.versions[tid][version]
         return Answer(204)
 
     def list_versions(self, tid: str, query: Mapping[str, str]) -> Answer:
         self._template(tid)
-        items = sorted(self.versions.get(tid, {}).values(), key=lambda v: v[VF.version])
+        items = sorted(
+            self.versions.get(tid, {}).values(), key=lambda v: _semver_key(v[VF.version])
+        )
         return Answer(200, page(items, query))
 
     def get_version(self, tid: str, version: str) -> Answer:
         return Answer(200, self._version(tid, version))
 
-    # -- gateway prompts (seeds 003, 001) --
+    # -- gateway prompts and traffic splits (seeds 003, 001) ----------------------------------
     _P_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {
             PF.name,
@@ -477,11 +660,11 @@ class Gateway:
             PF.max_tokens,
             PF.guardrails,
             PF.traffic,
-            "labels",
+            LABELS,
         }
     )
     _P_SERVER: ClassVar[frozenset[str]] = frozenset(
-        {PF.id, PF.status, PF.etag, "dateCreated", "dateModified", "selfUri"}
+        {PF.id, PF.status, PF.etag, DATE_CREATED, DATE_MODIFIED, SELF_URI}
     )
     _P_DEFAULTS: ClassVar[dict[str, Any]] = {
         PF.fallbacks: [],
@@ -489,18 +672,38 @@ class Gateway:
         PF.top_p: 0.95,
         PF.max_tokens: 2048,
     }
+    _P_REQUIRED: ClassVar[tuple[str, ...]] = (PF.name, PF.template_id, PF.model, PF.system_prompt)
+
+    @staticmethod
+    def _guard_defaults(given: Any) -> Any:
+        if not isinstance(given, dict):
+            return given  # reported by the check
+        return {
+            PF.content_filtering: [],
+            PF.guard_max_tokens: 4096,
+            PF.blocked_categories: [],
+            **{k: v for k, v in given.items() if v is not None},
+        }
 
     def _check_prompt(self, p: dict[str, Any], pid: str | None) -> None:
-        problems = []
+        problems: list[str] = []
+        missing = [f for f in self._P_REQUIRED if p.get(f) is None]
+        for f in missing:
+            problems.append(
+                f"{f} is required" + (f" (or {PF.model_alias})" if f == PF.model else "")
+            )
         name = p.get(PF.name)
-        if not isinstance(name, str) or not 3 <= len(name) <= 128:
+        if name is not None and (not isinstance(name, str) or not 3 <= len(name) <= 128):
             problems.append(f"{PF.name} must be a string of 3 to 128 characters")
-        if p.get(PF.template_id) not in self.templates:
-            problems.append(f"{PF.template_id} {p.get(PF.template_id)!r} is not a template")
+        tid = p.get(PF.template_id)
+        if tid is not None and (not isinstance(tid, str) or tid not in self.templates):
+            problems.append(f"{PF.template_id} {tid!r} is not a prompt template")
         models = {m["id"]: m for m in MODELS}
         model = p.get(PF.model)
-        if model not in models:
-            problems.append(f"model {model!r} is not in the models list")
+        if model is not None and model not in models:
+            problems.append(
+                f"model {model!r} is not in the models list ({', '.join(sorted(models))})"
+            )
         fb = p.get(PF.fallbacks)
         if not isinstance(fb, list) or not all(isinstance(m, str) for m in fb):
             problems.append(f"{PF.fallbacks} must be a list of model ids")
@@ -509,58 +712,54 @@ class Gateway:
                 f"fallback model {m!r} is not in the models list" for m in fb if m not in models
             ]
         sp = p.get(PF.system_prompt)
-        if not isinstance(sp, str) or not sp:
-            problems.append(f"{PF.system_prompt} is required")
-            sp = ""
+        if sp is not None and not isinstance(sp, str):
+            problems.append(f"{PF.system_prompt} must be a string")
+        sp = sp if isinstance(sp, str) else ""
         if len(sp) > 8000:
             problems.append(f"{PF.system_prompt} is {len(sp)} characters; at most 8000")
         t = p.get(PF.temperature)
         if not _is_num(t) or not 0.0 <= t <= 2.0:
-            problems.append(f"{PF.temperature} must be between 0.0 and 2.0")
+            problems.append(f"{PF.temperature} must be a number from 0.0 to 2.0")
         tp = p.get(PF.top_p)
         if not _is_num(tp) or not 0.0 <= tp <= 1.0:
-            problems.append(f"{PF.top_p} must be between 0 and 1")
+            problems.append(f"{PF.top_p} must be a number from 0 to 1")
         mt = p.get(PF.max_tokens)
-        if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+        if not _is_int(mt) or mt < 1:
             problems.append(f"{PF.max_tokens} must be a positive integer")
         elif model in models and mt > models[model]["maxOutputTokens"]:
             problems.append(
-                f"{PF.max_tokens} {mt} exceeds the model's maxOutputTokens "
+                f"{PF.max_tokens} {mt} exceeds {model}'s maxOutputTokens "
                 f"{models[model]['maxOutputTokens']}"
             )
         if PF.version in p and not (isinstance(p[PF.version], str) and SEMVER.match(p[PF.version])):
-            problems.append(f"{PF.version} must be a semantic version string")
+            problems.append(f'{PF.version} must be a semantic version string such as "1.2.0"')
         g = p.get(PF.guardrails)
-        if not isinstance(g, dict) or set(g) - {
-            PF.content_filtering,
-            PF.guard_max_tokens,
-            PF.blocked_categories,
-        }:
-            problems.append(
-                f"{PF.guardrails} allows {PF.content_filtering}, "
-                f"{PF.guard_max_tokens}, {PF.blocked_categories}"
-            )
+        allowed = (PF.content_filtering, PF.guard_max_tokens, PF.blocked_categories)
+        if not isinstance(g, dict) or set(g) - set(allowed):
+            problems.append(f"{PF.guardrails} allows {', '.join(allowed)}")
         else:
-            cf = g.get(PF.content_filtering, [])
-            bc = g.get(PF.blocked_categories, [])
-            if not isinstance(cf, list) or set(cf) - set(CONTENT_FILTERS):
-                problems.append(f"{PF.content_filtering} allows {', '.join(CONTENT_FILTERS)}")
-            if not isinstance(bc, list) or set(bc) - set(CATEGORIES):
-                problems.append(f"{PF.blocked_categories} allows {', '.join(CATEGORIES)}")
+            cf, bc = g.get(PF.content_filtering), g.get(PF.blocked_categories)
+            if not isinstance(cf, list) or not set(cf) <= set(CONTENT_FILTERS):
+                problems.append(
+                    f"{PF.guardrails}.{PF.content_filtering} allows {', '.join(CONTENT_FILTERS)}"
+                )
+            if not isinstance(bc, list) or not set(bc) <= set(CATEGORIES):
+                problems.append(
+                    f"{PF.guardrails}.{PF.blocked_categories} allows {', '.join(CATEGORIES)}"
+                )
             gmt = g.get(PF.guard_max_tokens)
-            if not isinstance(gmt, int) or isinstance(gmt, bool) or gmt < 1:
+            if not _is_int(gmt) or gmt < 1:
                 problems.append(f"{PF.guardrails}.{PF.guard_max_tokens} must be a positive integer")
             elif len(sp) / 4 > gmt:
                 problems.append(
-                    f"{PF.system_prompt} is about {len(sp) // 4} tokens "
-                    f"(characters / 4), over {PF.guardrails}.{PF.guard_max_tokens} {gmt}"
+                    f"{PF.system_prompt} is about {len(sp) // 4} tokens (characters / 4), over "
+                    f"{PF.guardrails}.{PF.guard_max_tokens} {gmt}"
                 )
-        td = p.get(PF.traffic)
         withdrawn: list[str] = []
-        if td is not None:
-            problems += self._check_traffic(td, str(p.get(PF.template_id)), withdrawn)
+        if p.get(PF.traffic) is not None and isinstance(tid, str):
+            problems += self._check_traffic(p[PF.traffic], tid, withdrawn)
         try:
-            _labels(p.get("labels"))
+            _string_map(p.get(LABELS, {}), LABELS)
         except ApiError as exc:
             problems.append(exc.message)
         if problems:
@@ -569,10 +768,10 @@ class Gateway:
             raise ApiError(
                 409,
                 "version.withdrawn",
-                "traffic routed to withdrawn version(s) " + ", ".join(withdrawn),
+                "traffic would route to withdrawn version(s) " + ", ".join(withdrawn),
             )
-        if any(o[PF.name] == name and oid != pid for oid, o in self.prompts.items()):
-            raise ApiError(409, "name.exists", f"a gateway prompt named {name!r} exists")
+        if self._prompt_names.get(str(name), pid) != pid:
+            raise ApiError(409, "name.exists", f"a gateway prompt named {name!r} already exists")
 
     def _check_traffic(self, td: Any, tid: str, withdrawn: list[str]) -> list[str]:
         if not isinstance(td, dict):
@@ -582,10 +781,10 @@ class Gateway:
             if set(td) - {PF.td_default}:
                 return [f"{PF.traffic} takes either {PF.td_default} or {PF.td_versions}"]
             v = td[PF.td_default]
-            if v not in versions:
+            if not isinstance(v, str) or v not in versions:
                 return [f"{PF.td_default} {v!r} is not a version of the bound template"]
             if versions[v][VF.rollback]:
-                withdrawn.append(str(v))
+                withdrawn.append(v)
             return []
         if set(td) - {PF.td_versions, PF.td_strategy}:
             return [
@@ -594,86 +793,88 @@ class Gateway:
         entries = td.get(PF.td_versions)
         if not isinstance(entries, list) or not entries:
             return [f"{PF.traffic}.{PF.td_versions} must be a non-empty list"]
-        if td.get(PF.td_strategy, "random") not in ("random", "sticky"):
-            return [f"{PF.td_strategy} must be random or sticky"]
-        problems = []
+        if td.get(PF.td_strategy, "random") not in STRATEGIES:
+            return [f"{PF.traffic}.{PF.td_strategy} must be one of {', '.join(STRATEGIES)}"]
+        problems: list[str] = []
         total = 0.0
+        seen: set[str] = set()
         for e in entries:
             if (
                 not isinstance(e, dict)
-                or set(e) != {"version", "weight"}
-                or not _is_num(e["weight"])
+                or set(e) != {SPLIT_VERSION, SPLIT_WEIGHT}
+                or not isinstance(e[SPLIT_VERSION], str)
+                or not _is_num(e[SPLIT_WEIGHT])
+                or not 0 <= e[SPLIT_WEIGHT] <= 1
             ):
-                problems.append("each split entry is {version, weight}")
-                continue
-            total += e["weight"]
-            if e["version"] not in versions:
                 problems.append(
-                    f"split version {e['version']!r} is not a version of the bound template"
+                    f"each {PF.td_versions} entry is {{{SPLIT_VERSION}, {SPLIT_WEIGHT} 0..1}}"
                 )
-            elif versions[e["version"]][VF.rollback]:
-                withdrawn.append(str(e["version"]))
+                continue
+            v = e[SPLIT_VERSION]
+            if v in seen:
+                problems.append(f"split version {v!r} is listed twice")
+            seen.add(v)
+            total += e[SPLIT_WEIGHT]
+            if v not in versions:
+                problems.append(f"split version {v!r} is not a version of the bound template")
+            elif versions[v][VF.rollback] and e[SPLIT_WEIGHT] > 0:
+                withdrawn.append(v)
         if not problems and abs(total - 1.0) > 0.01:
-            problems.append(f"split weights sum to {round(total, 4)}, not 1.0")
+            problems.append(f"split weights sum to {round(total, 4)}, not 1.0 (within 0.01)")
         return problems
 
     def _prompt(self, pid: str) -> dict[str, Any]:
         p = self.prompts.get(pid)
         if p is None:
-            raise ApiError(404, "not.found", f"gateway prompt {pid} not found")
+            raise not_found(f"gateway prompt {pid}")
         return p
 
     def _prompt_body(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise invalid("the body must be a JSON object")
-        _unknown(body, self._P_FIELDS, self._P_SERVER)
-        b = dict(body)
-        for k in self._P_SERVER:
-            b.pop(k, None)
+        """The body with server fields dropped and ``modelId`` folded into ``modelEndpointRef``."""
+        body = _object(body)
+        _unknown(body, self._P_FIELDS | self._P_SERVER)
+        b = {k: v for k, v in body.items() if k not in self._P_SERVER}
         if PF.model_alias in b:
             alias = b.pop(PF.model_alias)
-            if alias is not None and b.get(PF.model) is None:
+            if b.get(PF.model) is None:  # both given: modelEndpointRef wins
                 b[PF.model] = alias
         return b
 
+    @staticmethod
+    def _etag_check(what: str, cur: dict[str, Any], tag: str, if_match: str | None) -> None:
+        if if_match is not None and not _etag_matches(if_match, cur[tag]):
+            raise ApiError(
+                412, "precondition.failed", f"{what} changed since {if_match} (now {cur[tag]})"
+            )
+
     def create_prompt(self, body: Any, base: str) -> Answer:
         b = {k: v for k, v in self._prompt_body(body).items() if v is not None}
-        for req in (PF.name, PF.template_id, PF.model, PF.system_prompt):
-            if req not in b:
-                raise invalid(
-                    f"{req} is required" + (f" (or {PF.model_alias})" if req == PF.model else "")
-                )
-        p = {**self._P_DEFAULTS, **b}
-        p[PF.guardrails] = {
-            PF.content_filtering: [],
-            PF.guard_max_tokens: 4096,
-            PF.blocked_categories: [],
-            **(b.get(PF.guardrails) or {}),
-        }
-        p.setdefault("labels", {})
+        p: dict[str, Any] = {**self._P_DEFAULTS, **b}
+        p[PF.guardrails] = self._guard_defaults(b.get(PF.guardrails, {}))
+        p.setdefault(LABELS, {})
         self._check_prompt(p, None)
-        pid = str(uuid.uuid4())
+        pid = self._new_id()
         stamp = _iso(self.now())
-        p.update(
-            {
-                PF.id: pid,
-                PF.status: "ACTIVE",
-                PF.etag: _etag(),
-                "dateCreated": stamp,
-                "dateModified": stamp,
-                "selfUri": f"{base}/{pid}",
-            }
-        )
+        p = {
+            PF.id: pid,
+            **p,
+            PF.status: "ACTIVE",
+            PF.etag: self._new_etag(),
+            DATE_CREATED: stamp,
+            DATE_MODIFIED: stamp,
+            SELF_URI: f"{base}/{pid}",
+        }
         self.prompts[pid] = p
-        return Answer(201, p, {"ETag": p[PF.etag]})
+        self._prompt_names[p[PF.name]] = pid
+        return Answer(201, p, {HEADERS.etag: p[PF.etag]})
 
     def update_prompt(self, pid: str, body: Any, if_match: str | None) -> Answer:
+        """Merge-PUT (seed 003): only the top-level fields present change; null resets."""
         cur = self._prompt(pid)
-        if if_match is not None and if_match.strip() not in (cur[PF.etag], "*"):
-            raise ApiError(412, "precondition.failed", f"gateway prompt {pid} changed (ETag)")
+        self._etag_check(f"gateway prompt {pid}", cur, PF.etag, if_match)
         b = self._prompt_body(body)
         new = dict(cur)
-        for k, v in b.items():  # merge: top-level fields present; null resets to absent/default
+        for k, v in b.items():
             if v is None:
                 new.pop(k, None)
                 if k in self._P_DEFAULTS:
@@ -681,94 +882,88 @@ class Gateway:
             else:
                 new[k] = v
         if PF.guardrails in b:
-            new[PF.guardrails] = {
-                PF.content_filtering: [],
-                PF.guard_max_tokens: 4096,
-                PF.blocked_categories: [],
-                **(b.get(PF.guardrails) or {}),
-            }
-        new.setdefault("labels", {})
+            new[PF.guardrails] = self._guard_defaults(b[PF.guardrails] or {})
+        if new.get(LABELS) is None:
+            new[LABELS] = {}
         self._check_prompt(new, pid)
-        new[PF.etag] = _etag()
-        new["dateModified"] = _iso(self.now())
+        new[PF.etag] = self._new_etag()
+        new[DATE_MODIFIED] = _iso(self.now())
         self.prompts[pid] = new
-        return Answer(200, new, {"ETag": new[PF.etag]})
+        self._prompt_names.pop(cur[PF.name], None)
+        self._prompt_names[new[PF.name]] = pid
+        return Answer(200, new, {HEADERS.etag: new[PF.etag]})
 
-    def delete_prompt(self, pid: str, if_match: str | None) -> Answer:
+    def delete_prompt(self, pid: str, if_match: str | None = None) -> Answer:
         cur = self._prompt(pid)
-        if if_match is not None and if_match.strip() not in (cur[PF.etag], "*"):
-            raise ApiError(412, "precondition.failed", f"gateway prompt {pid} changed (ETag)")
+        self._etag_check(f"gateway prompt {pid}", cur, PF.etag, if_match)
         del self.prompts[pid]
+        self._prompt_names.pop(cur[PF.name], None)
         return Answer(204)
 
     def list_prompts(self, query: Mapping[str, str]) -> Answer:
-        return Answer(200, page(sorted(self.prompts.values(), key=lambda p: p[PF.name]), query))
+        items = sorted(self.prompts.values(), key=itemgetter(PF.name, PF.id))
+        return Answer(200, page(items, query))
 
     def get_prompt(self, pid: str) -> Answer:
         p = self._prompt(pid)
-        return Answer(200, p, {"ETag": p[PF.etag]})
+        return Answer(200, p, {HEADERS.etag: p[PF.etag]})
 
     def list_models(self, query: Mapping[str, str]) -> Answer:
-        return Answer(200, page([dict(m) for m in MODELS], query))
+        return Answer(200, page(list(MODELS), query))
 
-    # -- vector stores and indexes (seed 004) --
+    # -- vector stores and indexes (seed 004) -------------------------------------------------
     _X_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {
-            XF.index_id,
-            XF.dimensions,
-            XF.metric,
-            XF.format,
-            XF.auto_ingest,
-            XF.webhook,
-            "labels",
-        }
+        {XF.index_id, XF.dimensions, XF.metric, XF.format, XF.auto_ingest, XF.webhook, LABELS}
     )
     _X_SERVER: ClassVar[frozenset[str]] = frozenset(
-        {XF.status, XF.etag, "updatedAt", "syncEventId", "retrievalPrecision"}
+        {XF.status, XF.etag, UPDATED_AT, SYNC_EVENT_ID, RETRIEVAL_PRECISION}
     )
-    _X_IMMUTABLE = (XF.dimensions, XF.metric, XF.format)
+    _X_IMMUTABLE: ClassVar[tuple[str, ...]] = (XF.dimensions, XF.metric, XF.format)
 
     def _store(self, sid: str) -> dict[str, dict[str, Any]]:
         if sid not in self.indexes:
-            raise ApiError(404, "not.found", f"vector store {sid} not found")
+            raise not_found(f"vector store {sid}")
         return self.indexes[sid]
 
     def _settle(self, sid: str, iid: str) -> dict[str, Any] | None:
+        """The index, ACTIVE once its ingest delay has passed (computed lazily from the clock)."""
         idx = self.indexes.get(sid, {}).get(iid)
-        if (
-            idx is not None
-            and idx[XF.status] == "PROCESSING"
-            and self.now() >= self.ready_at.get(f"{sid}/{iid}", 0)
-        ):
-            idx[XF.status] = "ACTIVE"
-            self.ready_at.pop(f"{sid}/{iid}", None)
+        if idx is not None and idx.get(XF.status) == "PROCESSING":
+            key = f"{sid}/{iid}"
+            if self.now() >= self.ready_at.get(key, 0.0):
+                idx = {**idx, XF.status: "ACTIVE"}
+                self.indexes[sid][iid] = idx
+                self.ready_at.pop(key, None)
         return idx
 
     def put_index(
         self, sid: str, iid: str, body: Any, if_match: str | None, if_none_match: str | None
     ) -> Answer:
+        """Create (201) or replace (200) atomically; 004 answers a failed precondition 409."""
         store = self._store(sid)
         cur = self._settle(sid, iid)
         if if_none_match is not None and if_none_match.strip() == "*" and cur is not None:
             raise ApiError(409, "precondition.failed", f"index {iid} already exists")
-        if if_match is not None and (cur is None or if_match.strip() not in (cur[XF.etag], "*")):
-            raise ApiError(409, "precondition.failed", f"index {iid} changed (ETag) or is absent")
+        if if_match is not None and (cur is None or not _etag_matches(if_match, cur[XF.etag])):
+            raise ApiError(
+                409,
+                "precondition.failed",
+                f"index {iid} "
+                + ("does not exist" if cur is None else f"changed (ETag now {cur[XF.etag]})"),
+            )
         if cur is not None and cur[XF.status] == "PROCESSING":
             raise ApiError(
-                409, "index.processing", f"index {iid} is still ingesting; retry when it is ACTIVE"
+                409, "index.processing", f"index {iid} is still ingesting; retry once it is ACTIVE"
             )
-        if not isinstance(body, dict):
-            raise invalid("the body must be a JSON object", 422)
-        extra = sorted(set(body) - self._X_FIELDS - self._X_SERVER)
-        if extra:
-            raise invalid("unknown field(s): " + ", ".join(extra), 422)
+        body = _object(body, 422)
+        _unknown(body, self._X_FIELDS | self._X_SERVER, 422)
         b = _clean(body, self._X_SERVER)
         if b.get(XF.index_id) not in (None, iid):
-            raise invalid(f"{XF.index_id} does not match the path", 422)
+            raise invalid(f"{XF.index_id} {b[XF.index_id]!r} does not match the path", 422)
         dims = b.get(XF.dimensions)
-        if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 4096:
+        if not _is_int(dims) or not 1 <= dims <= 4096:
             raise invalid(f"{XF.dimensions} must be an integer from 1 to 4096", 400)
-        problems = []
+        problems: list[str] = []
         if b.get(XF.metric) not in METRICS:
             problems.append(f"{XF.metric} must be one of {', '.join(METRICS)}")
         if b.get(XF.format) not in FORMATS:
@@ -778,11 +973,11 @@ class Gateway:
         hook = b.get(XF.webhook)
         if hook is not None and not (isinstance(hook, str) and re.match(r"^https?://\S+$", hook)):
             problems.append(f"{XF.webhook} must be an http(s) URL")
+        labels: dict[str, str] = {}
         try:
-            labels = _labels(b.get("labels"))
+            labels = _string_map(b.get(LABELS, {}), LABELS)
         except ApiError as exc:
             problems.append(exc.message)
-            labels = {}
         if problems:
             raise invalid("; ".join(problems), 422, problems)
         if cur is not None:
@@ -791,45 +986,47 @@ class Gateway:
                 raise ApiError(
                     422,
                     "immutable.field",
-                    ", ".join(changed) + " cannot change on "
-                    "an existing index (delete and recreate it)",
+                    f"{', '.join(changed)} cannot change on an existing index: stored vectors "
+                    "would be invalid (delete and recreate it)",
+                    changed,
                 )
         ingest = bool(b.get(XF.auto_ingest, False))
         now = self.now()
+        processing = ingest and self.ingest_delay > 0
         obj: dict[str, Any] = {
             XF.index_id: iid,
             XF.dimensions: dims,
             XF.metric: b[XF.metric],
             XF.format: b[XF.format],
             XF.auto_ingest: ingest,
-            "labels": labels,
-            XF.status: "PROCESSING" if ingest and self.ingest_delay > 0 else "ACTIVE",
-            "updatedAt": _iso(now),
-            "syncEventId": str(uuid.uuid4()),
-            "retrievalPrecision": 0.92 if b[XF.format] == "float32" else 0.87,
-            XF.etag: _etag(),
         }
         if hook is not None:
             obj[XF.webhook] = hook
-        if obj[XF.status] == "PROCESSING":
+        obj[LABELS] = labels
+        obj[XF.status] = "PROCESSING" if processing else "ACTIVE"
+        obj[UPDATED_AT] = _iso(now)
+        obj[SYNC_EVENT_ID] = self._new_id()
+        obj[RETRIEVAL_PRECISION] = {"float32": 0.97, "int8": 0.93, "binary": 0.85}[b[XF.format]]
+        obj[XF.etag] = self._new_etag()
+        if processing:
             self.ready_at[f"{sid}/{iid}"] = now + self.ingest_delay
         store[iid] = obj
-        return Answer(201 if cur is None else 200, obj, {"ETag": obj[XF.etag]})
+        return Answer(201 if cur is None else 200, obj, {HEADERS.etag: obj[XF.etag]})
 
     def get_index(self, sid: str, iid: str) -> Answer:
         self._store(sid)
         idx = self._settle(sid, iid)
         if idx is None:
-            raise ApiError(404, "not.found", f"index {iid} not found in vector store {sid}")
-        return Answer(200, idx, {"ETag": idx[XF.etag]})
+            raise not_found(f"index {iid} in vector store {sid}")
+        return Answer(200, idx, {HEADERS.etag: idx[XF.etag]})
 
-    def delete_index(self, sid: str, iid: str, if_match: str | None) -> Answer:
+    def delete_index(self, sid: str, iid: str, if_match: str | None = None) -> Answer:
         store = self._store(sid)
         idx = self._settle(sid, iid)
         if idx is None:
-            raise ApiError(404, "not.found", f"index {iid} not found in vector store {sid}")
-        if if_match is not None and if_match.strip() not in (idx[XF.etag], "*"):
-            raise ApiError(409, "precondition.failed", f"index {iid} changed (ETag)")
+            raise not_found(f"index {iid} in vector store {sid}")
+        if if_match is not None and not _etag_matches(if_match, idx[XF.etag]):
+            raise ApiError(409, "precondition.failed", f"index {iid} changed (ETag {idx[XF.etag]})")
         del store[iid]
         self.ready_at.pop(f"{sid}/{iid}", None)
         return Answer(204)
@@ -840,155 +1037,229 @@ class Gateway:
         return Answer(200, page(items, query))
 
     def list_stores(self, query: Mapping[str, str]) -> Answer:
-        return Answer(200, page([dict(s) for s in STORES], query))
+        return Answer(200, page(list(STORES), query))
 
-    # -- runtime, telemetry, analytics, audit --
+    # -- runtime: invocations, routed dispatch, telemetry, analytics, audit -------------------
     def _pick_version(self, p: dict[str, Any], session: str | None) -> str | None:
         td = p.get(PF.traffic) or {}
         if td.get(PF.td_default):
             return str(td[PF.td_default])
-        entries = td.get(PF.td_versions) or []
+        entries = [e for e in td.get(PF.td_versions) or [] if e.get(SPLIT_WEIGHT, 0) > 0]
         if not entries:
-            return p.get(PF.version)
+            v = p.get(PF.version)
+            return str(v) if v is not None else None
         if td.get(PF.td_strategy) == "sticky" and session:
-            x = int(hashlib.sha256(f"{p[PF.id]}:{session}".encode()).hexdigest()[:8], 16) / 2**32
+            digest = hashlib.sha256(f"{p[PF.id]}:{session}".encode()).digest()
+            x = int.from_bytes(digest[:8], "big") / 2**64
         else:
             x = self.rng.random()
+        total = sum(float(e[SPLIT_WEIGHT]) for e in entries)
         acc = 0.0
         for e in entries:
-            acc += float(e["weight"])
+            acc += float(e[SPLIT_WEIGHT]) / total
             if x < acc:
-                return str(e["version"])
-        return str(entries[-1]["version"])
+                return str(e[SPLIT_VERSION])
+        return str(entries[-1][SPLIT_VERSION])
+
+    def _serve(self, chain: list[str]) -> tuple[str | None, list[dict[str, Any]]]:
+        """Try the models in order; a failing (5xx) or refusing model passes to the next."""
+        attempts: list[dict[str, Any]] = []
+        for model in chain:
+            if model in self.failing_models:
+                attempts.append({"modelId": model, "status": 503, "outcome": "unavailable"})
+            elif model in self.refusing_models:
+                attempts.append({"modelId": model, "status": 422, "outcome": "policy refusal"})
+            else:
+                attempts.append({"modelId": model, "status": 200, "outcome": "served"})
+                return model, attempts
+        return None, attempts
 
     def invoke(self, body: Any) -> Answer:
-        if not isinstance(body, dict) or not isinstance(body.get("promptId"), str):
-            raise invalid("promptId is required")
+        """Seed 003: the version served follows the split (sticky by sessionId when asked)."""
+        body = _object(body)
+        _unknown(body, ("promptId", "userInput", "sessionId", "options"))
+        if not isinstance(body.get("promptId"), str):
+            raise invalid("promptId is required (a string)")
+        if not isinstance(body.get("userInput", ""), str):
+            raise invalid("userInput must be a string")
+        session = body.get("sessionId")
+        if session is not None and not isinstance(session, str):
+            raise invalid("sessionId must be a string")
+        if body.get("options") is not None and not isinstance(body["options"], dict):
+            raise invalid("options must be an object")
         p = self._prompt(body["promptId"])
         text = str(body.get("userInput") or "")
-        version = self._pick_version(p, body.get("sessionId"))
+        version = self._pick_version(p, session)
+        served, attempts = self._serve([p[PF.model], *p.get(PF.fallbacks, [])])
         prompt_tokens = max(1, (len(p[PF.system_prompt]) + len(text)) // 4)
-        output = f"[{p[PF.model]}] reply to: {text[:200]}"
+        latency = round(40 + self.rng.random() * 160, 1) * len(attempts)
+        row: dict[str, Any] = {
+            "timestamp": _iso(self.now()),
+            "promptId": p[PF.id],
+            "version": version,
+            "modelId": served,
+            "latencyMs": latency,
+            "inputTokens": prompt_tokens,
+            "outputTokens": 0,
+            "error": None,
+        }
+        if served is None:
+            row["error"] = "every model failed: " + ", ".join(a["modelId"] for a in attempts)
+            self.telemetry.append(row)
+            raise ApiError(503, "models.unavailable", row["error"])
+        output = f"[{served}] reply to: {text[:200]}"
         completion = max(1, len(output) // 4)
-        latency = round(40 + self.rng.random() * 160, 1)
-        self.telemetry.append(
-            {
-                "timestamp": _iso(self.now()),
-                "promptId": p[PF.id],
-                "version": version,
-                "latencyMs": latency,
-                "inputTokens": prompt_tokens,
-                "outputTokens": completion,
-                "error": None,
-            }
-        )
+        row["outputTokens"] = completion
+        self.telemetry.append(row)
         return Answer(
             200,
             {
-                "responseId": str(uuid.uuid4()),
+                "responseId": self._new_id(),
                 "output": output,
                 "version": version,
+                "modelId": served,
                 "tokenUsage": {"prompt": prompt_tokens, "completion": completion},
             },
         )
 
     def dispatch(self, body: Any) -> Answer:
-        if not isinstance(body, dict) or not isinstance(body.get("modelId"), str):
-            raise invalid("modelId is required")
-        models = {m["id"] for m in MODELS}
-        chain = [
-            body["modelId"],
-            *[m for m in body.get("fallbackModels") or [] if isinstance(m, str)],
-        ]
-        unknown = [m for m in chain if m not in models]
+        """Seed 001's routed dispatch: the primary model, then the fallbacks in order."""
+        body = _object(body)
+        _unknown(body, ("modelId", "prompt", "parameters", "fallbackModels", "safetyFilters"))
+        problems: list[str] = []
+        if not isinstance(body.get("modelId"), str):
+            problems.append("modelId is required (a string)")
+        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            problems.append("prompt is required (a non-empty string)")
+        fallbacks = body.get("fallbackModels") or []
+        if not isinstance(fallbacks, list) or not all(isinstance(m, str) for m in fallbacks):
+            problems.append("fallbackModels must be a list of model ids")
+            fallbacks = []
+        filters = body.get("safetyFilters") or []
+        if not isinstance(filters, list) or not set(filters) <= set(CONTENT_FILTERS):
+            problems.append(f"safetyFilters allows {', '.join(CONTENT_FILTERS)}")
+        params = body.get("parameters") or {}
+        if not isinstance(params, dict):
+            problems.append("parameters must be an object")
+            params = {}
+        t = params.get("temperature")
+        if t is not None and not (_is_num(t) and 0 <= t <= 2):
+            problems.append("parameters.temperature must be a number from 0.0 to 2.0")
+        if problems:
+            raise invalid("; ".join(problems), details=problems)
+        chain = [body["modelId"], *fallbacks]
+        unknown = [m for m in chain if m not in MODEL_IDS]
         if unknown:
-            raise invalid("unknown model(s): " + ", ".join(unknown))
-        attempts = []
-        for model in chain:
-            if model in self.failing_models:
-                attempts.append({"model": model, "status": 503})
-                continue
-            attempts.append({"model": model, "status": 200})
-            return Answer(
-                200,
-                {
-                    "model": model,
-                    "output": f"[{model}] {str(body.get('prompt'))[:200]}",
-                    "attempts": attempts,
-                },
+            raise invalid("model(s) not in the models list: " + ", ".join(unknown))
+        served, attempts = self._serve(chain)
+        if served is None:
+            raise ApiError(
+                503,
+                "models.unavailable",
+                "the primary model and every fallback failed",
+                [f"{a['modelId']}: {a['outcome']}" for a in attempts],
             )
-        raise ApiError(
-            503,
-            "models.unavailable",
-            "every model in the chain failed",
-            [f"{a['model']}: {a['status']}" for a in attempts],
+        return Answer(
+            200,
+            {
+                "responseId": self._new_id(),
+                "modelId": served,
+                "output": f"[{served}] {body['prompt'][:200]}",
+                "fallbackUsed": served != body["modelId"],
+                "attempts": attempts,
+            },
         )
 
     def telemetry_page(self, query: Mapping[str, str]) -> Answer:
+        """Cursor paging (seed 003); the cursor is opaque to clients."""
+        start_t = _parse_time(query.get("startTime"), "startTime")
+        end_t = _parse_time(query.get("endTime"), "endTime")
+        pid = query.get("promptId")
         rows = [
             t
             for t in self.telemetry
-            if (not query.get("promptId") or t["promptId"] == query["promptId"])
-            and (not query.get("startTime") or t["timestamp"] >= query["startTime"])
-            and (not query.get("endTime") or t["timestamp"] <= query["endTime"])
+            if (not pid or t["promptId"] == pid)
+            and (start_t is None or (_parse_time(t["timestamp"], "timestamp") or 0) >= start_t)
+            and (end_t is None or (_parse_time(t["timestamp"], "timestamp") or 0) <= end_t)
         ]
         try:
             size = int(query.get(PAGING.page_size, 25))
-            start = int(query.get(PAGING.cursor) or 0)
         except ValueError:
-            raise invalid("pageSize and cursor must be integers") from None
+            raise invalid(f"{PAGING.page_size} must be an integer") from None
         if not 1 <= size <= PAGING.max_page_size:
-            raise invalid(f"pageSize must be between 1 and {PAGING.max_page_size}")
+            raise invalid(f"{PAGING.page_size} must be between 1 and {PAGING.max_page_size}")
+        cursor = query.get(PAGING.cursor) or ""
+        start = 0
+        if cursor:
+            m = re.fullmatch(r"c(\d+)", cursor)
+            if not m:
+                raise invalid(f"{PAGING.cursor} {cursor!r} is not a cursor this server gave")
+            start = int(m.group(1))
         out: dict[str, Any] = {PAGING.entities: rows[start : start + size]}
         if start + size < len(rows):
-            out[PAGING.next_cursor] = str(start + size)
+            out[PAGING.next_cursor] = f"c{start + size}"
         return Answer(200, out)
 
     def analytics(self, body: Any) -> Answer:
-        if not isinstance(body, dict):
-            raise invalid("the body must be a JSON object")
+        """Seed 002's usage query: rows grouped by the keys asked, with the metrics asked."""
+        body = _object(body)
+        _unknown(body, ("dateFrom", "dateTo", "groupBy", "metrics"))
         group_by = body.get("groupBy") or []
-        if not isinstance(group_by, list) or set(group_by) - {"promptId", "version"}:
-            raise invalid("groupBy allows promptId and version")
-        rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if not isinstance(group_by, list) or not set(group_by) <= set(ANALYTICS_GROUPS):
+            raise invalid(f"groupBy allows {', '.join(ANALYTICS_GROUPS)}")
+        metrics = body.get("metrics") or list(ANALYTICS_METRICS)
+        if not isinstance(metrics, list) or not set(metrics) <= set(ANALYTICS_METRICS):
+            raise invalid(f"metrics allows {', '.join(ANALYTICS_METRICS)}")
+        date_from = _parse_time(body.get("dateFrom"), "dateFrom")
+        date_to = _parse_time(body.get("dateTo"), "dateTo")
+        sums: dict[tuple[Any, ...], dict[str, float]] = {}
         for t in self.telemetry:
-            if body.get("dateFrom") and t["timestamp"] < body["dateFrom"]:
+            ts = _parse_time(t["timestamp"], "timestamp") or 0.0
+            if (date_from is not None and ts < date_from) or (date_to is not None and ts > date_to):
                 continue
-            if body.get("dateTo") and t["timestamp"] > body["dateTo"]:
-                continue
-            key = tuple(t[g] for g in group_by)
-            r = rows.setdefault(
+            key = tuple(t["promptId"] if g == "llmGatewayId" else t.get(g) for g in group_by)
+            s = sums.setdefault(
                 key,
+                {"inputTokens": 0, "outputTokens": 0, "latencyMs": 0.0, "errorCount": 0, "n": 0},
+            )
+            s["inputTokens"] += t["inputTokens"]
+            s["outputTokens"] += t["outputTokens"]
+            s["latencyMs"] += t["latencyMs"]
+            s["errorCount"] += 1 if t.get("error") else 0
+            s["n"] += 1
+        data = []
+        for key, s in sums.items():
+            all_metrics = {
+                "totalTokens": int(s["inputTokens"] + s["outputTokens"]),
+                "inputTokens": int(s["inputTokens"]),
+                "outputTokens": int(s["outputTokens"]),
+                "latencyMs": round(s["latencyMs"] / s["n"], 1),  # the mean
+                "errorCount": int(s["errorCount"]),
+            }
+            data.append(
                 {
                     **dict(zip(group_by, key, strict=True)),
-                    "inputTokens": 0,
-                    "outputTokens": 0,
-                    "totalTokens": 0,
-                    "latencyMs": 0.0,
-                    "errorCount": 0,
-                    "count": 0,
-                },
+                    **{m: all_metrics[m] for m in metrics},
+                }
             )
-            r["inputTokens"] += t["inputTokens"]
-            r["outputTokens"] += t["outputTokens"]
-            r["totalTokens"] += t["inputTokens"] + t["outputTokens"]
-            r["latencyMs"] += t["latencyMs"]
-            r["errorCount"] += 1 if t["error"] else 0
-            r["count"] += 1
-        for r in rows.values():
-            r["latencyMs"] = round(r["latencyMs"] / max(1, r["count"]), 1)
-        return Answer(200, {"data": list(rows.values())})
+        data.sort(key=lambda r: [str(r.get(g)) for g in group_by])
+        return Answer(200, {"data": data})
 
     def audit_log(self, body: Any) -> Answer:
-        if not isinstance(body, dict) or not body.get("action"):
-            raise invalid("action is required")
-        extra = set(body) - {"promptId", "action", "timestamp", "details", "complianceStatus"}
-        if extra:
-            raise invalid("unknown field(s): " + ", ".join(sorted(extra)))
-        rec = {"id": str(uuid.uuid4()), **body, "received": _iso(self.now())}
+        """Seed 003's compliance records: kept, never changed."""
+        body = _object(body)
+        _unknown(body, AUDIT_FIELDS)
+        problems = []
+        if not isinstance(body.get("action"), str) or not body["action"]:
+            problems.append("action is required (a string)")
+        for f in ("promptId", "timestamp", "complianceStatus"):
+            if body.get(f) is not None and not isinstance(body[f], str):
+                problems.append(f"{f} must be a string")
+        for f in ("details", "metadata"):
+            if body.get(f) is not None and not isinstance(body[f], dict):
+                problems.append(f"{f} must be an object")
+        if problems:
+            raise invalid("; ".join(problems), details=problems)
+        rec = {"id": self._new_id(), **body, "receivedAt": _iso(self.now())}
         self.audit_logs.append(rec)
         return Answer(201, rec)
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
