@@ -25,9 +25,10 @@ from reconciler import audit, planfile, runs
 from reconciler.client import Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import ClientSpec, EmulatorConfig
+from reconciler.emulator.state import STORE_ID
 from reconciler.emulator.transport import in_process_transport
-from reconciler.endpoints import SCOPES
-from reconciler.errors import ConfigError, StalePlanError
+from reconciler.endpoints import PATHS, SCOPES
+from reconciler.errors import ConfigError, PlanError, StalePlanError
 
 REPO = Path(__file__).resolve().parent.parent
 URL = "http://127.0.0.1:8787"
@@ -234,6 +235,41 @@ async def test_destructive_operations_need_permission(
     assert {o.action.value for o in prepared.plan.changes} == {"delete", "replace"}
     run = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
     assert run.ok, [r.error for r in run.result.results]
+    path = PATHS.index.format(vectorStoreId=STORE_ID, indexId="prod-embedding-index-v2")
+    live = await org.call("GET", path)
+    assert live.status_code == 200, live.text
+    assert live.json()["dimensions"] == 768
+
+
+async def test_changed_immutable_version_field_is_an_error_naming_the_fix(
+    org: Org, manifests: Path, tmp_path: Path
+) -> None:
+    target = org.target()
+    await _apply(target, [str(manifests)], tmp_path)
+    before = len(_writes(await org.requests_log()))
+    path = manifests / "templates" / "support-ticket-classifier.yaml"
+    path.write_text(path.read_text().replace("Answer with billing", "Reply with billing"))
+    with pytest.raises(PlanError) as err:
+        await runs.make_plan(target, [str(manifests)])
+    assert "support-ticket-classifier@1.0.0" in str(err.value)
+    assert "publish a new version" in str(err.value)
+    with pytest.raises(PlanError):
+        await runs.prepare_apply(target, paths=[str(manifests)])
+    assert len(_writes(await org.requests_log())) == before
+
+
+async def test_plan_request_count_follows_the_formula(tmp_path: Path) -> None:
+    """T/100 + (templates with versions) + P/100 + I/100 + 1 (models), within 10%."""
+    org = Org()
+    _generated_org(tmp_path / "gen", n=180)
+    target = org.target()
+    run = await _apply(target, [str(tmp_path / "gen")], tmp_path)
+    assert run.ok
+    again = await runs.make_plan(target, [str(tmp_path / "gen")])
+    assert not again.plan.changes
+    t = p = i = 180
+    formula = -(-t // 100) + t + -(-p // 100) + -(-i // 100) + 1
+    assert abs(again.requests - formula) <= 0.1 * formula, (again.requests, formula)
 
 
 async def test_dry_run_sends_no_write(org: Org, manifests: Path) -> None:
