@@ -284,7 +284,9 @@ class _Pacer:
     While more than a fifth of the budget is left, requests go out freely; below that, each new
     request waits ``reset / remaining`` (so the budget lasts until the reset); with nothing left it
     waits for the reset. The counters are the server's, so several clients sharing a token still
-    pace correctly.
+    pace correctly. Requests already holding a slot (sending, or waiting for their turn) count
+    against the budget, and no slot is ever reserved past the reset: whoever would wait longer
+    waits for the new window, where requests go out freely again.
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
@@ -325,7 +327,7 @@ class _Pacer:
             self.remaining -= 1
             return 0.0
         spacing = left / self.remaining
-        slot = max(now, self.next_slot)
+        slot = min(max(now, self.next_slot), self.reset_at)
         self.next_slot = slot + spacing
         self.remaining -= 1
         return slot - now
@@ -515,15 +517,15 @@ class GatewayClient:
             attempt += 1
             token = await self._get_token()
             hdrs["Authorization"] = f"Bearer {token}"
-            started = self.clock()
             async with self._sem:
-                wait = self._pacer.delay()
-                if wait > 0:
-                    log.debug("pacing: waiting %.2fs for the rate window", wait)
-                    await self.sleep(wait)
-                self.requests_sent += 1
-                self._in_flight += 1
+                self._in_flight += 1  # from here on it holds a slot of the window's budget
                 try:
+                    wait = self._pacer.delay()
+                    if wait > 0:
+                        log.debug("pacing: waiting %.2fs for the rate window", wait)
+                        await self.sleep(wait)
+                    self.requests_sent += 1
+                    started = self.clock()  # latency is the request's, not the queue's
                     resp = await self._http.request(
                         method,
                         self.settings.api_url + path,

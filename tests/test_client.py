@@ -12,6 +12,7 @@ styles; per-endpoint metrics; the webhook never raising and never showing a URL'
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 
 from reconciler import errors
 from reconciler.client import GatewayClient, Settings, endpoint_of, post_webhook
+from reconciler.endpoints import PATHS
 from reconciler.errors import ConfigError
 
 SECRET = "s3cr3t-value-xyz"
@@ -379,6 +381,68 @@ async def test_exhausted_window_waits_for_reset() -> None:
         await c.request("GET", "/x")
         await c.request("GET", "/x")
     assert clock.sleeps == [13.0]  # the reset header plus a second of margin
+
+
+class VirtualTime:
+    """Virtual time for many concurrent tasks: a sleep ends when the clock reaches its wake
+    time, and the clock jumps to the next wake time only once every task is blocked."""
+
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def sleep(self, s: float) -> None:
+        if s <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiters, (self.t + s, self._seq, fut))
+        await fut
+
+    async def run(self, coro: Any) -> Any:
+        task = asyncio.ensure_future(coro)
+        while not task.done():
+            for _ in range(200):  # let every runnable task run until all are blocked
+                await asyncio.sleep(0)
+            if self._waiters and not task.done():
+                wake, _, fut = heapq.heappop(self._waiters)
+                self.t = max(self.t, wake)
+                fut.set_result(None)
+        return task.result()
+
+
+async def test_pacing_at_the_window_edge_loses_no_time_and_meets_no_429() -> None:
+    """330 reads at 300 a minute, 8 at a time, against the emulator's fixed window: the last 30
+    go out when the window resets (plus the one-second margin), not seconds later."""
+    from reconciler.emulator.app import create_app
+    from reconciler.emulator.config import EmulatorConfig
+    from reconciler.emulator.transport import in_process_transport
+
+    vt = VirtualTime()
+    app = create_app(EmulatorConfig(rate_limit=300), clock=vt, sleep=vt.sleep)
+    client = GatewayClient(
+        Settings(API, API, "emulator-client", "emulator-secret"),
+        transport=in_process_transport(app),
+        parallelism=8,
+        sleep=vt.sleep,
+        clock=vt,
+    )
+
+    async def reads() -> None:
+        async with client:
+            await asyncio.gather(*(client.request("GET", PATHS.models) for _ in range(330)))
+
+    start = vt()
+    await vt.run(reads())
+    api = [r for r in app.log if r["path"] != "/oauth/token"]
+    assert len(api) == 330
+    assert not [r for r in api if r["status"] == 429]
+    assert vt() - start <= 60 + 2.5, vt() - start
 
 
 async def test_concurrency_is_bounded() -> None:
