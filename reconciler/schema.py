@@ -5,6 +5,13 @@ editors through ``# yaml-language-server: $schema=``. This module turns jsonsche
 ``Problem``s a reviewer understands: the line of the offending value (or key, or mapping), the
 field path, the rule in words ("must be 3 to 128 characters"), and a fix. It also fills schema
 defaults, so the rest of the code never repeats them.
+
+Speed: most documents are valid, so each is first checked by jsonschema-rs (compiled, about 50
+times faster here); only a document it rejects goes through jsonschema, whose errors carry what
+the explanations need. jsonschema stays the judge: a document is reported only if jsonschema
+finds a problem, and a test runs every corpus document through both to prove the fast path
+never passes one jsonschema would refuse. Without jsonschema-rs (a platform with no wheel),
+every document takes the slow path.
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from reconciler.model import KINDS, Document, Kind, Path, Problem, format_path
+
+_rs: Any
+try:
+    import jsonschema_rs as _rs
+except ImportError:  # pragma: no cover - a platform without a wheel: the slow path alone
+    _rs = None
 
 SCHEMA_DIR = FsPath(__file__).resolve().parent.parent / "schemas"
 SCHEMA_FILES = {
@@ -53,11 +66,33 @@ def _validator(kind: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+@cache
+def _fast_validator(kind: str) -> Any:
+    """jsonschema-rs's compiled validator for ``kind``, or None when it is not installed. Formats
+    are not asserted, as jsonschema does not assert them without a format checker."""
+    if _rs is None:
+        return None
+    return _rs.validator_for(load_schema(kind), validate_formats=False)
+
+
+def is_valid_fast(kind: str, body: Any) -> bool:
+    """True when the fast validator accepts ``body`` (False also when it is unavailable)."""
+    fast = _fast_validator(kind)
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(body))
+    except (ValueError, TypeError, OverflowError):  # a value it cannot convert: ask jsonschema
+        return False
+
+
 def check_document(doc: Document) -> list[Problem]:
     """Schema problems of one document, each located and explained."""
     kind = doc.body.get("kind")
     if kind not in SCHEMA_FILES:
         return [_kind_problem(doc, kind)]
+    if is_valid_fast(kind, doc.body):
+        return []
     problems: list[Problem] = []
     for error in _validator(kind).iter_errors(doc.body):
         problems.extend(_explain(doc, error))

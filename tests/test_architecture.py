@@ -2,8 +2,8 @@
 
 Covers: only the loader imports yaml, only the token module imports tiktoken, only the CLI imports
 click, only the client imports httpx (the emulator, a separate server, may use httpx for its
-in-process transport), only the schema module imports jsonschema, only diffing imports deepdiff,
-and the pure planner imports no I/O module.
+in-process transport), only the schema module imports jsonschema (and jsonschema-rs), only
+diffing imports deepdiff, and the pure planner imports no I/O module.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ CHOKE_POINTS = {
     "click": {"cli.py"},
     "httpx": {"client.py", "emulator/transport.py"},
     "jsonschema": {"schema.py"},
+    "jsonschema_rs": {"schema.py"},
     "deepdiff": {"diffing.py"},
     "starlette": {"emulator/"},
     "uvicorn": {"emulator/"},

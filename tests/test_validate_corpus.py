@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from reconciler import loader, schema
 from reconciler.cli import cli
 from reconciler.validate import validate_paths
 
@@ -64,3 +65,65 @@ def test_every_error_names_file_and_line() -> None:
         assert p.file.endswith(".yaml")
         assert p.line >= 1, p
         assert p.message
+
+
+def _documents() -> list[tuple[str, object]]:
+    roots = [CORPUS, CORPUS.parent.parent.parent / "manifests"]
+    out = []
+    for root in roots:
+        for path in sorted(root.rglob("*.yaml")):
+            for i, doc in enumerate(loader.load_paths([str(path)]).documents):
+                kind = doc.body.get("kind")
+                if kind in schema.SCHEMA_FILES:
+                    out.append((f"{path.name}#{i}", doc))
+    return out
+
+
+DOCS = _documents()
+
+
+def test_fast_path_never_passes_what_jsonschema_refuses() -> None:
+    """The compiled validator only short-cuts documents jsonschema also accepts; on the corpus
+    (every schema rule broken at least once) and the example manifests, both agree."""
+    assert schema._fast_validator("Prompt") is not None, "jsonschema-rs is a dependency"
+    refused = 0
+    for name, doc in DOCS:
+        kind = doc.body["kind"]  # type: ignore[attr-defined]
+        slow_ok = not list(schema._validator(kind).iter_errors(doc.body))  # type: ignore[attr-defined]
+        fast_ok = schema.is_valid_fast(kind, doc.body)  # type: ignore[attr-defined]
+        assert fast_ok == slow_ok, f"{name}: jsonschema-rs says {fast_ok}, jsonschema {slow_ok}"
+        refused += not slow_ok
+    assert refused >= 10  # the corpus does exercise the slow path
+
+
+def test_fast_path_edge_values_agree() -> None:
+    """Values where Python and Rust semantics could differ: a trailing newline against `$`,
+    booleans against integers and numbers, 1.0 as an integer, non-ASCII text, huge numbers."""
+    base = {
+        "apiVersion": "llmgw/v1",
+        "kind": "VectorIndex",
+        "metadata": {"name": "edge-index"},
+        "spec": {
+            "vectorStore": "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10",
+            "dimensions": 8,
+            "similarityMetric": "cosine",
+            "embeddingFormat": "int8",
+        },
+    }
+    edits = [
+        ("metadata", "name", "edge-index\n"),
+        ("metadata", "name", "édge-index"),
+        ("spec", "dimensions", True),
+        ("spec", "dimensions", 8.0),
+        ("spec", "dimensions", 8.5),
+        ("spec", "dimensions", 10**30),
+        ("spec", "dimensions", "8"),
+        ("spec", "similarityMetric", "cosine\n"),
+        ("metadata", "labels", {"team": "x\n"}),
+        ("metadata", "labels", {"bad key": "x"}),
+    ]
+    for section, key, value in edits:
+        body = {**base, section: {**base[section], key: value}}  # type: ignore[dict-item]
+        slow_ok = not list(schema._validator("VectorIndex").iter_errors(body))
+        fast_ok = schema.is_valid_fast("VectorIndex", body)
+        assert not (fast_ok and not slow_ok), f"{section}.{key}={value!r}: fast path passed it"
