@@ -11,6 +11,7 @@ metrics and export modules.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import time
@@ -34,6 +35,8 @@ from reconciler.model import Kind, Problem
 from reconciler.normalize import LiveState, Obj, desired_state
 from reconciler.planner import Operation, OpType, Plan, plan
 from reconciler.validate import Report, validate_paths
+
+log = logging.getLogger("llmgw.run")
 
 
 @dataclass(frozen=True)
@@ -147,14 +150,21 @@ async def make_plan(
     today: dt.date | None = None,
 ) -> PlanRun:
     """Validate, read live with read scopes only, plan. Raises ManifestError or PlanError."""
+    t0 = time.perf_counter()
     desired = load_desired(paths, ignore_file=ignore_file, today=today)
+    t1 = time.perf_counter()
+    log.debug("validated %d objects in %.2f s", len(desired.objects), t1 - t0)
     async with target.client(read_only=True) as client:
         live = await _read(client, desired)
+    t2 = time.perf_counter()
+    log.debug(
+        "read %d live objects in %d requests, %.2f s", len(live.objects), live.requests, t2 - t1
+    )
     result = plan(desired.objects, live, prune=prune, ignores=desired.ignores.by_ref())
     result = _with_warnings(result, desired)
-    return PlanRun(
-        result, live, desired, _saved(target, paths, desired, result, live.requests), live.requests
-    )
+    saved = _saved(target, paths, desired, result, live.requests)
+    log.debug("planned in %.2f s", time.perf_counter() - t2)
+    return PlanRun(result, live, desired, saved, live.requests)
 
 
 def _with_warnings(result: Plan, desired: Desired) -> Plan:
