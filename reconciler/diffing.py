@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deepdiff import DeepDiff
-
 ADD, REMOVE, CHANGE = "add", "remove", "change"
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _PLACEHOLDER = re.compile(r"\{\{([a-zA-Z_][a-zA-Z0-9_]*)\}\}")
@@ -75,6 +73,8 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[DiffItem, ...]
     """Differences from ``old`` (live) to ``new`` (desired), sorted by path."""
     if old == new:
         return ()
+    from deepdiff import DeepDiff  # imported on the first real difference: a no-change run skips it
+
     tree = DeepDiff(
         dict(old),
         dict(new),

@@ -22,12 +22,13 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path as FsPath
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from reconciler.model import KINDS, Document, Kind, Path, Problem, format_path
+
+if TYPE_CHECKING:  # imported when first needed: with the fast path, a valid run never needs it
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _rs: Any
 try:
@@ -63,6 +64,8 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 @cache
 def _validator(kind: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     schema = load_schema(kind)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
