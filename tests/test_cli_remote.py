@@ -114,6 +114,10 @@ def test_drift_export_and_audit_verify(emulator: str, tmp_path: Path) -> None:
     )
     code, out = run("drift", "manifests/")
     assert code == 2 and "temperature: git 0.0 -> live 0.9" in out
+    code, out = run("plan", "manifests/", "--detailed-exitcode")
+    assert code == 2 and "Plan: 0 to create, 1 to update," in out, out
+    changed = [line for line in out.splitlines() if line.startswith("    ~ ")]
+    assert changed == ["    ~ temperature: 0.9 -> 0.0"], out
     code, out = run("drift", "manifests/", "-o", "json")
     assert code == 2 and json.loads(out)["counts"]["modified"] == 1
     code, out = run("drift", "manifests/", "-o", "markdown", "--metrics-file", "drift.prom")
