@@ -1,204 +1,433 @@
-"""Benchmark: reading a large live org for a plan, by listing versus one GET per object.
+"""Benchmark: `llmgw plan` on a large org, against a per-object refresh, and under the rate limit.
 
-An in-process emulator holds 2,000 managed templates with 3 versions each, 500 prompts and 200
-indexes. Rows: the live read by listing (what plan and drift do) and a per-object GET baseline
-(list ids, then GET each object), both wall time and requests; then the same two under the
-gateway's default rate limit (300 requests a minute per token) on a simulated clock shared by
-the emulator and the client, giving the time a real org would take and how many 429s were hit.
-Also the emulator's own throughput (in-process GETs and writes per second).
+Issue 4's scenarios, each run as real processes on loopback (the emulator from `llmgw emulator
+serve --state`, the planner as `llmgw plan`), so that wall time, CPU time and peak memory are the
+client's own, measured by the kernel (``os.wait4``):
+
+1. **Large org, no change**: 2,000 templates x 3 versions, 2,000 prompts each with a traffic split
+   over two of its template's versions, 200 vector indexes (12,200 objects), emulator latency
+   20 ms, rate limit lifted, `--parallelism 8`. Beside it, the baseline the listing design is
+   measured against: the same plan (validate, read, plan, in a process of its own) with the
+   live read done the way a per-resource refresh works (Terraform's): one GET per manifest
+   object whose id it already holds (so no listing at all; a traffic split, its own resource
+   there, GETs its prompt), at the same parallelism. Both must find no change. Targets: at
+   least 4x fewer requests and 4x less wall time than the baseline; no-change plan CPU under
+   1 ms per object. The planner's own CPU (normalise, diff, order: the pure function) is
+   measured separately in-process.
+2. **Rate-limited**: 500 templates x 3 versions, 500 prompts with splits, 50 indexes, at the
+   gateway's default 300 requests a minute per token (fixed 60 s windows). Target: zero 429s,
+   and wall time within 15% of the minimum the rate window allows, which is
+   ``floor((N - 1) / 300) x 60 s`` for N requests (everything past the first 300 has to wait for
+   the next window). The ratio is reported.
+
+Seeding (not measured) applies the generated manifests to an in-process emulator once with
+llmgw itself and saves its state; each measured run starts a fresh emulator from that file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
+
+from reconciler import runs
 from reconciler.client import GatewayClient, Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
-from reconciler.emulator.state import STORE_ID
 from reconciler.emulator.transport import in_process_transport
-from reconciler.endpoints import PATHS
+from reconciler.endpoints import FIELDS, PATHS
 from reconciler.gateway import GatewayReader
 from reconciler.live import read_live
+from reconciler.planner import plan
 
-TEMPLATES, VERSIONS, PROMPTS, INDEXES = 2000, 3, 500, 200
-URL = "http://127.0.0.1:8787"
-MANAGED = {"managed-by": "llmgw"}
+BIN = Path(sys.executable).parent
+LLMGW = str(BIN / "llmgw")  # the console script, for the emulator
+STORE = "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10"
+CLIENT = {
+    "GENESYS_CLOUD_CLIENT_ID": "emulator-client",
+    "GENESYS_CLOUD_CLIENT_SECRET": "emulator-secret",
+}
+PARALLELISM = 8
+LATENCY_MS = 20
+RATE = 300
+WINDOW_S = 60.0
+LARGE = (2000, 3, 2000, 200)  # templates, versions per template, prompts, indexes
+RATED = (500, 3, 500, 50)
 
 
-class SimClock:
-    def __init__(self) -> None:
-        self.t = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, s: float) -> None:
-        self.t += s
-        await asyncio.sleep(0)
-
-
-def populate(app: Any) -> None:
-    g = app.gateway
-    tids = []
-    for i in range(TEMPLATES):
-        t = g.create_template(
-            {
-                "name": f"tpl-{i:05d}",
-                "user_template": "Q: {{q}}",
-                "variables": ["q"],
-                "labels": MANAGED,
-            },
-            "/t",
-        ).body
-        tids.append(t["id"])
-        for v in range(VERSIONS):
-            g.create_version(
-                t["id"],
-                {
-                    "version": f"1.{v}.0",
-                    "content": f"v{v} {{{{q}}}}",
-                    "variables": {"q": "string"},
-                    "labels": MANAGED,
-                },
+# -- the generated org -------------------------------------------------------------------------
+def write_org(root: Path, templates: int, versions: int, prompts: int, indexes: int) -> int:
+    """Manifests for a generated org, 100 templates or prompts to a file; returns the object
+    count (templates + versions + prompts + splits + indexes)."""
+    for sub in ("templates", "prompts", "indexes"):
+        (root / sub).mkdir(parents=True)
+    for start in range(0, templates, 100):
+        docs = []
+        for i in range(start, min(start + 100, templates)):
+            t = f"bench-template-{i:05d}"
+            docs.append(
+                f"apiVersion: llmgw/v1\nkind: PromptTemplate\nmetadata: {{name: {t}}}\n"
+                f"spec:\n  description: Generated template {i}\n"
+                "  systemInstruction: Answer in one short paragraph.\n"
+                '  userTemplate: "Customer asks: {{question}} (tier {{tier}})"\n'
+                "  variables: [question, tier]\n"
             )
-    for i in range(PROMPTS):
-        g.create_prompt(
-            {
-                "name": f"prompt-{i:05d}",
-                "templateId": tids[i],
-                "modelEndpointRef": "model-gen-4",
-                "systemPrompt": "You help.",
-                "labels": MANAGED,
-            },
-            "/p",
-        )
-    for i in range(INDEXES):
-        g.put_index(
-            STORE_ID,
-            f"index-{i:04d}",
-            {
-                "dimensions": 1536,
-                "similarityMetric": "cosine",
-                "embeddingFormat": "float32",
-                "labels": MANAGED,
-            },
-            None,
-            None,
-        )
-
-
-async def by_listing(client: GatewayClient) -> int:
-    live = await read_live(GatewayReader(client))
-    return len(live.objects)
-
-
-async def by_object(client: GatewayClient) -> int:
-    """The naive way: list ids, then GET every object (the baseline the listing design avoids)."""
-    templates = await client.list_pages(PATHS.templates)
-    prompts = await client.list_pages(PATHS.prompts)
-    indexes = await client.list_pages(PATHS.indexes.format(vectorStoreId=STORE_ID))
-    await client.list_pages(PATHS.models)
-    gets = [PATHS.template.format(templateId=t["id"]) for t in templates]
-    for t in templates:
-        versions = await client.list_pages(PATHS.versions.format(templateId=t["id"]))
-        gets += [PATHS.version.format(templateId=t["id"], version=v["version"]) for v in versions]
-    gets += [PATHS.prompt.format(promptId=p["id"]) for p in prompts]
-    gets += [PATHS.index.format(vectorStoreId=STORE_ID, indexId=x["indexId"]) for x in indexes]
-    await asyncio.gather(*(client.request("GET", g) for g in gets))
-    return len(gets)
-
-
-async def scenario(read: Any, rate_limit: int) -> dict[str, Any]:
-    clock = SimClock() if rate_limit else None
-    config = EmulatorConfig(rate_limit=rate_limit, ingest_delay=0)
-    app = create_app(config, clock=clock or time.time)
-    populate(app)
-    kw: dict[str, Any] = {"sleep": clock.sleep, "clock": clock} if clock else {}
-    client = GatewayClient(
-        Settings(URL, URL, "emulator-client", "emulator-secret"),
-        transport=in_process_transport(app),
-        parallelism=8,
-        **kw,
-    )
-    start_sim = clock() if clock else 0.0
-    t0 = time.perf_counter()
-    async with client:
-        await read(client)
-    wall = time.perf_counter() - t0
-    limited = sum(1 for r in app.log if r["status"] == 429)
-    row: dict[str, Any] = {
-        "requests": client.requests_sent,
-        "wall_s": round(wall, 2),
-    }
-    if clock:
-        row["simulated_minutes_at_300_per_min"] = round((clock() - start_sim) / 60, 1)
-        row["429s"] = limited
-    return row
-
-
-async def throughput() -> list[dict[str, Any]]:
-    app = create_app(EmulatorConfig(rate_limit=0))
-    populate(app)
-    client = GatewayClient(
-        Settings(URL, URL, "emulator-client", "emulator-secret"),
-        transport=in_process_transport(app),
-        parallelism=8,
-    )
-    rows = []
-    async with client:
-        n = 2000
-        t0 = time.perf_counter()
-        await asyncio.gather(
-            *(client.request("GET", PATHS.templates, params={"pageSize": 25}) for _ in range(n))
-        )
-        rows.append(
-            {
-                "case": "emulator in-process: GET a list page",
-                "requests_per_s": round(n / (time.perf_counter() - t0)),
-            }
-        )
-        t0 = time.perf_counter()
-        await asyncio.gather(
-            *(
-                client.request(
-                    "PUT",
-                    PATHS.index.format(vectorStoreId=STORE_ID, indexId=f"w-{i}"),
-                    json={"dimensions": 8, "similarityMetric": "cosine", "embeddingFormat": "int8"},
-                    request_id=f"r-{i}",
+            for v in range(versions):
+                docs.append(
+                    f"apiVersion: llmgw/v1\nkind: PromptVersion\n"
+                    f"metadata: {{name: {t}@1.{v}.0}}\n"
+                    f'spec:\n  template: {t}\n  version: "1.{v}.0"\n'
+                    f'  content: "Revision {v}: answer {{{{question}}}}'
+                    ' for a {{tier}} customer."\n'
+                    "  variables: {question: string, tier: string}\n"
+                    "  metadata: {author: bench}\n"
                 )
-                for i in range(n)
+        (root / "templates" / f"batch-{start // 100:03d}.yaml").write_text("---\n".join(docs))
+    for start in range(0, prompts, 100):
+        docs = []
+        for i in range(start, min(start + 100, prompts)):
+            t = f"bench-template-{i % templates:05d}"
+            p = f"bench-prompt-{i:05d}"
+            docs.append(
+                f"apiVersion: llmgw/v1\nkind: Prompt\nmetadata: {{name: {p}, labels: {{team: "
+                f"bench}}}}\nspec:\n  template: {t}\n  model: model-gen-4\n"
+                "  fallbackModels: [model-fallback-3]\n  systemPrompt: You help customers.\n"
+                "  temperature: 0.2\n  maxTokens: 512\n"
             )
+            docs.append(
+                f"apiVersion: llmgw/v1\nkind: TrafficSplit\nmetadata: {{name: {p}}}\n"
+                f"spec:\n  prompt: {p}\n  strategy: random\n  versions:\n"
+                '    - {version: "1.0.0", weight: 0.9}\n'
+                f'    - {{version: "1.{versions - 1}.0", weight: 0.1}}\n'
+            )
+        (root / "prompts" / f"batch-{start // 100:03d}.yaml").write_text("---\n".join(docs))
+    docs = [
+        f"apiVersion: llmgw/v1\nkind: VectorIndex\nmetadata: {{name: bench-index-{i:04d}}}\n"
+        f"spec:\n  vectorStore: {STORE}\n  dimensions: 1536\n  similarityMetric: cosine\n"
+        "  embeddingFormat: float32\n"
+        for i in range(indexes)
+    ]
+    (root / "indexes" / "indexes.yaml").write_text("---\n".join(docs))
+    return templates * (1 + versions) + 2 * prompts + indexes
+
+
+URL = "http://127.0.0.1:8787"
+
+
+def _target(app: Any) -> runs.Target:
+    settings = Settings(URL, URL, CLIENT["GENESYS_CLOUD_CLIENT_ID"], "emulator-secret")
+    return runs.Target(settings, None, transport=in_process_transport(app), parallelism=16)
+
+
+async def seed(manifests: Path, state: Path, work: Path) -> None:
+    """Apply the manifests to an empty in-process emulator with llmgw, save the org."""
+    app = create_app(EmulatorConfig(rate_limit=0, ingest_delay=0.0, seed=7))
+    target = _target(app)
+    prepared = await runs.prepare_apply(target, paths=[str(manifests)])
+    run = await runs.execute(target, prepared, audit_path=str(work / "seed-audit.jsonl"))
+    if not run.ok:
+        raise SystemExit(f"bench: seeding failed: {[r.error for r in run.result.results][:3]}")
+    state.write_text(json.dumps(app.emulator.gateway.snapshot()))
+
+
+# -- measured processes ------------------------------------------------------------------------
+class Emulator:
+    """`llmgw emulator serve` in a child process, from a copy of a state file."""
+
+    def __init__(self, state: Path, work: Path, *args: str) -> None:
+        copy = work / f"state-{time.monotonic_ns()}.json"
+        shutil.copy(state, copy)
+        self.proc = subprocess.Popen(
+            [LLMGW, "emulator", "serve", "--port", "0", "--state", str(copy), "--admin", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
-        rows.append(
-            {
-                "case": "emulator in-process: PUT an index (idempotency key)",
-                "requests_per_s": round(n / (time.perf_counter() - t0)),
-            }
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on " not in line:
+            self.proc.kill()
+            raise SystemExit(f"bench: the emulator did not start: {line!r}")
+        self.url = line.rsplit(" ", 1)[1].strip()
+
+    def log(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = httpx.get(f"{self.url}/__emulator/requests").json()["requests"]
+        return [r for r in rows if not str(r.get("path", "")).startswith("/__emulator")]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+# The child reports its own peak RSS: the kernel's figure for a child (wait4's ru_maxrss) starts
+# from the parent's high-water mark at fork, and this parent holds a seeded org.
+_WRAP = """
+import atexit, os, runpy, sys
+def report():
+    with open('/proc/self/status') as f:
+        kb = next(line.split()[1] for line in f if line.startswith('VmHWM:'))
+    with open(os.environ['BENCH_HWM'], 'w') as f:
+        f.write(kb)
+atexit.register(report)
+target, sys.argv = sys.argv[1], sys.argv[1:]
+if target == 'llmgw':
+    from reconciler.cli import main
+    main()
+else:
+    runpy.run_path(target, run_name='__main__')
+"""
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``cmd`` (``llmgw ARGS`` or ``SCRIPT ARGS``): wall time, the kernel's CPU time of
+    exactly this child, and its peak RSS."""
+    with tempfile.NamedTemporaryFile(prefix="bench-hwm-") as hwm:
+        env = {**env, "BENCH_HWM": hwm.name}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRAP, *cmd],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-    return rows
+        assert proc.stdout is not None and proc.stderr is not None
+        out = proc.stdout.read()  # small: a no-change plan, a count
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        rss_kb = int(Path(hwm.name).read_text() or 0)
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": rss_kb / 1024,
+        "rc": proc.returncode,
+        "out": out.decode(),
+        "err": err.decode(),
+    }
+
+
+def _env(url: str) -> dict[str, str]:
+    return {**os.environ, **CLIENT, "GENESYS_CLOUD_API_URL": url, "NO_COLOR": "1"}
+
+
+def _requests_from_plan(text: str) -> int:
+    for line in text.splitlines():
+        if line.startswith("Read the org in "):
+            return int(line.split()[4].replace(",", ""))
+    raise SystemExit(f"bench: no request count in the plan output:\n{text[-2000:]}")
+
+
+def plan_cmd(manifests: Path) -> list[str]:
+    return ["llmgw", "plan", str(manifests), "--parallelism", str(PARALLELISM), "--no-color"]
+
+
+# -- the baseline: the same plan, read one GET per object, ids known ----------------------------
+def object_ids(state: Path) -> dict[str, Any]:
+    """What a per-resource tool keeps in its state: the id of every object."""
+    data = json.loads(state.read_text())
+    return {
+        "templates": list(data["templates"]),
+        "versions": {tid: list(v) for tid, v in data["versions"].items()},
+        "prompts": list(data["prompts"]),
+        # a traffic split is its own resource there, and its read GETs the prompt it belongs to
+        "splits": [pid for pid, p in data["prompts"].items() if p.get(FIELDS.prompt.traffic)],
+        "indexes": {store: list(ix) for store, ix in data["indexes"].items()},
+    }
+
+
+class PerObjectReader:
+    """``live.Reader`` the way a per-resource refresh reads: one GET per object whose id it
+    already holds. The models and vector stores are listed once, as plan does."""
+
+    def __init__(self, client: GatewayClient, ids: dict[str, Any]) -> None:
+        self.client, self.ids = client, ids
+
+    async def _get_all(self, paths: list[str]) -> list[dict[str, Any]]:
+        answers = await asyncio.gather(*(self.client.request("GET", p) for p in paths))
+        return [a.body for a in answers]
+
+    async def list_templates(self) -> list[dict[str, Any]]:
+        return await self._get_all(
+            [PATHS.template.format(templateId=t) for t in self.ids["templates"]]
+        )
+
+    async def list_versions(self, template_id: str) -> list[dict[str, Any]]:
+        versions = self.ids["versions"].get(template_id, [])
+        return await self._get_all(
+            [PATHS.version.format(templateId=template_id, version=v) for v in versions]
+        )
+
+    async def list_prompts(self) -> list[dict[str, Any]]:
+        prompts, _splits = await asyncio.gather(
+            self._get_all([PATHS.prompt.format(promptId=p) for p in self.ids["prompts"]]),
+            self._get_all([PATHS.prompt.format(promptId=p) for p in self.ids["splits"]]),
+        )
+        return prompts
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        return await self.client.list_pages(PATHS.models)
+
+    async def list_vector_stores(self) -> list[dict[str, Any]]:
+        return await self.client.list_pages(PATHS.vector_stores)
+
+    async def list_indexes(self, store_id: str) -> list[dict[str, Any]]:
+        indexes = self.ids["indexes"].get(store_id, [])
+        return await self._get_all(
+            [PATHS.index.format(vectorStoreId=store_id, indexId=i) for i in indexes]
+        )
+
+
+async def baseline(manifests: str, ids_file: str) -> None:
+    """Child process: what `llmgw plan` does (validate, read, plan), with the read done by
+    ``PerObjectReader`` at the same parallelism; prints the request count and the changes."""
+    url = os.environ["GENESYS_CLOUD_API_URL"]
+    settings = Settings(url, url, CLIENT["GENESYS_CLOUD_CLIENT_ID"], "emulator-secret")
+    ids = json.loads(Path(ids_file).read_text())
+    desired = runs.load_desired([manifests])
+    async with GatewayClient(settings, parallelism=PARALLELISM, read_only=True) as client:
+        live = await read_live(PerObjectReader(client, ids), desired.objects.values())
+    result = plan(desired.objects, live)
+    print(json.dumps({"requests": client.requests_sent, "changes": len(result.changes)}))
+
+
+# -- the pure planner's own CPU ----------------------------------------------------------------
+async def planner_cpu(manifests: Path, state: Path) -> dict[str, float]:
+    """CPU seconds of validating and loading the manifests, and of the pure plan function,
+    with the live read done against an in-process emulator (not counted)."""
+    c0 = time.process_time()
+    desired = runs.load_desired([str(manifests)])
+    load_cpu = time.process_time() - c0
+    app = create_app(EmulatorConfig(rate_limit=0, ingest_delay=0.0))
+    app.emulator.restore(json.loads(state.read_text()))
+    target = _target(app)
+    async with target.client(read_only=True) as client:
+        live = await read_live(GatewayReader(client), desired.objects.values())
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        result = plan(desired.objects, live)
+        best = min(best, time.process_time() - c0)
+    if result.changes:
+        raise SystemExit(f"bench: expected no change, got {len(result.changes)}")
+    return {"load": load_cpu, "plan": best}
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+def large(work: Path) -> list[dict[str, Any]]:
+    t, v, p, i = LARGE
+    manifests = work / "large"
+    objects = write_org(manifests, t, v, p, i)
+    state = work / "large-state.json"
+    asyncio.run(seed(manifests, state, work))
+    ids_file = work / "large-ids.json"
+    ids_file.write_text(json.dumps(object_ids(state)))
+    org = f"{t} templates x {v} versions, {p} prompts with splits, {i} indexes ({objects} objects)"
+
+    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", "0")
+    try:
+        ours = run_child(plan_cmd(manifests), _env(emu.url))
+    finally:
+        emu.stop()
+    if ours["rc"] != 0 or "No changes" not in ours["out"]:
+        raise SystemExit(f"bench: plan failed ({ours['rc']}):\n{ours['out'][-2000:]}{ours['err']}")
+    ours_requests = _requests_from_plan(ours["out"])
+    formula = -(-t // 100) + t + -(-p // 100) + -(-i // 100) + 1
+
+    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", "0")
+    try:
+        base = run_child([__file__, "--baseline", str(manifests), str(ids_file)], _env(emu.url))
+    finally:
+        emu.stop()
+    if base["rc"] != 0:
+        raise SystemExit(f"bench: baseline failed:\n{base['err'][-2000:]}")
+    base_result = json.loads(base["out"])
+    if base_result["changes"]:
+        raise SystemExit(f"bench: the baseline planned {base_result['changes']} changes")
+    base_requests = base_result["requests"]
+
+    cpu = asyncio.run(planner_cpu(manifests, state))
+    common = {"org": org, "emulator": f"latency {LATENCY_MS} ms, no rate limit"}
+    return [
+        {
+            "benchmark": "plan a large org, no change: llmgw plan vs one GET per object",
+            **common,
+            "parallelism": PARALLELISM,
+            "llmgw plan: requests": ours_requests,
+            "llmgw plan: requests by the formula T/100 + T + P/100 + I/100 + 1": formula,
+            "llmgw plan: wall s": round(ours["wall"], 2),
+            "llmgw plan: CPU s (whole process)": round(ours["cpu"], 2),
+            "llmgw plan: CPU ms per object (whole process)": round(1000 * ours["cpu"] / objects, 3),
+            "llmgw plan: peak RSS MB": round(ours["rss_mb"], 1),
+            "baseline (same plan, one GET per object): requests": base_requests,
+            "baseline (same plan, one GET per object): wall s": round(base["wall"], 2),
+            "baseline (same plan, one GET per object): CPU s": round(base["cpu"], 2),
+            "baseline (same plan, one GET per object): peak RSS MB": round(base["rss_mb"], 1),
+            "fewer requests (target >= 4x)": f"{base_requests / ours_requests:.1f}x",
+            "less wall time (target >= 4x)": f"{base['wall'] / ours['wall']:.1f}x",
+            "validate + load CPU ms per object": round(1000 * cpu["load"] / objects, 3),
+            "pure planner CPU ms per object (target < 1)": round(1000 * cpu["plan"] / objects, 4),
+        }
+    ]
+
+
+def rate_limited(work: Path) -> list[dict[str, Any]]:
+    t, v, p, i = RATED
+    manifests = work / "rate"
+    objects = write_org(manifests, t, v, p, i)
+    state = work / "rate-state.json"
+    asyncio.run(seed(manifests, state, work))
+    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", str(RATE))
+    try:
+        ours = run_child(plan_cmd(manifests), _env(emu.url))
+        log = emu.log()
+    finally:
+        emu.stop()
+    if ours["rc"] != 0:
+        raise SystemExit(f"bench: plan failed ({ours['rc']}):\n{ours['out'][-2000:]}{ours['err']}")
+    api = [r for r in log if not str(r.get("path", "")).startswith("/oauth")]
+    n = len(api)
+    limited = sum(1 for r in api if r.get("status") == 429)
+    floor_s = ((n - 1) // RATE) * WINDOW_S
+    return [
+        {
+            "benchmark": f"plan at the default rate limit ({RATE} requests a minute)",
+            "org": f"{t} templates x {v} versions, {p} prompts with splits, {i} indexes "
+            f"({objects} objects)",
+            "emulator": f"latency {LATENCY_MS} ms, {RATE} requests per 60 s window",
+            "API requests (emulator log)": n,
+            "429 answers (target 0)": limited,
+            "rate-window minimum s": floor_s,
+            "llmgw plan: wall s": round(ours["wall"], 2),
+            "wall / minimum (target <= 1.15)": round(ours["wall"] / floor_s, 3)
+            if floor_s
+            else "n/a (fits one window)",
+            "llmgw plan: CPU s": round(ours["cpu"], 2),
+        }
+    ]
 
 
 def main() -> list[dict[str, Any]]:
-    size = f"{TEMPLATES} templates x {VERSIONS} versions, {PROMPTS} prompts, {INDEXES} indexes"
-    rows = []
-    for name, read in (
-        ("live read by listing", by_listing),
-        ("baseline: GET per object", by_object),
-    ):
-        for limit in (0, 300):
-            res = asyncio.run(scenario(read, limit))
-            rows.append(
-                {"case": f"{name}{' (rate limit 300/min)' if limit else ''}", "org": size, **res}
-            )
-    rows += asyncio.run(throughput())
-    return rows
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-") as tmp:
+        work = Path(tmp)
+        return large(work) + rate_limited(work)
 
 
 if __name__ == "__main__":
-    import json
-
-    for r in main():
-        print(json.dumps(r))
+    if len(sys.argv) == 4 and sys.argv[1] == "--baseline":
+        gc.set_threshold(50_000, 20, 20)  # as `llmgw` itself runs
+        asyncio.run(baseline(sys.argv[2], sys.argv[3]))
+    else:
+        for row in main():
+            print(json.dumps(row))
