@@ -325,31 +325,45 @@ async def planner_cpu(manifests: Path, state: Path) -> dict[str, float]:
 
 
 # -- scenarios ---------------------------------------------------------------------------------
-def large(work: Path) -> list[dict[str, Any]]:
-    t, v, p, i = LARGE
-    manifests = work / "large"
+def prepare(work: Path, name: str, sizes: tuple[int, int, int, int]) -> tuple[Path, Path, int, str]:
+    """Write the org's manifests and seed an emulator state with them: (manifests, state file,
+    object count, the org in words)."""
+    t, v, p, i = sizes
+    manifests = work / name
     objects = write_org(manifests, t, v, p, i)
-    state = work / "large-state.json"
+    state = work / f"{name}-state.json"
     asyncio.run(seed(manifests, state, work))
-    ids_file = work / "large-ids.json"
-    ids_file.write_text(json.dumps(object_ids(state)))
     org = f"{t} templates x {v} versions, {p} prompts with splits, {i} indexes ({objects} objects)"
+    return manifests, state, objects, org
 
-    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", "0")
+
+def run_against(
+    state: Path, work: Path, cmd: list[str], rate_limit: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run ``cmd`` (see ``run_child``) against a fresh emulator started from ``state``, with
+    the bench's latency and ``rate_limit``; its result and the emulator's request log."""
+    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", str(rate_limit))
     try:
-        ours = run_child(plan_cmd(manifests), _env(emu.url))
+        return run_child(cmd, _env(emu.url)), emu.log()
     finally:
         emu.stop()
+
+
+def large(work: Path) -> list[dict[str, Any]]:
+    t, _, p, i = LARGE
+    manifests, state, objects, org = prepare(work, "large", LARGE)
+    ids_file = work / "large-ids.json"
+    ids_file.write_text(json.dumps(object_ids(state)))
+
+    ours, _ = run_against(state, work, plan_cmd(manifests), rate_limit=0)
     if ours["rc"] != 0 or "No changes" not in ours["out"]:
         raise SystemExit(f"bench: plan failed ({ours['rc']}):\n{ours['out'][-2000:]}{ours['err']}")
     ours_requests = _requests_from_plan(ours["out"])
     formula = -(-t // 100) + t + -(-p // 100) + -(-i // 100) + 1
 
-    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", "0")
-    try:
-        base = run_child([__file__, "--baseline", str(manifests), str(ids_file)], _env(emu.url))
-    finally:
-        emu.stop()
+    base, _ = run_against(
+        state, work, [__file__, "--baseline", str(manifests), str(ids_file)], rate_limit=0
+    )
     if base["rc"] != 0:
         raise SystemExit(f"bench: baseline failed:\n{base['err'][-2000:]}")
     base_result = json.loads(base["out"])
@@ -383,17 +397,8 @@ def large(work: Path) -> list[dict[str, Any]]:
 
 
 def rate_limited(work: Path) -> list[dict[str, Any]]:
-    t, v, p, i = RATED
-    manifests = work / "rate"
-    objects = write_org(manifests, t, v, p, i)
-    state = work / "rate-state.json"
-    asyncio.run(seed(manifests, state, work))
-    emu = Emulator(state, work, "--latency-ms", str(LATENCY_MS), "--rate-limit", str(RATE))
-    try:
-        ours = run_child(plan_cmd(manifests), _env(emu.url))
-        log = emu.log()
-    finally:
-        emu.stop()
+    manifests, state, _, org = prepare(work, "rate", RATED)
+    ours, log = run_against(state, work, plan_cmd(manifests), rate_limit=RATE)
     if ours["rc"] != 0:
         raise SystemExit(f"bench: plan failed ({ours['rc']}):\n{ours['out'][-2000:]}{ours['err']}")
     api = [r for r in log if not str(r.get("path", "")).startswith("/oauth")]
@@ -403,8 +408,7 @@ def rate_limited(work: Path) -> list[dict[str, Any]]:
     return [
         {
             "benchmark": f"plan at the default rate limit ({RATE} requests a minute)",
-            "org": f"{t} templates x {v} versions, {p} prompts with splits, {i} indexes "
-            f"({objects} objects)",
+            "org": org,
             "emulator": f"latency {LATENCY_MS} ms, {RATE} requests per 60 s window",
             "API requests (emulator log)": n,
             "429 answers (target 0)": limited,
