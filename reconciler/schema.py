@@ -265,8 +265,8 @@ def _filler(kind: str) -> _Fill:
 
 
 def _compile_fill(schema: dict[str, Any]) -> _Fill | None:
-    """A function filling ``schema``'s defaults into a mapping, or None when there is nothing to
-    do below this schema (not an object, or an object with no default anywhere inside)."""
+    """A function filling ``schema``'s defaults into a mapping (and dropping its ``null`` fields
+    that have none), or None when ``schema`` is not an object."""
     if schema.get("type") != "object":
         return None
     entries: list[tuple[str, bool, Any, _Fill | None, bool]] = []
@@ -293,7 +293,7 @@ def _compile_fill(schema: dict[str, Any]) -> _Fill | None:
                 if has_default:
                     mutable = isinstance(default, dict | list)
                     current = copy.deepcopy(default) if mutable else default
-                elif from_empty and child is not None:
+                elif from_empty:
                     current = {}
                 else:
                     out.pop(key, None)
