@@ -26,43 +26,10 @@ import pytest
 
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import running
+from tests.generated import STORE, write_org
 
 N = 40  # templates; each with two versions, a prompt with a split, and an index
-STORE = "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10"
 WRITES = N * 5  # template, 2 versions, prompt (with its split), index
-
-
-def _org(root: Path) -> None:
-    root.mkdir()
-    docs = []
-    for i in range(N):
-        t = f"crash-template-{i:03d}"
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: PromptTemplate\nmetadata: {{name: {t}}}\n"
-            'spec:\n  systemInstruction: Be brief.\n  userTemplate: "Q: {{q}}"\n  variables: [q]\n'
-        )
-        for v in ("1.0.0", "1.1.0"):
-            docs.append(
-                f"apiVersion: llmgw/v1\nkind: PromptVersion\nmetadata: {{name: {t}@{v}}}\n"
-                f'spec:\n  template: {t}\n  version: "{v}"\n  content: "Answer {{{{q}}}} ({v})"\n'
-                "  variables: {q: string}\n"
-            )
-        p = f"crash-prompt-{i:03d}"
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: Prompt\nmetadata: {{name: {p}}}\n"
-            f"spec:\n  template: {t}\n  model: model-gen-4\n  systemPrompt: You help.\n"
-        )
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: TrafficSplit\nmetadata: {{name: {p}}}\n"
-            f'spec:\n  prompt: {p}\n  versions:\n    - {{version: "1.0.0", weight: 0.5}}\n'
-            '    - {version: "1.1.0", weight: 0.5}\n'
-        )
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: VectorIndex\nmetadata: {{name: crash-index-{i:03d}}}\n"
-            f"spec:\n  vectorStore: {STORE}\n  dimensions: 8\n  similarityMetric: cosine\n"
-            "  embeddingFormat: int8\n"
-        )
-    (root / "org.yaml").write_text("---\n".join(docs))
 
 
 @pytest.fixture
@@ -97,7 +64,7 @@ def _writes(url: str) -> list[dict[str, object]]:
 
 
 def test_apply_killed_halfway_then_rerun_converges(emulator: str, tmp_path: Path) -> None:
-    _org(tmp_path / "org")
+    write_org(tmp_path / "org", N, prefix="crash", versions=("1.0.0", "1.1.0"), split=True)
     audit_log = tmp_path / "audit.jsonl"
     apply_args = ("apply", str(tmp_path / "org"), "--auto-approve", "--parallelism", "4")
     apply_args += ("--audit-log", str(audit_log))

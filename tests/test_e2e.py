@@ -29,6 +29,7 @@ from reconciler.emulator.state import STORE_ID
 from reconciler.emulator.transport import in_process_transport
 from reconciler.endpoints import PATHS, SCOPES
 from reconciler.errors import ConfigError, PlanError, StalePlanError
+from tests.generated import write_org
 
 REPO = Path(__file__).resolve().parent.parent
 URL = "http://127.0.0.1:8787"
@@ -261,7 +262,7 @@ async def test_changed_immutable_version_field_is_an_error_naming_the_fix(
 async def test_plan_request_count_follows_the_formula(tmp_path: Path) -> None:
     """T/100 + (templates with versions) + P/100 + I/100 + 1 (models), within 10%."""
     org = Org()
-    _generated_org(tmp_path / "gen", n=180)
+    write_org(tmp_path / "gen", 180)
     target = org.target()
     run = await _apply(target, [str(tmp_path / "gen")], tmp_path)
     assert run.ok
@@ -381,37 +382,10 @@ async def test_change_a_split_then_withdraw_a_version(
     assert audit.verify(str(tmp_path / "audit.jsonl")).ok
 
 
-def _generated_org(root: Path, n: int = 250) -> None:
-    root.mkdir()
-    docs = []
-    for i in range(n):
-        t = f"gen-template-{i:04d}"
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: PromptTemplate\nmetadata: {{name: {t}}}\n"
-            f'spec:\n  systemInstruction: Be brief.\n  userTemplate: "Q: {{{{q}}}}"\n'
-            "  variables: [q]\n"
-        )
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: PromptVersion\nmetadata: {{name: {t}@1.0.0}}\n"
-            f'spec:\n  template: {t}\n  version: "1.0.0"\n  content: "Answer {{{{q}}}}"\n'
-            "  variables: {q: string}\n"
-        )
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: Prompt\nmetadata: {{name: gen-prompt-{i:04d}}}\n"
-            f"spec:\n  template: {t}\n  model: model-gen-4\n  systemPrompt: You help.\n"
-        )
-        docs.append(
-            f"apiVersion: llmgw/v1\nkind: VectorIndex\nmetadata: {{name: gen-index-{i:04d}}}\n"
-            "spec:\n  vectorStore: 6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10\n  dimensions: 8\n"
-            "  similarityMetric: cosine\n  embeddingFormat: int8\n"
-        )
-    (root / "org.yaml").write_text("---\n".join(docs))
-
-
 async def test_thousand_objects_through_faults_in_one_run(tmp_path: Path) -> None:
     org = Org(seed=11)
     await org.set_faults(rates={"429": 0.10, "503": 0.05, "drop-after": 0.02})
-    _generated_org(tmp_path / "gen")
+    write_org(tmp_path / "gen", 250)
     target = org.target(sleep=_no_sleep)
     run = await _apply(target, [str(tmp_path / "gen")], tmp_path)
     assert run.ok, [r.error for r in run.result.results if r.error][:3]
