@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from reconciler import loader, schema
 from reconciler.cli import cli
+from reconciler.model import Document
 from reconciler.validate import validate_paths
 
 CORPUS = Path(__file__).parent / "corpus" / "invalid"
@@ -67,7 +68,7 @@ def test_every_error_names_file_and_line() -> None:
         assert p.message
 
 
-def _documents() -> list[tuple[str, object]]:
+def _documents() -> list[tuple[str, Document]]:
     roots = [CORPUS, CORPUS.parent.parent.parent / "manifests"]
     out = []
     for root in roots:
@@ -88,9 +89,9 @@ def test_fast_path_never_passes_what_jsonschema_refuses() -> None:
     assert schema._fast_validator("Prompt") is not None, "jsonschema-rs is a dependency"
     refused = 0
     for name, doc in DOCS:
-        kind = doc.body["kind"]  # type: ignore[attr-defined]
-        slow_ok = not list(schema._validator(kind).iter_errors(doc.body))  # type: ignore[attr-defined]
-        fast_ok = schema.is_valid_fast(kind, doc.body)  # type: ignore[attr-defined]
+        kind = doc.body["kind"]
+        slow_ok = not list(schema._validator(kind).iter_errors(doc.body))
+        fast_ok = schema.is_valid_fast(kind, doc.body)
         assert fast_ok == slow_ok, f"{name}: jsonschema-rs says {fast_ok}, jsonschema {slow_ok}"
         refused += not slow_ok
     assert refused >= 10  # the corpus does exercise the slow path
