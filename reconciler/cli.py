@@ -20,7 +20,9 @@ from typing import Any
 import click
 
 from reconciler import __version__, output
+from reconciler import redact as redact_mod
 from reconciler.errors import ConfigError, LlmgwError, ManifestError
+from reconciler.redact import clip, redact
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
 
@@ -35,15 +37,19 @@ Exit codes:
 """
 
 
-def _secret_values() -> list[str]:
-    s = os.environ.get("GENESYS_CLOUD_CLIENT_SECRET", "")
-    return [s] if len(s) >= 4 else []
+SECRET_VARIABLES = ("GENESYS_CLOUD_CLIENT_SECRET", "LLMGW_AUDIT_KEY")
 
 
-def redact(text: str) -> str:
-    for s in _secret_values():
-        text = text.replace(s, "***")
-    return text
+def _register_secrets() -> None:
+    """Every secret the environment holds is masked in everything this process prints or
+    writes, from the first line on (``reconciler.redact``)."""
+    for name in SECRET_VARIABLES:
+        redact_mod.register(os.environ.get(name))
+
+
+def echo(text: Any = "", **kwargs: Any) -> None:
+    """``click.echo`` through the redactor: nothing this process prints can hold a secret."""
+    click.echo(redact(str(text)), **kwargs)
 
 
 def _crash(exc: BaseException) -> int:
@@ -53,10 +59,8 @@ def _crash(exc: BaseException) -> int:
         f.write(f"llmgw {__version__}, python {sys.version.split()[0]}\n")
         f.write(f"argv: {redact(' '.join(sys.argv))}\n\n")
         f.write(redact("".join(traceback.format_exception(exc))))
-    msg = redact(f"{type(exc).__name__}: {exc}")[:300]
-    click.echo(
-        f"llmgw: internal error: {msg} (traceback written to {path}; please report it)", err=True
-    )
+    msg = clip(f"{type(exc).__name__}: {exc}", 300)
+    echo(f"llmgw: internal error: {msg} (traceback written to {path}; please report it)", err=True)
     return EXIT_INTERNAL
 
 
@@ -71,6 +75,7 @@ class LlmgwGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _register_secrets()
         try:
             rv = super().main(
                 args, prog_name or "llmgw", complete_var, standalone_mode=False, **extra
@@ -80,23 +85,35 @@ class LlmgwGroup(click.Group):
             e.show()
             code = EXIT_USAGE
         except (click.Abort, KeyboardInterrupt):
-            click.echo("llmgw: interrupted", err=True)
+            echo("llmgw: interrupted", err=True)
             code = EXIT_INTERRUPTED
         except click.ClickException as e:
             e.show()
             code = EXIT_FAIL
         except ManifestError as e:
-            click.echo(redact("\n".join(str(p) for p in e.problems)), err=True)
-            click.echo(f"llmgw: {e}", err=True)
+            echo("\n".join(str(p) for p in e.problems), err=True)
+            echo(f"llmgw: {e}", err=True)
             code = EXIT_FAIL
         except LlmgwError as e:
-            click.echo(redact(f"llmgw: error: {e}"), err=True)
+            echo(f"llmgw: error: {e}", err=True)
             code = EXIT_FAIL
         except Exception as e:  # a bug: one line, traceback to a log file
             code = _crash(e)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _paths(_ctx: Any, param: Any, values: tuple[str, ...]) -> tuple[str, ...]:
+    """PATH arguments: an empty one is the unset-variable mistake (`llmgw validate "$DIR"`),
+    never "the current folder"."""
+    for v in values:
+        if not v.strip():
+            raise click.BadParameter(
+                "an empty path was given (an unset shell variable?); name a file or folder",
+                param=param,
+            )
+    return values
 
 
 def _use_color(no_color: bool) -> bool:
@@ -148,7 +165,7 @@ def cli() -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @common_output("text", "json", "markdown", "github")
 def validate(
@@ -172,7 +189,7 @@ def validate(
         text = output.validation_github(report.problems)
     else:
         text = output.validation_text(report.problems, files, docs, _styler(no_color))
-    click.echo(text)
+    echo(text)
     return EXIT_OK if ok else EXIT_FAIL
 
 
@@ -239,7 +256,7 @@ def ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
@@ -274,16 +291,16 @@ def plan(
     if out:
         planfile.save(run.saved, out, secret)
     if output_format == "json":
-        click.echo(planfile.dumps(run.saved, secret), nl=False)
+        echo(planfile.dumps(run.saved, secret), nl=False)
     elif output_format == "markdown":
-        click.echo(
+        echo(
             output.plan_markdown(
                 run.plan, target=target.url, requests=run.requests, environment=target.environment
             ),
             nl=False,
         )
     else:
-        click.echo(
+        echo(
             output.plan_text(
                 run.plan,
                 target=target.url,
@@ -294,7 +311,7 @@ def plan(
             )
         )
     if out:
-        click.echo(f"Plan saved to {out}; apply it with `llmgw apply {out}`.", err=True)
+        echo(f"Plan saved to {out}; apply it with `llmgw apply {out}`.", err=True)
     if detailed_exitcode and run.plan.changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -323,7 +340,7 @@ class _Progress:
         self.done += 1
         if not self.tty:
             status = f" ({r.status}, {r.latency_ms:.0f} ms)" if r.status else ""
-            click.echo(f"{r.outcome}: {r.op.action.value} {r.op.ref}{status}", err=True)
+            echo(f"{r.outcome}: {r.op.action.value} {r.op.ref}{status}", err=True)
             return
         if self.bar is None and time.monotonic() - self.started > 2.0:
             self.bar = click.progressbar(length=self.total, label="Applying", file=sys.stderr)
@@ -337,7 +354,7 @@ class _Progress:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print the requests apply would send; send none.")
 @click.option("--prune", is_flag=True, help="Permit deletes of managed objects in no manifest.")
@@ -408,7 +425,7 @@ def apply(
     secret = target.settings.client_secret
     as_json = output_format == "json"
     if not as_json:
-        click.echo(
+        echo(
             output.plan_text(
                 prepared.plan,
                 target=target.url,
@@ -423,17 +440,17 @@ def apply(
         if as_json:
             import json
 
-            click.echo(json.dumps({"dryRun": True, "requests": reqs}, indent=2))
+            echo(json.dumps({"dryRun": True, "requests": reqs}, indent=2))
         else:
-            click.echo("")
-            click.echo(output.dry_run_text(reqs))
+            echo("")
+            echo(output.dry_run_text(reqs))
         return EXIT_OK
     n = len(prepared.plan.changes)
     if n == 0:
         if as_json:
-            click.echo('{"ok": true, "operations": []}')
+            echo('{"ok": true, "operations": []}')
         else:
-            click.echo("Nothing to apply.")
+            echo("Nothing to apply.")
         return EXIT_OK
     if not auto_approve:
         if not sys.stdin.isatty():
@@ -443,7 +460,7 @@ def apply(
             )
         where = target.environment or target.url
         if not click.confirm(f"\nApply {n} change{'s' if n != 1 else ''} to {where}?"):
-            click.echo("Apply cancelled; nothing was sent.", err=True)
+            echo("Apply cancelled; nothing was sent.", err=True)
             return EXIT_FAIL
     progress = _Progress(n, sys.stderr.isatty() and not as_json)
     try:
@@ -461,17 +478,17 @@ def apply(
     finally:
         progress.finish()
     if as_json:
-        click.echo(output.apply_json(run))
+        echo(output.apply_json(run))
     else:
-        click.echo("")
-        click.echo(output.apply_text(run, style=style))
+        echo("")
+        echo(output.apply_text(run, style=style))
         if verbose:
-            click.echo(output.endpoint_table(run.metrics))
+            echo(output.endpoint_table(run.metrics))
     return EXIT_OK if run.ok else EXIT_FAIL
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--webhook", metavar="URL", help="POST a JSON report here when drift is found.")
 @click.option(
     "--metrics-file",
@@ -517,13 +534,13 @@ def drift(
         "expired": expired,
     }
     if output_format == "json":
-        click.echo(output.drift_json(run.report, **kw))
+        echo(output.drift_json(run.report, **kw))
     elif output_format == "markdown":
-        click.echo(output.drift_markdown(run.report, **kw), nl=False)
+        echo(output.drift_markdown(run.report, **kw), nl=False)
     else:
-        click.echo(output.drift_text(run.report, style=_styler(no_color), **kw))
+        echo(output.drift_text(run.report, style=_styler(no_color), **kw))
     if run.webhook_error:
-        click.echo(f"llmgw: warning: webhook not delivered: {run.webhook_error}", err=True)
+        echo(f"llmgw: warning: webhook not delivered: {run.webhook_error}", err=True)
     return EXIT_OK if run.report.in_sync else EXIT_CHANGES
 
 
@@ -557,9 +574,9 @@ def export(
     target = _target(parallelism, environment)
     run = _run(runs.export_org(target, out_dir, kinds=kinds, name=name, force=force))
     for path in run.written:
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
     objects = sum(len(f.refs) for f in run.files)
-    click.echo(
+    echo(
         f"Exported {objects} objects into {len(run.written)} files from {target.url} "
         f"({run.requests} requests). Next: `llmgw plan {out_dir}` shows the adoptions."
     )
@@ -578,7 +595,7 @@ def audit_verify(file: str) -> int:
     from reconciler import audit as auditlog
 
     result = auditlog.verify(file)
-    click.echo(f"{file}: {result.message()}")
+    echo(f"{file}: {result.message()}")
     return EXIT_OK if result.ok else EXIT_FAIL
 
 
@@ -668,13 +685,13 @@ def emulator_serve(
         config.clients = clients
 
     def ready(url: str) -> None:
-        click.echo(f"llmgw emulator listening on {url}", err=False)
+        echo(f"llmgw emulator listening on {url}", err=False)
         for c in config.clients:
             scopes = "all scopes" if c.scopes == ALL_SCOPES else ", ".join(sorted(c.scopes))
             shown = c.secret if not clients else "(as given)"
-            click.echo(f"  client {c.id} / {shown} ({scopes})")
-        click.echo(f"  export GENESYS_CLOUD_API_URL={url}")
-        click.echo("Press Ctrl+C to stop.", err=True)
+            echo(f"  client {c.id} / {shown} ({scopes})")
+        echo(f"  export GENESYS_CLOUD_API_URL={url}")
+        echo("Press Ctrl+C to stop.", err=True)
 
     serve(config, on_ready=ready)
     return EXIT_OK

@@ -1,6 +1,6 @@
 """The endpoint table: every remote path, field name, header and scope llmgw uses, in one place.
 
-The LLM Gateway endpoints follow the five published tutorials (``shared/contract.md``); they are
+The LLM Gateway endpoints follow the five published tutorials (``docs/contract.md``); they are
 not in the public Genesys Cloud SDKs. An org whose gateway names a path or a field differently is
 adapted here and nowhere else: the client, the planner, the normaliser and the emulator all read
 these constants. Plain constants, no logic, no I/O.

@@ -13,6 +13,7 @@ No message ever contains a credential or a bearer token: the client redacts befo
     ├── AuditError                  an audit log cannot be read or appended
     └── RemoteError                 anything the gateway answered or failed to answer
         ├── TransportError          connection refused/dropped, timeout, after retries
+        ├── ProtocolError           an answer llmgw cannot read (shape, size, paging, redirect)
         ├── AuthError               401, or the token endpoint refused the client
         ├── ScopeError              403 missing.scope (names the scope)
         ├── NotFoundError           404
@@ -145,6 +146,18 @@ class RemoteError(LlmgwError):
 
 class TransportError(RemoteError):
     """No usable answer: connection refused or dropped, or a timeout, after every retry."""
+
+
+class ProtocolError(RemoteError):
+    """The server answered something llmgw cannot read: a body of the wrong shape, too large
+    or too deeply nested, paging that contradicts itself, a redirect, an undocumented status.
+    Never retried: the same question would get the same answer."""
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}"
+        if self.status is not None:
+            where += f" -> {self.status}"
+        return f"the server answered something llmgw cannot read: {where}: {self.detail}"
 
 
 class AuthError(RemoteError):

@@ -65,6 +65,7 @@ class Problem:
     path: str
     message: str
     fix: str = ""
+    rule: str = ""  # stable rule id shared with the emulator, e.g. placeholder.undeclared
 
     @property
     def subject(self) -> str:
@@ -90,6 +91,7 @@ class Problem:
             "path": self.path,
             "message": self.message,
             "fix": self.fix,
+            "rule": self.rule,
         }
 
 
@@ -101,13 +103,16 @@ class Locations:
     keeps the source text of scalars that YAML turned into something other than a string, so a
     message can say "YAML read 2.10 as the number 2.1; quote it". ``blocks`` holds, for block
     scalars (``|``, ``>``), the line of their first content line, so a placeholder deep in a
-    multi-line text can be pointed at exactly.
+    multi-line text can be pointed at exactly. ``coerced`` holds the paths whose scalar the
+    loader already reported as a YAML 1.1 reinterpretation, so later checks do not report the
+    same value twice.
     """
 
     values: dict[Path, int] = field(default_factory=dict)
     keys: dict[Path, int] = field(default_factory=dict)
     raw: dict[Path, str] = field(default_factory=dict)
     blocks: dict[Path, tuple[int, str]] = field(default_factory=dict)
+    coerced: set[Path] = field(default_factory=set)
 
     def line(self, path: Path, default: int = 1) -> int:
         """The line of the value at ``path``, else of its nearest ancestor."""

@@ -1,4 +1,4 @@
-"""The emulator against ``shared/contract.md``, in-process (the ASGI app under an httpx transport,
+"""The emulator against ``docs/contract.md``, in-process (the ASGI app under an httpx transport,
 a plain ``httpx.AsyncClient``, an injected clock and sleep: no sockets, no waiting).
 
 Covers, endpoint by endpoint, success and failure answers:

@@ -1,4 +1,4 @@
-"""A local emulator of the Genesys Cloud LLM Gateway API (``shared/contract.md``).
+"""A local emulator of the Genesys Cloud LLM Gateway API (``docs/contract.md``).
 
 There is no public sandbox of the gateway, so demos, the end-to-end tests and users' own CI run
 against this. The same application serves a real loopback HTTP server (``server``) and an

@@ -1,7 +1,7 @@
 """The emulator's HTTP layer: who may ask, how often, and what goes wrong on the way.
 
 ``create_app`` returns a Starlette application whose single catch-all route hands every request
-to one ``Emulator``, which runs the contract's pipeline in its order (``shared/contract.md``):
+to one ``Emulator``, which runs the contract's pipeline in its order (``docs/contract.md``):
 
 1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted);
 2. injected latency; ``POST /oauth/token`` (client credentials, 60 a minute per client);

@@ -47,7 +47,7 @@ def _default_clients() -> list[ClientSpec]:
 
 @dataclass
 class EmulatorConfig:
-    """Everything ``llmgw emulator serve`` accepts (``shared/cli.md``), plus test knobs."""
+    """Everything ``llmgw emulator serve`` accepts (the README), plus test knobs."""
 
     host: str = "127.0.0.1"
     port: int = 8787

@@ -1,4 +1,4 @@
-"""The emulator's state machine: the gateway's objects and every rule of ``shared/contract.md``.
+"""The emulator's state machine: the gateway's objects and every rule of ``docs/contract.md``.
 
 Pure: no HTTP, no sockets, no files, no wall clock. The clock is injected (``now``), and so is the
 seed of the random generators (traffic splits, invented latencies, ids), so a test can move time

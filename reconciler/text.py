@@ -1,0 +1,65 @@
+"""Text that llmgw shows to people: quoted values shortened, invisible characters made visible.
+
+A manifest or a server can hand llmgw any string: 200,000 characters, terminal escape sequences,
+bidi overrides that make one name look like another, zero-width spaces, line separators. Every
+message that quotes such a value goes through ``shown`` (a short JSON-style quotation) and every
+name or path printed for people through ``visible`` (control and format characters escaped), so
+output stays one readable line per finding and can never move a terminal's cursor. Markdown has
+its own escapes in ``output``. Pure: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+SHOWN = 60  # characters of a quoted value in a message
+NAME = 80  # characters of a name or identity in a message
+
+# Unicode categories that are invisible or move text around: controls, format characters
+# (zero-width, bidi), line and paragraph separators, surrogates, private use, unassigned.
+INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def is_invisible(ch: str) -> bool:
+    return unicodedata.category(ch) in INVISIBLE
+
+
+def visible(text: str, limit: int | None = None) -> str:
+    """``text`` with every invisible character written as an escape (``\\x1b``, ``\\u202e``),
+    cut to ``limit`` characters with an ellipsis. Printable text, spaces included, is kept."""
+    if text.isprintable() and (limit is None or len(text) <= limit):
+        return text
+    out = []
+    for ch in text if limit is None else text[: limit + 1]:
+        if ch == " " or (not is_invisible(ch) and ch.isprintable()) or ch == "\u00a0":
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    result = "".join(out)
+    if limit is not None and (len(text) > limit or len(result) > limit):
+        result = result[: max(0, limit - 1)] + "…"
+    return result
+
+
+def shown(value: Any, limit: int = SHOWN) -> str:
+    """A value as a message quotes it: JSON-style (strings in double quotes, escapes visible),
+    at most ``limit`` characters."""
+    if isinstance(value, str):
+        # json.dumps escapes controls; format characters and separators need escaping too
+        text = json.dumps(value[: limit + 1], ensure_ascii=False)
+        text = visible(text)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(value)
+        text = visible(text[: limit * 4])
+    if len(text) > limit or (isinstance(value, str) and len(value) > limit):
+        text = text[: max(0, limit - 2)] + "…" + (text[-1] if text[-1] in '"]}' else "")
+    return text
