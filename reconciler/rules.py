@@ -8,13 +8,11 @@ warnings here, and ``plan`` makes them errors unless the org has the object.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
-from reconciler import tokens
+from reconciler import tokens, urls
 from reconciler.fewshot import render_system_prompt
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
@@ -386,28 +384,12 @@ def _check_index(doc: Document, emit: _Emit) -> None:
             )
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+is_loopback = urls.is_loopback
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` is not an acceptable remote URL, or None: https, or http to loopback."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"must be an absolute https URL (got {url!r})"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        return f"must use https; plain http is allowed only to loopback (got {url!r})"
-    return None
+    """Why ``url`` is not an acceptable remote URL, or None (``reconciler.urls``)."""
+    return urls.problem(url)
 
 
 _CHECKS = {
