@@ -1332,6 +1332,11 @@ class _Layout:
             )
 
     def check_count(self, first: _Page, got: int) -> None:
+        if first.total is not None and got != first.total and self.pages == 1:
+            raise first.error(
+                f"{PAGING.total} says {first.total} and the only page holds {got} "
+                f"entit{'y' if got == 1 else 'ies'}"
+            )
         if first.total is not None and got != first.total:
             raise first.error(
                 f"the pages hold {got} entities and {PAGING.total} says {first.total}: the "
