@@ -149,8 +149,6 @@ class Settings:
         cid = env.get("GENESYS_CLOUD_CLIENT_ID", "").strip()
         secret = env.get("GENESYS_CLOUD_CLIENT_SECRET", "")
         redact.register(secret)
-        timeout_raw = env.get("LLMGW_REQUEST_TIMEOUT", "").strip()
-        timeout = _seconds("LLMGW_REQUEST_TIMEOUT", timeout_raw) if timeout_raw else DEFAULT_TIMEOUT
         missing = []
         if not region and not api:
             missing.append("GENESYS_CLOUD_REGION (or GENESYS_CLOUD_API_URL)")
@@ -166,6 +164,8 @@ class Settings:
                 + ", ".join(missing),
                 "export them (credentials come from the environment only, e.g. CI secrets)",
             )
+        timeout_raw = env.get("LLMGW_REQUEST_TIMEOUT", "").strip()
+        timeout = _seconds("LLMGW_REQUEST_TIMEOUT", timeout_raw) if timeout_raw else DEFAULT_TIMEOUT
         if api:
             api = _check_url("GENESYS_CLOUD_API_URL", api)
             if login:
@@ -739,7 +739,6 @@ class GatewayClient:
             },
             limits=httpx.Limits(max_connections=self.parallelism + 2),
             follow_redirects=False,
-            trust_env=False,  # no proxy or netrc credentials picked up behind the user's back
         )
         self._token: str | None = None
         self._token_expires = 0.0
@@ -790,6 +789,12 @@ class GatewayClient:
             else:
                 content = b""
             return _Answer(status, resp.headers, content)
+
+    def _variable(self, which: str) -> str:
+        """The setting a user would check when the API or login host misbehaves."""
+        region = self.settings.region
+        derived = bool(region) and self.settings.api_url == f"https://api.{region}"
+        return "GENESYS_CLOUD_REGION" if derived else f"GENESYS_CLOUD_{which}_URL"
 
     def _failed(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
@@ -878,7 +883,7 @@ class GatewayClient:
                         status,
                         answer.headers.get("location"),
                         url,
-                        "GENESYS_CLOUD_LOGIN_URL",
+                        self._variable("LOGIN"),
                     )
                 if status >= 400:
                     body = _lenient(answer.content)
@@ -1034,7 +1039,7 @@ class GatewayClient:
                     status,
                     answer.headers.get("location"),
                     url,
-                    "GENESYS_CLOUD_API_URL",
+                    self._variable("API"),
                 )
             if status == 401 and not renewed:
                 renewed = True
@@ -1368,7 +1373,7 @@ async def post_webhook(
     attempt = 0
     try:
         async with httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            transport=transport, timeout=timeout, follow_redirects=False
         ) as http:
             for attempt in range(1, max(1, attempts) + 1):
                 try:

@@ -1316,3 +1316,17 @@ def test_request_timeout_from_the_environment() -> None:
     assert Settings.from_env(env).request_timeout == 60.0
     s = Settings.from_env({**env, "LLMGW_REQUEST_TIMEOUT": "2.5"})
     assert s.request_timeout == 2.5 and GatewayClient(s).timeout == 2.5
+
+
+async def test_a_redirect_names_the_region_when_the_urls_came_from_it() -> None:
+    s = Settings(
+        "https://api.usw2.pure.cloud",
+        "https://login.usw2.pure.cloud",
+        "c",
+        SECRET,
+        "usw2.pure.cloud",
+    )
+    handler = redirecting(302, "https://elsewhere.example.com/")
+    async with GatewayClient(s, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(errors.ProtocolError, match=r"check GENESYS_CLOUD_REGION$"):
+            await c.request("GET", "/x")
