@@ -261,7 +261,10 @@ class _Entity:
 
     def required(self, field: str, value: Any) -> Any:
         if value is None:
-            raise self.fail(field, "is missing")
+            raise self.fail(
+                field,
+                "is missing (if this gateway names it otherwise, see reconciler/endpoints.py)",
+            )
         return value
 
     def string(self, field: str) -> str | None:
