@@ -161,6 +161,7 @@ def cli() -> None:
       GENESYS_CLOUD_LOGIN_URL          the login URL (defaults to the API URL on loopback)
       GENESYS_CLOUD_CLIENT_ID          OAuth client credentials
       GENESYS_CLOUD_CLIENT_SECRET      (never printed, logged or saved)
+      LLMGW_REQUEST_TIMEOUT            seconds per request attempt, the whole answer (default 60)
     """
 
 

@@ -113,6 +113,51 @@ PATHS = Paths()
 
 
 @dataclass(frozen=True)
+class Write:
+    """One write endpoint and the answers that mean "done" (``docs/contract.md``).
+
+    ``success`` are the only statuses the client accepts as applied: anything else, a 1xx, a
+    3xx or another 2xx included, is a failure. ``identity`` names the field of the answer's
+    object that identifies it (None: the answer need not be an object); ``param`` names the
+    path parameter that field must equal (a PUT to one id answered with another is refused)."""
+
+    method: str
+    path: str
+    success: tuple[int, ...]
+    identity: str | None = None
+    param: str | None = None
+
+
+# DELETE also accepts 200: RFC 9110 9.3.5 lets a server answer an enacted DELETE with 200 and a
+# representation of the outcome (as some Genesys Cloud platform endpoints do) or 204; 202 means
+# accepted but not yet enacted, which llmgw cannot verify, so it is a failure.
+_DELETED = (204, 200)
+
+WRITES: tuple[Write, ...] = (
+    Write("POST", PATHS.templates, (201,), FIELDS.template.id),
+    Write("PUT", PATHS.template, (200,), FIELDS.template.id, "templateId"),
+    Write("DELETE", PATHS.template, _DELETED),
+    Write("POST", PATHS.versions, (201,), FIELDS.version.version),
+    Write("PATCH", PATHS.version, (200,), FIELDS.version.version, "version"),
+    Write("DELETE", PATHS.version, _DELETED),
+    Write("POST", PATHS.prompts, (201,), FIELDS.prompt.id),
+    Write("PUT", PATHS.prompt, (200,), FIELDS.prompt.id, "promptId"),
+    Write("DELETE", PATHS.prompt, _DELETED),
+    Write("PUT", PATHS.index, (200, 201), FIELDS.index.index_id, "indexId"),
+    Write("DELETE", PATHS.index, _DELETED),
+    Write("POST", PATHS.audit_logs, (201,)),
+    Write("POST", PATHS.invocations, (200,)),
+    Write("POST", PATHS.dispatch, (200,)),
+    Write("POST", PATHS.analytics, (200,)),  # a query sent as POST: its answer is the result
+)
+"""Every write llmgw sends. A write to a path outside this table (a library caller's own) is
+held to the statuses any of them documents."""
+
+READ_SUCCESS = (200,)
+"""A GET succeeds with 200 only."""
+
+
+@dataclass(frozen=True)
 class Paging:
     page_size: str = "pageSize"
     page_number: str = "pageNumber"

@@ -6,6 +6,10 @@ prompt's rendered system prompt), with the documented defaults filled, server-ma
 stripped, sets sorted, split versions keyed by version, and numbers that are floats by nature
 made floats. The management label is part of the desired labels. Also the inverse: the remote
 request bodies for desired objects. Pure: no I/O.
+
+The live side trusts no server: every field it reads is checked first (ids and names strings,
+ids fit to be path segments, labels a string map, numbers numbers, lists lists), so a wrong
+shape is a ``ProtocolError`` naming the listing and the entity, never a KeyError or TypeError.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.diffing import parse_path
-from reconciler.endpoints import FIELDS
+from reconciler.endpoints import FIELDS, PATHS
+from reconciler.errors import ProtocolError
 from reconciler.fewshot import render_system_prompt
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
@@ -26,7 +31,10 @@ from reconciler.model import (
     Document,
     Kind,
 )
+from reconciler.redact import clip
 from reconciler.schema import with_defaults
+from reconciler.text import shown
+from reconciler.urls import segment_problem
 
 T, V, P, S, X = (
     Kind.PROMPT_TEMPLATE.value,
@@ -205,55 +213,205 @@ def desired_state(docs: Iterable[Document]) -> dict[str, Obj]:
 
 # ---------------------------------------------------------------------------------------------
 # Live side: remote objects -> Obj (field names from the endpoint table)
+#
+# A server's entity is checked for every field these functions read before it is read, so a
+# hostile or buggy server cannot raise KeyError/TypeError inside them (a bug, exit 3): each
+# wrong shape is a ProtocolError naming the listing and the entity, its value quoted with
+# text.shown and the message clipped through the redactor.
 
 F = FIELDS
+TRIM = 300
+_SCALARS = (str, int, float, bool)
 
 
-def _managed(raw: Mapping[str, Any]) -> bool:
-    labels = raw.get("labels")
-    return isinstance(labels, dict) and labels.get(MANAGED_LABEL) == MANAGED_VALUE
+class _Entity:
+    """One remote entity being read: typed access to its fields, and the error that names it."""
+
+    def __init__(self, raw: Any, endpoint: str, what: str, ident: str, prefix: str = "") -> None:
+        self.endpoint = endpoint
+        self.prefix = prefix
+        if prefix:
+            self.label = what
+        else:
+            if not isinstance(raw, Mapping):
+                self.label = f"a {what}"
+                raise self.fail("", f"is {_kind(raw)}, not an object")
+            name, rid = raw.get(ident), raw.get("id")
+            if isinstance(name, str):
+                self.label = f"{what} {shown(name)}"
+            elif isinstance(rid, str):
+                self.label = f"a {what} with id {shown(rid)}"
+            else:
+                self.label = f"a {what}"
+        self.raw: Mapping[str, Any] = raw
+
+    def fail(self, field: str, problem: str) -> ProtocolError:
+        where = f"{self.prefix}{field} " if field else ""
+        return ProtocolError(
+            "GET", self.endpoint, None, None, clip(f"{self.label}: {where}{problem}", TRIM)
+        )
+
+    def _get(self, field: str, types: tuple[type, ...], expected: str) -> Any:
+        value = self.raw.get(field)
+        if value is None:
+            return None
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise self.fail(field, f"is {shown(value)}, not {expected}")
+        return value
+
+    def required(self, field: str, value: Any) -> Any:
+        if value is None:
+            raise self.fail(
+                field,
+                "is missing (if this gateway names it otherwise, see reconciler/endpoints.py)",
+            )
+        return value
+
+    def string(self, field: str) -> str | None:
+        value: str | None = self._get(field, (str,), "a string")
+        return value
+
+    def identity(self, field: str) -> str:
+        """A required id that a later request will put in its path."""
+        value = self.required(field, self.string(field))
+        problem = segment_problem(value)
+        if problem:
+            raise self.fail(field, f"{shown(value)} {problem}, so it cannot be part of a path")
+        return str(value)
+
+    def etag(self, field: str) -> str | None:
+        value = self.string(field)
+        if value is not None and (
+            len(value) > 1024 or not all("\x21" <= ch <= "\x7e" for ch in value)
+        ):
+            raise self.fail(field, f"is {shown(value)}, not an entity tag (visible ASCII)")
+        return value
+
+    def boolean(self, field: str) -> bool | None:
+        value: bool | None = self._get(field, (bool,), "true or false")
+        return value
+
+    def integer(self, field: str) -> int | None:
+        value: int | None = self._get(field, (int,), "an integer")
+        return value
+
+    def number(self, field: str) -> int | float | None:
+        value: int | float | None = self._get(field, (int, float), "a number")
+        return value
+
+    def strings(self, field: str) -> list[str] | None:
+        value: list[Any] | None = self._get(field, (list,), "a list of strings")
+        for i, item in enumerate(value or ()):
+            if not isinstance(item, str):
+                raise self.fail(f"{field}[{i}]", f"is {shown(item)}, not a string")
+        return value
+
+    def items(self, field: str) -> list[Any] | None:
+        value: list[Any] | None = self._get(field, (list,), "a list")
+        return value
+
+    def mapping(self, field: str) -> Mapping[str, Any] | None:
+        value: Mapping[str, Any] | None = self._get(field, (dict,), "an object")
+        return value
+
+    def string_map(self, field: str) -> dict[str, str] | None:
+        value = self.mapping(field)
+        for k, v in (value or {}).items():
+            if not isinstance(v, str):
+                raise self.fail(f"{field}.{k}", f"is {shown(v)}, not a string")
+        return dict(value) if value is not None else None
+
+    def sub(self, field: str) -> _Entity | None:
+        """A nested object, checked the same way (messages name ``field.inner``)."""
+        value = self.mapping(field)
+        if value is None:
+            return None
+        return _Entity(value, self.endpoint, self.label, "", f"{self.prefix}{field}.")
+
+    def labels(self) -> dict[str, str]:
+        return _labels(self.string_map("labels"), managed=False)
+
+    def managed(self) -> bool:
+        labels = self.string_map("labels") or {}
+        return labels.get(MANAGED_LABEL) == MANAGED_VALUE
 
 
-def live_template(raw: Mapping[str, Any]) -> Obj:
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def live_template(raw: Mapping[str, Any], *, endpoint: str = PATHS.templates) -> Obj:
     f = F.template
-    g = raw.get(f.guardrails) or {}
+    e = _Entity(raw, endpoint, "template", f.name)
+    name = e.required(f.name, e.string(f.name))
+    tid = e.identity(f.id)
+    g = e.sub(f.guardrails)
+    max_tokens = e.integer(f.max_tokens)
     spec = {
-        "description": raw.get(f.description) or "",
-        "systemInstruction": raw.get(f.system_instruction) or "",
-        "userTemplate": raw.get(f.user_template) or "",
-        "variables": list(raw.get(f.variables) or []),
-        "maxTokens": raw.get(f.max_tokens) if raw.get(f.max_tokens) is not None else 4096,
+        "description": e.string(f.description) or "",
+        "systemInstruction": e.string(f.system_instruction) or "",
+        "userTemplate": e.string(f.user_template) or "",
+        "variables": list(e.strings(f.variables) or []),
+        "maxTokens": max_tokens if max_tokens is not None else 4096,
         "safetyGuardrails": {
-            "piiFilter": g.get(f.pii_filter, True) is not False,
-            "jailbreakDetection": g.get(f.jailbreak_detection, True) is not False,
-            "outputModeration": g.get(f.output_moderation, True) is not False,
+            "piiFilter": g is None or g.boolean(f.pii_filter) is not False,
+            "jailbreakDetection": g is None or g.boolean(f.jailbreak_detection) is not False,
+            "outputModeration": g is None or g.boolean(f.output_moderation) is not False,
         },
     }
     fields = _template_fields(spec)
-    fields["labels"] = _labels(raw.get("labels"), managed=False)
+    fields["labels"] = e.labels()
     return Obj(
         T,
-        str(raw[f.name]),
+        name,
         fields,
-        remote_id=str(raw[f.id]),
-        precondition=raw.get(f.version),
-        managed=_managed(raw),
+        remote_id=tid,
+        precondition=e.integer(f.version),
+        managed=e.managed(),
     )
 
 
-def live_version(raw: Mapping[str, Any], template_name: str) -> Obj:
+def live_version(
+    raw: Mapping[str, Any],
+    template_name: str,
+    *,
+    endpoint: str = PATHS.versions,
+    template_id: str | None = None,
+) -> Obj:
     f = F.version
+    e = _Entity(raw, endpoint, "version", f.version)
+    version = e.identity(f.version)
+    tid = e.string(f.template_id)
+    if template_id is not None and tid is not None and tid != template_id:
+        raise e.fail(f.template_id, f"is {shown(tid)}, not the {shown(template_id)} listed")
+    variables = e.mapping(f.variables)
+    for k, v in (variables or {}).items():
+        if not isinstance(v, _SCALARS):
+            raise e.fail(f"{f.variables}.{k}", f"is {shown(v)}, not a type name or a default")
     spec: dict[str, Any] = {
-        "content": raw.get(f.content) or "",
-        "variables": dict(raw.get(f.variables) or {}),
-        "rollbackDirective": bool(raw.get(f.rollback)),
-        "metadata": dict(raw.get(f.metadata) or {}),
+        "content": e.string(f.content) or "",
+        "variables": dict(variables or {}),
+        "rollbackDirective": bool(e.boolean(f.rollback)),
+        "metadata": dict(e.string_map(f.metadata) or {}),
     }
-    if raw.get(f.ab_test) is not None:
-        spec["abTest"] = dict(raw[f.ab_test])
+    ab = e.sub(f.ab_test)
+    if ab is not None:
+        ab.boolean("enabled")
+        ab.number("trafficPercent")
+        ab.string("variantId")
+        spec["abTest"] = dict(ab.raw)
     fields = _version_fields(spec)
-    fields["labels"] = _labels(raw.get("labels"), managed=False)
-    version = str(raw[f.version])
+    fields["labels"] = e.labels()
     # Versions have no concurrency token of their own: the fingerprint of their mutable part
     # stands in, so apply can still tell that a version moved since the plan.
     return Obj(
@@ -262,96 +420,122 @@ def live_version(raw: Mapping[str, Any], template_name: str) -> Obj:
         fields,
         remote_id=version,
         precondition=fingerprint(fields),
-        managed=_managed(raw),
-        status=raw.get(f.status),
+        managed=e.managed(),
+        status=e.string(f.status),
     )
 
 
 def live_prompt(
-    raw: Mapping[str, Any], template_names: Mapping[str, str]
+    raw: Mapping[str, Any],
+    template_names: Mapping[str, str],
+    *,
+    endpoint: str = PATHS.prompts,
 ) -> tuple[Obj, Obj | None]:
     """The Prompt, and its TrafficSplit when the remote object has a traffic distribution."""
     f = F.prompt
-    g = raw.get(f.guardrails) or {}
-    tid = str(raw.get(f.template_id) or "")
+    e = _Entity(raw, endpoint, "prompt", f.name)
+    name = e.required(f.name, e.string(f.name))
+    pid = e.identity(f.id)
+    g = e.sub(f.guardrails)
+    tid = e.string(f.template_id) or ""
     spec: dict[str, Any] = {
         "template": template_names.get(tid, f"id:{tid}"),
-        "model": raw.get(f.model) or raw.get(f.model_alias) or "",
-        "fallbackModels": list(raw.get(f.fallbacks) or []),
-        "systemPrompt": raw.get(f.system_prompt) or "",
-        "temperature": raw.get(f.temperature),
-        "topP": raw.get(f.top_p),
-        "maxTokens": raw.get(f.max_tokens),
-        "version": raw.get(f.version),
+        "model": e.string(f.model) or e.string(f.model_alias) or "",
+        "fallbackModels": list(e.strings(f.fallbacks) or []),
+        "systemPrompt": e.string(f.system_prompt) or "",
+        "temperature": e.number(f.temperature),
+        "topP": e.number(f.top_p),
+        "maxTokens": e.integer(f.max_tokens),
+        "version": e.string(f.version),
         "safetyGuardrails": {
             k: v
             for k, v in {
-                "contentFiltering": g.get(f.content_filtering),
-                "maxTokens": g.get(f.guard_max_tokens),
-                "blockedCategories": g.get(f.blocked_categories),
+                "contentFiltering": g.strings(f.content_filtering) if g else None,
+                "maxTokens": g.integer(f.guard_max_tokens) if g else None,
+                "blockedCategories": g.strings(f.blocked_categories) if g else None,
             }.items()
             if v is not None
         },
     }
     spec = {k: v for k, v in spec.items() if v is not None}
     fields = _prompt_fields(spec, spec["systemPrompt"])
-    fields["labels"] = _labels(raw.get("labels"), managed=False)
-    name = str(raw[f.name])
-    etag = raw.get(f.etag)
+    fields["labels"] = e.labels()
+    etag = e.etag(f.etag)
     prompt = Obj(
         P,
         name,
         fields,
-        remote_id=str(raw[f.id]),
+        remote_id=pid,
         precondition=etag,
-        managed=_managed(raw),
-        status=raw.get(f.status),
+        managed=e.managed(),
+        status=e.string(f.status),
     )
-    td = raw.get(f.traffic)
+    td = e.sub(f.traffic)
     split = None
-    if isinstance(td, dict) and td:
-        if td.get(f.td_default) is not None:
-            sf: dict[str, Any] = {"defaultVersion": str(td[f.td_default])}
+    if td is not None and td.raw:
+        default = td.string(f.td_default)
+        if default is not None:
+            sf: dict[str, Any] = {"defaultVersion": default}
         else:
-            entries = td.get(f.td_versions) or []
+            entries = td.items(f.td_versions) or []
+            versions: list[dict[str, Any]] = []
+            for i, entry in enumerate(entries):
+                item = _Entity(entry, endpoint, e.label, "", f"{td.prefix}{f.td_versions}[{i}].")
+                if not isinstance(entry, Mapping):
+                    raise item.fail("", f"is {shown(entry)}, not an object")
+                version = item.required("version", item.string("version"))
+                weight = item.required("weight", item.number("weight"))
+                if any(v["version"] == version for v in versions):
+                    raise item.fail("version", f"{shown(version)} is listed twice")
+                versions.append({"version": version, "weight": weight})
             sf = _split_fields(
-                {
-                    "strategy": td.get(f.td_strategy) or "random",
-                    "versions": [
-                        {"version": e.get("version"), "weight": e.get("weight")}
-                        for e in entries
-                        if isinstance(e, dict)
-                    ],
-                }
+                {"strategy": td.string(f.td_strategy) or "random", "versions": versions}
             )
-        split = Obj(
-            S, name, sf, remote_id=str(raw[f.id]), precondition=etag, managed=prompt.managed
-        )
+        split = Obj(S, name, sf, remote_id=pid, precondition=etag, managed=prompt.managed)
     return prompt, split
 
 
-def live_index(raw: Mapping[str, Any], store_id: str) -> Obj:
+def live_index(raw: Mapping[str, Any], store_id: str, *, endpoint: str = PATHS.indexes) -> Obj:
     f = F.index
+    e = _Entity(raw, endpoint, "index", f.index_id)
+    name = e.identity(f.index_id)
     spec: dict[str, Any] = {
-        "dimensions": raw.get(f.dimensions),
-        "similarityMetric": raw.get(f.metric),
-        "embeddingFormat": raw.get(f.format),
-        "autoIngest": bool(raw.get(f.auto_ingest)),
+        "dimensions": e.required(f.dimensions, e.integer(f.dimensions)),
+        "similarityMetric": e.required(f.metric, e.string(f.metric)),
+        "embeddingFormat": e.required(f.format, e.string(f.format)),
+        "autoIngest": bool(e.boolean(f.auto_ingest)),
     }
-    if raw.get(f.webhook) is not None:
-        spec["webhookSyncUrl"] = raw[f.webhook]
+    webhook = e.string(f.webhook)
+    if webhook is not None:
+        spec["webhookSyncUrl"] = webhook
     fields = _index_fields(spec)
-    fields["labels"] = _labels(raw.get("labels"), managed=False)
-    name = str(raw[f.index_id])
+    fields["labels"] = e.labels()
     return Obj(
         X,
         f"{store_id}/{name}",
         fields,
         remote_id=name,
-        precondition=raw.get(f.etag),
-        managed=_managed(raw),
-        status=raw.get(f.status),
+        precondition=e.etag(f.etag),
+        managed=e.managed(),
+        status=e.string(f.status),
     )
+
+
+def live_model(raw: Mapping[str, Any], *, endpoint: str = PATHS.models) -> dict[str, Any]:
+    """A model record as the planner reads it: ``id`` a string, the token limits integers."""
+    e = _Entity(raw, endpoint, "model", "id")
+    e.required("id", e.string("id"))
+    e.string("provider")
+    e.integer("contextWindow")
+    e.integer("maxOutputTokens")
+    return dict(raw)
+
+
+def live_store(raw: Mapping[str, Any], *, endpoint: str = PATHS.vector_stores) -> str:
+    """A vector store's id (it becomes part of the indexes' paths)."""
+    e = _Entity(raw, endpoint, "vector store", "name")
+    e.string("name")
+    return e.identity("id")
 
 
 # ---------------------------------------------------------------------------------------------

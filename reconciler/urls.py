@@ -161,3 +161,25 @@ def problem(url: object) -> str | None:
     except UrlProblem as exc:
         return str(exc)
     return None
+
+
+def segment_problem(value: object) -> str | None:
+    """Why ``value``, an id a server handed llmgw, cannot become one path segment of a later
+    request (``/prompt-templates/{id}/versions``), or None. Percent-encoding would make any
+    string safe to send, but an id that needs it (a ``/``, ``..``, ``?``, ``#``, ``%``, a
+    backslash, whitespace or an invisible character) is no id a gateway hands out: it is a
+    server bug or an attempt to steer a later write to another path, so it is refused."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if not value:
+        return "is empty"
+    if len(value) > 256:
+        return "is longer than 256 characters"
+    if value in (".", "..") or ".." in value:
+        return "contains .."
+    for ch in value:
+        if ch in "/\\?#%":
+            return f"contains {ch!r}"
+        if ch.isspace() or not ch.isprintable():
+            return "contains whitespace or an invisible character"
+    return None
