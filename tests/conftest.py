@@ -1,5 +1,6 @@
-"""Guard fixtures for every test: a clean environment, no network beyond loopback, and the
-working directory in a temporary folder so nothing is written into the checkout."""
+"""Guard fixtures for every test: a clean environment, no network beyond loopback, the working
+directory in a temporary folder so nothing is written into the checkout, and the process-wide
+redactor emptied (a secret registered by one test never masks another test's output)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from reconciler.redact import REDACTOR
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,7 +45,9 @@ def _guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.chdir(tmp_path)
+    REDACTOR.reset()
     yield
+    REDACTOR.reset()
 
 
 @pytest.fixture
