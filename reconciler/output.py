@@ -71,7 +71,7 @@ def validation_json(
     )
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~<>-])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~-])")  # < > & become entities
 
 
 def md_text(text: str, limit: int | None = None) -> str:
@@ -127,7 +127,7 @@ def _gh_data(text: str) -> str:
 
 
 def _gh_prop(text: str) -> str:
-    return _gh_data(visible(text)).replace(":", "%3A").replace(",", "%2C")
+    return visible(_gh_data(text)).replace(":", "%3A").replace(",", "%2C")
 
 
 def validation_github(problems: Sequence[Problem]) -> str:
@@ -141,7 +141,7 @@ def validation_github(problems: Sequence[Problem]) -> str:
         if p.subject:
             props.append(f"title={_gh_prop(p.subject)}")
         body = (f"{p.path}: " if p.path else "") + p.message + (f" ({p.fix})" if p.fix else "")
-        out.append(f"::{level} {','.join(props)}::{_gh_data(visible(body))}")
+        out.append(f"::{level} {','.join(props)}::{visible(_gh_data(body))}")
     errors = sum(1 for p in problems if p.severity == "error")
     out.append(f"{_plural(errors, 'error')}, {_plural(len(problems) - errors, 'warning')}")
     return "\n".join(out)
