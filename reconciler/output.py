@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.model import Problem
-from reconciler.text import NAME, visible
+from reconciler.text import NAME, json_dumps, visible
 
 Style = Callable[..., str]
 
@@ -57,7 +57,7 @@ def validation_json(
     problems: Sequence[Problem], files: Sequence[str], documents: int, valid: bool
 ) -> str:
     errors = sum(1 for p in problems if p.severity == "error")
-    return json.dumps(
+    return json_dumps(
         {
             "formatVersion": 1,
             "valid": valid,
@@ -346,7 +346,7 @@ def dry_run_text(requests: Sequence[dict[str, Any]]) -> str:
         for k, v in (r.get("headers") or {}).items():
             lines.append(f"    {k}: {v}")
         if r.get("body") is not None:
-            body = json.dumps(r["body"], indent=2, ensure_ascii=False)
+            body = json_dumps(r["body"])
             lines.extend("    " + ln for ln in body.splitlines())
     lines.append("")
     lines.append("Nothing was sent (--dry-run).")
@@ -457,7 +457,7 @@ def apply_json(run: Any) -> str:
             for m in run.metrics
         ],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return json_dumps(data)
 
 
 # -- drift ---------------------------------------------------------------------------------------
@@ -538,7 +538,7 @@ def drift_text(
 def drift_json(
     report: Any, *, target: str = "", environment: str | None = None, expired: Sequence[Any] = ()
 ) -> str:
-    return json.dumps(
+    return json_dumps(
         {
             "inSync": report.in_sync,
             "target": target,
@@ -549,9 +549,7 @@ def drift_json(
             },
             "findings": [f.as_dict() for f in report.findings],
             "expiredIgnores": [e.as_dict() for e in expired],
-        },
-        indent=2,
-        ensure_ascii=False,
+        }
     )
 
 

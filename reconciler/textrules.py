@@ -251,8 +251,15 @@ def normalise(text: str) -> tuple[str, list[int]]:
     return "".join(out), origin
 
 
+# every pattern holds one of these words: a text without any cannot match (most texts)
+_KEYWORDS = ("ignore", "override", "secret", "<|", "you", "execute", "bypass", "output")
+
+
 def _scan(text: str, rx: re.Pattern[str], labels: list[str]) -> Iterator[Finding]:
     norm, origin = normalise(text)
+    low = norm.lower()
+    if not any(k in low for k in _KEYWORDS):
+        return
     for m in rx.finditer(norm):
         label = labels[int(str(m.lastgroup)[1:])]
         start = origin[m.start()] if origin else m.start()
@@ -336,7 +343,7 @@ def identity_findings(value: str, *, what: str = "a name", ascii: bool = True) -
     ``/``, ``?``, ``#``, ``\\`` and ``..``. One finding per kind of problem. With
     ``ascii=False`` ASCII characters are not looked at (the JSON Schemas refuse those)."""
     out: list[Finding] = []
-    for i, ch in enumerate(value):
+    for i, ch in enumerate("" if not ascii and value.isascii() else value):
         if not ascii and ch.isascii():
             continue
         if ch in _FORBIDDEN_ASCII or ch.isspace() or unicodedata.category(ch) in _BAD_CATEGORIES:

@@ -61,6 +61,16 @@ def test_text_outputs_escape_invisible_characters() -> None:
     assert "\\x1b" in output.validation_text([_problem()], 1, 1)
 
 
+def test_json_outputs_escape_invisible_characters() -> None:
+    import json
+
+    text = output.validation_json([_problem()], ["m|x.yaml"], 1, False)
+    assert "\u202e" in text and "\u202e" not in json.loads(text)["problems"][0]["name"][:0]
+    assert json.loads(text)["problems"][0]["name"] == NASTY  # the same string to a reader
+    for ch in text:
+        assert ch == "\n" or ch.isprintable()
+
+
 def test_long_names_give_short_lines() -> None:
     line = str(_problem(name="n" * 200_000, message="m"))
     assert len(line) < 300
