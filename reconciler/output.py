@@ -71,7 +71,10 @@ def validation_json(
     )
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~-])")  # < > & become entities
+# Inline Markdown syntax (table cells and paragraphs are inline: no line-start rules apply);
+# < > & become HTML entities, and an @ that could start a mention becomes one too.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MENTION = re.compile(r"(?<![\w.+-])@")
 
 
 def md_text(text: str, limit: int | None = None) -> str:
@@ -79,7 +82,7 @@ def md_text(text: str, limit: int | None = None) -> str:
     character escaped, invisible characters made visible, ``@`` mentions defused."""
     text = visible(text, limit)
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    return html.escape(text, quote=False).replace("@", "&#64;")
+    return _MENTION.sub("&#64;", html.escape(text, quote=False))
 
 
 def md_code(text: str, limit: int | None = None, *, table: bool = False) -> str:
