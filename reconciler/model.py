@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from reconciler.text import NAME, visible
+
 API_VERSION = "llmgw/v1"
 MANAGED_LABEL = "managed-by"
 MANAGED_VALUE = "llmgw"
@@ -69,17 +71,20 @@ class Problem:
 
     @property
     def subject(self) -> str:
-        return f"{self.kind}/{self.name}" if self.kind else self.name
+        """``Kind/name`` for people: invisible characters escaped, a long name shortened."""
+        name = visible(self.name, NAME)
+        return f"{self.kind}/{name}" if self.kind else name
 
     def __str__(self) -> str:
-        where = (
-            f"{self.file}:{self.line}: " if self.line > 0 else f"{self.file}: " if self.file else ""
-        )
+        """One line: ``file:line: [warning: ]Kind/name: path: message (fix)``, with every
+        control or format character escaped, so no value can break or disguise the line."""
+        file = visible(self.file)
+        where = f"{file}:{self.line}: " if self.line > 0 else f"{file}: " if file else ""
         subject = f"{self.subject}: " if self.subject else ""
-        path = f"{self.path}: " if self.path else ""
+        path = f"{visible(self.path, NAME * 2)}: " if self.path else ""
         level = "" if self.severity == "error" else f"{self.severity}: "
-        fix = f" ({self.fix})" if self.fix else ""
-        return f"{where}{level}{subject}{path}{self.message}{fix}"
+        fix = f" ({visible(self.fix)})" if self.fix else ""
+        return f"{where}{level}{subject}{path}{visible(self.message)}{fix}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -3,15 +3,25 @@ JSON for tools, Markdown for pull-request comments and GitHub annotations.
 
 Pure string building: no printing, no I/O, no click. Colour is passed in as a styling function so
 the CLI alone decides whether stdout is a terminal.
+
+Names, values and texts come from manifests and from the server, so none is printed raw: text
+output escapes control and format characters (``text.visible``: no terminal escape sequence or
+bidi override gets through), and Markdown output escapes Markdown and HTML (``md_text``,
+``md_code``, ``_fence``): a `|` in a name cannot split a table row, a backtick cannot end a code
+span early, and a live ``<script>`` or an ``@team`` in a name reaches a pull-request comment as
+inert text.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.model import Problem
+from reconciler.text import NAME, json_dumps, visible
 
 Style = Callable[..., str]
 
@@ -47,7 +57,7 @@ def validation_json(
     problems: Sequence[Problem], files: Sequence[str], documents: int, valid: bool
 ) -> str:
     errors = sum(1 for p in problems if p.severity == "error")
-    return json.dumps(
+    return json_dumps(
         {
             "formatVersion": 1,
             "valid": valid,
@@ -61,8 +71,36 @@ def validation_json(
     )
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# Inline Markdown syntax (table cells and paragraphs are inline: no line-start rules apply);
+# < > & become HTML entities, and an @ that could start a mention becomes one too.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MENTION = re.compile(r"(?<![\w.+-])@")
+
+
+def md_text(text: str, limit: int | None = None) -> str:
+    """``text`` as inert Markdown (a table cell or a paragraph): every Markdown and HTML special
+    character escaped, invisible characters made visible, ``@`` mentions defused."""
+    text = visible(text, limit)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return _MENTION.sub("&#64;", html.escape(text, quote=False))
+
+
+def md_code(text: str, limit: int | None = None, *, table: bool = False) -> str:
+    """``text`` as an inline code span that no backtick inside can end early (a longer fence);
+    in a table, ``|`` is escaped too (GitHub splits cells before it reads code spans)."""
+    text = visible(text, limit)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    if table:
+        text = text.replace("|", "\\|")
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _fence(lines: Sequence[str]) -> str:
+    """A code fence longer than any run of backticks in ``lines`` (so none closes it)."""
+    longest = max((len(m) for ln in lines for m in re.findall(r"`{3,}", ln)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def validation_markdown(
@@ -81,8 +119,8 @@ def validation_markdown(
             icon = "❌" if p.severity == "error" else "⚠️"
             msg = p.message + (f" ({p.fix})" if p.fix else "")
             out.append(
-                f"| {icon} | `{p.file}:{p.line}` | {_md_escape(p.subject)} | "
-                f"`{_md_escape(p.path)}` | {_md_escape(msg)} |"
+                f"| {icon} | {md_code(f'{p.file}:{p.line}', table=True)} | {md_text(p.subject)} | "
+                f"{md_code(p.path, table=True) if p.path else ''} | {md_text(msg)} |"
             )
     return "\n".join(out)
 
@@ -92,7 +130,7 @@ def _gh_data(text: str) -> str:
 
 
 def _gh_prop(text: str) -> str:
-    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+    return visible(_gh_data(text)).replace(":", "%3A").replace(",", "%2C")
 
 
 def validation_github(problems: Sequence[Problem]) -> str:
@@ -106,7 +144,7 @@ def validation_github(problems: Sequence[Problem]) -> str:
         if p.subject:
             props.append(f"title={_gh_prop(p.subject)}")
         body = (f"{p.path}: " if p.path else "") + p.message + (f" ({p.fix})" if p.fix else "")
-        out.append(f"::{level} {','.join(props)}::{_gh_data(body)}")
+        out.append(f"::{level} {','.join(props)}::{visible(_gh_data(body))}")
     errors = sum(1 for p in problems if p.severity == "error")
     out.append(f"{_plural(errors, 'error')}, {_plural(len(problems) - errors, 'warning')}")
     return "\n".join(out)
@@ -129,8 +167,12 @@ MARKDOWN_LIMIT = 60_000  # GitHub comments stop at 65,536 characters
 
 
 def _value(v: Any, width: int = 80) -> str:
-    text = json.dumps(v, ensure_ascii=False, default=str)
+    text = visible(json.dumps(v, ensure_ascii=False, default=str))
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _ref(op: Any) -> str:
+    return visible(op.ref, NAME * 2)
 
 
 def diff_lines(op: Any, style: Style = plain) -> list[str]:
@@ -141,11 +183,13 @@ def diff_lines(op: Any, style: Style = plain) -> list[str]:
     out: list[str] = []
     for item in op.diff:
         leaf = item.path.rsplit(".", 1)[-1]
+        path = visible(item.path, NAME * 2)
         if leaf in TEXT_FIELDS and isinstance(item.new, str) and isinstance(item.old, str):
             change = text_change(item.old, item.new)
-            out.append(style(f"~ {item.path}:", fg="yellow"))
+            out.append(style(f"~ {path}:", fg="yellow"))
             for ln in change.lines:
                 colour = "green" if ln.startswith("+") else "red" if ln.startswith("-") else None
+                ln = visible(ln)
                 out.append("    " + (style(ln, fg=colour) if colour else ln))
             if change.placeholders_added or change.placeholders_removed:
                 added = ", ".join(f"{{{{{p}}}}}" for p in change.placeholders_added) or "none"
@@ -161,14 +205,12 @@ def diff_lines(op: Any, style: Style = plain) -> list[str]:
                 from reconciler import tokens as _t
 
                 shown += f"  ({_t.count(item.new)} tokens)"
-            out.append(style(f"+ {item.path}: {shown}", fg="green"))
+            out.append(style(f"+ {path}: {shown}", fg="green"))
         elif item.op == "remove":
-            out.append(style(f"- {item.path}: {_value(item.old)}", fg="red"))
+            out.append(style(f"- {path}: {_value(item.old)}", fg="red"))
         else:
             out.append(
-                style(
-                    f"~ {item.path}: {_value(item.old, 60)} -> {_value(item.new, 60)}", fg="yellow"
-                )
+                style(f"~ {path}: {_value(item.old, 60)} -> {_value(item.new, 60)}", fg="yellow")
             )
     return out
 
@@ -182,7 +224,7 @@ def _op_heading(op: Any) -> str:
         tail += "; DESTRUCTIVE: apply needs --allow-replace or the llmgw/allow-replace annotation"
     elif op.destructive:
         tail += "; destructive"
-    return f"{_SYMBOL[op.action.value]} {op.ref}{extra}  ({tail})"
+    return f"{_SYMBOL[op.action.value]} {_ref(op)}{extra}  ({tail})"
 
 
 def plan_text(
@@ -217,14 +259,14 @@ def plan_text(
             f"Managed by llmgw but in no manifest ({len(plan.orphaned)}; deleted only "
             "with --prune):"
         )
-        lines.extend(f"    {r}" for r in plan.orphaned[:50])
+        lines.extend(f"    {visible(r, NAME * 2)}" for r in plan.orphaned[:50])
         if len(plan.orphaned) > 50:
             lines.append(f"    ... and {len(plan.orphaned) - 50} more")
     if plan.unmanaged:
         lines.append("")
         lines.append(
             f"Not managed, left alone ({len(plan.unmanaged)}): "
-            + ", ".join(plan.unmanaged[:10])
+            + ", ".join(visible(r, NAME * 2) for r in plan.unmanaged[:10])
             + (f", ... and {len(plan.unmanaged) - 10} more" if len(plan.unmanaged) > 10 else "")
         )
     for w in plan.warnings:
@@ -240,12 +282,11 @@ def plan_markdown(
     environment: str | None = None,
     limit: int = MARKDOWN_LIMIT,
 ) -> str:
-    c = plan.counts()
-    head = [f"### llmgw plan{f' for `{environment}`' if environment else ''}", ""]
+    head = [f"### llmgw plan{f' for {md_code(environment)}' if environment else ''}", ""]
     head.append(f"**{plan.summary()}**")
     if target:
         head.append(
-            f"Target: `{target}`"
+            f"Target: {md_code(target)}"
             + (f", read in {_plural(requests, 'request')}" if requests is not None else "")
         )
     if any(o.destructive for o in plan.changes):
@@ -256,15 +297,20 @@ def plan_markdown(
         head.append("No changes: the org matches the manifests.")
     body: list[str] = []
     for op in plan.changes:
+        lines = diff_lines(op)
+        fence = _fence(lines)
         block = [
             "<details>",
             f"<summary><code>{_SYMBOL[op.action.value]}</code> "
-            f"<b>{op.ref}</b>: {op.action.value} ({op.reason})</summary>",
+            f"<b>{html.escape(_ref(op))}</b>: {op.action.value} "
+            f"({html.escape(visible(op.reason))})</summary>",
             "",
-            "```diff",
+            f"{fence}diff",
+            *lines,
+            fence,
+            "</details>",
+            "",
         ]
-        block.extend(diff_lines(op))
-        block.extend(["```", "</details>", ""])
         body.append("\n".join(block))
     out = "\n".join(head) + "\n\n"
     shown = 0
@@ -289,7 +335,6 @@ def plan_markdown(
         extra.append(f"{len(plan.unmanaged)} unmanaged objects are left alone.")
     if extra:
         out += "\n" + " ".join(extra) + "\n"
-    _ = c
     return out.rstrip() + "\n"
 
 
@@ -304,7 +349,7 @@ def dry_run_text(requests: Sequence[dict[str, Any]]) -> str:
         for k, v in (r.get("headers") or {}).items():
             lines.append(f"    {k}: {v}")
         if r.get("body") is not None:
-            body = json.dumps(r["body"], indent=2, ensure_ascii=False)
+            body = json_dumps(r["body"])
             lines.extend("    " + ln for ln in body.splitlines())
     lines.append("")
     lines.append("Nothing was sent (--dry-run).")
@@ -318,9 +363,11 @@ def apply_text(run: Any, *, style: Style = plain) -> str:
     skipped = res.by_outcome("not attempted")
     lines = []
     for r in failed:
-        lines.append(style(f"failed: {r.op.ref} ({r.op.action.value}): {r.error}", fg="red"))
+        lines.append(
+            style(f"failed: {_ref(r.op)} ({r.op.action.value}): {visible(str(r.error))}", fg="red")
+        )
     for r in skipped:
-        lines.append(f"not attempted: {r.op.ref} ({r.op.action.value})")
+        lines.append(f"not attempted: {_ref(r.op)} ({r.op.action.value})")
     for ref, status in sorted(run.index_health.items()):
         colour = "green" if status == "ACTIVE" else "yellow"
         lines.append(style(f"index health: {ref}: {status}", fg=colour))
@@ -413,7 +460,7 @@ def apply_json(run: Any) -> str:
             for m in run.metrics
         ],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return json_dumps(data)
 
 
 # -- drift ---------------------------------------------------------------------------------------
@@ -439,7 +486,11 @@ def drift_text(
         where = f"  [{f.source}]" if f.source else ""
         colour = {"modified": "yellow", "missing": "red", "orphaned": "red"}.get(f.state)
         lines.append(
-            style(f"{_DRIFT_MARK[f.state]} {f.state}: {f.ref}{where}", fg=colour, bold=True)
+            style(
+                f"{_DRIFT_MARK[f.state]} {f.state}: {visible(f.ref, NAME * 2)}{visible(where)}",
+                fg=colour,
+                bold=True,
+            )
         )
         if f.state == "missing":
             lines.append("    in git, not in the org")
@@ -448,17 +499,17 @@ def drift_text(
                 "    labelled managed-by: llmgw, in no manifest (apply --prune deletes it)"
             )
         for d in f.diff:
+            sep = " ->" if d.op == "change" else ","
             lines.append(
-                f"    {d.path}: git {_value(d.old, 60)} -> live {_value(d.new, 60)}"
-                if d.op == "change"
-                else f"    {d.path}: git {_value(d.old, 60)}, live {_value(d.new, 60)}"
+                f"    {visible(d.path, NAME * 2)}: git {_value(d.old, 60)}{sep} live "
+                f"{_value(d.new, 60)}"
             )
     unmanaged = [f for f in report.findings if f.state == "unmanaged"]
     if unmanaged:
         lines.append("")
         lines.append(
             f"Unmanaged, for information ({len(unmanaged)}): "
-            + ", ".join(f.ref for f in unmanaged[:10])
+            + ", ".join(visible(f.ref, NAME * 2) for f in unmanaged[:10])
             + (f", ... and {len(unmanaged) - 10} more" if len(unmanaged) > 10 else "")
         )
     for e in expired:
@@ -490,7 +541,7 @@ def drift_text(
 def drift_json(
     report: Any, *, target: str = "", environment: str | None = None, expired: Sequence[Any] = ()
 ) -> str:
-    return json.dumps(
+    return json_dumps(
         {
             "inSync": report.in_sync,
             "target": target,
@@ -501,32 +552,33 @@ def drift_json(
             },
             "findings": [f.as_dict() for f in report.findings],
             "expiredIgnores": [e.as_dict() for e in expired],
-        },
-        indent=2,
-        ensure_ascii=False,
+        }
     )
 
 
 def drift_markdown(
     report: Any, *, target: str = "", environment: str | None = None, expired: Sequence[Any] = ()
 ) -> str:
-    head = [f"### llmgw drift{f' for `{environment}`' if environment else ''}", ""]
+    head = [f"### llmgw drift{f' for {md_code(environment)}' if environment else ''}", ""]
     if report.in_sync:
         head.append(f"✅ **In sync**: {report.checked} objects match the manifests.")
     else:
         head.append(f"⚠️ **Drift**: {len(report.drifted)} of {report.checked} objects differ.")
     if target:
-        head.append(f"Target: `{target}`")
+        head.append(f"Target: {md_code(target)}")
     rows = ["", "| state | object | fields (git → live) |", "| --- | --- | --- |"]
     for f in report.drifted:
         fields = "<br>".join(
-            _md_escape(f"{d.path}: {_value(d.old, 40)} → {_value(d.new, 40)}") for d in f.diff
+            md_text(f"{d.path}: {_value(d.old, 40)} → {_value(d.new, 40)}") for d in f.diff
         )
-        rows.append(f"| {f.state} | `{f.ref}` | {fields} |")
+        rows.append(f"| {f.state} | {md_code(f.ref, NAME * 2, table=True)} | {fields} |")
     out = head + (rows if report.drifted else [])
     unmanaged = [f for f in report.findings if f.state == "unmanaged"]
     if unmanaged:
         out += ["", f"{len(unmanaged)} unmanaged objects, for information."]
     for e in expired:
-        out.append(f"- ignore entry `{e.identity}` `{e.field}` expired on {e.expires.isoformat()}")
+        out.append(
+            f"- ignore entry {md_code(e.identity)} {md_code(e.field)} expired on "
+            f"{e.expires.isoformat()}"
+        )
     return "\n".join(out) + "\n"

@@ -4,15 +4,19 @@ Every rule runs on every document it can run on, also one that failed its schema
 shows all problems; so each rule checks the types it relies on instead of trusting the schema.
 Rules never read the network or the clock: references that only the live org can settle are
 warnings here, and ``plan`` makes them errors unless the org has the object.
+
+The rules the gateway itself applies to text (the placeholder grammar, injection patterns,
+identity characters) come from ``textrules``, which the emulator runs too: whatever validates
+here is accepted there. Every problem carries a rule id (``Problem.rule``). Quoted values go
+through ``text.shown``, so a 200,000-character name makes a short message.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler import tokens, urls
+from reconciler import textrules, tokens, urls
 from reconciler.fewshot import render_system_prompt
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
@@ -24,31 +28,34 @@ from reconciler.model import (
     Problem,
     format_path,
 )
+from reconciler.text import NAME, shown, visible
+from reconciler.textrules import Finding
 
-PLACEHOLDER = re.compile(r"\{\{([a-zA-Z_][a-zA-Z0-9_]*)\}\}")  # seed 000's pattern
 VERSION_MAX_BYTES = 4096  # seed 000
 VERSION_MAX_TOKENS = 3800  # seed 000
 PROMPT_MAX_CHARS = 8000  # seed 001
 WEIGHT_TOLERANCE = 0.01  # seed 003
+MATRIX_TYPES = frozenset({"string", "number", "boolean"})  # a matrix value that is not a default
 
-# Seed 002: blocked at definition time (template patterns) and at run time (runtime patterns).
-INJECTION_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (label, re.compile(rx, re.IGNORECASE | re.MULTILINE))
-    for label, rx in [
-        ("ignore previous instructions", r"ignore\s+previous\s+instructions"),
-        ("system prompt override", r"system\s+prompt\s+override"),
-        ("begin secret mode", r"begin\s+secret\s+mode"),
-        ("<|im_start|>", r"<\|im_start\|>"),
-        ("<|im_end|>", r"<\|im_end\|>"),
-        ("a line starting YOU ARE NOW AN AI", r"^[ \t]*you\s+are\s+now\s+an\s+ai"),
-        ("execute system command", r"execute\s+system\s+command"),
-        ("bypass security", r"bypass\s+security"),
-        ("ignore rules", r"ignore\s+rules"),
-        ("output only the following", r"output\s+only\s+the\s+following"),
-        ("<|mask|>", r"<\|mask\|>"),
-        ("<|reserved|>", r"<\|reserved\|>"),
-    ]
-]
+# Rule ids of the checks below (those shared with the gateway come from textrules).
+TOKEN_BUDGET = "tokens.budget"
+CONTENT_SIZE = "content.size"
+CONTENT_TOKENS = "content.tokens"
+PROMPT_LENGTH = "prompt.length"
+PROMPT_TOKENS = "prompt.tokens"
+FEW_SHOT = "fewshot.fit"
+SPLIT_WEIGHTS = "split.weights"
+SPLIT_FORM = "split.form"
+SPLIT_WITHDRAWN = "split.withdrawn"
+IDENTITY_MATCH = "identity.name"
+LABEL_RESERVED = "label.reserved"
+ANNOTATION = "annotation"
+URL = "url"
+AB_TEST = "abtest.incomplete"
+FALLBACK = "fallback.primary"
+DUPLICATE = "identity.duplicate"
+REFERENCE = "reference.missing"
+PLACEHOLDER_TEXT = "placeholder.not-substituted"
 
 
 class _Emit:
@@ -66,6 +73,7 @@ class _Emit:
         *,
         line: int | None = None,
         severity: str = "error",
+        rule: str = "",
     ) -> None:
         d = self.doc
         self.problems.append(
@@ -78,8 +86,17 @@ class _Emit:
                 format_path(path),
                 message,
                 fix,
+                rule,
             )
         )
+
+    def finding(
+        self, path: Path, f: Finding, *, line: int | None = None, severity: str = "error"
+    ) -> None:
+        """A textrules finding about the string at ``path`` (its offset gives the line)."""
+        if line is None:
+            line = self.doc.locations.text_line(path, f.offset) if f.offset >= 0 else None
+        self(path, f.message, f.fix, line=line, severity=severity, rule=f.rule)
 
 
 def _s(v: Any) -> str | None:
@@ -93,6 +110,7 @@ def _num(v: Any) -> float | None:
 def check_document(doc: Document) -> list[Problem]:
     emit = _Emit(doc)
     _labels(doc, emit)
+    _identities(doc, emit)
     checker = _CHECKS.get(doc.kind)
     if checker is not None:
         checker(doc, emit)
@@ -104,35 +122,73 @@ def _labels(doc: Document, emit: _Emit) -> None:
     if value is not None and value != MANAGED_VALUE:
         emit(
             ("metadata", "labels", MANAGED_LABEL),
-            f"the label `{MANAGED_LABEL}` is reserved for llmgw (got {value!r})",
+            f"the label `{MANAGED_LABEL}` is reserved for llmgw (got {shown(value)})",
             f"remove it; llmgw sets {MANAGED_LABEL}: {MANAGED_VALUE} itself",
+            rule=LABEL_RESERVED,
         )
     for key, val in doc.annotations.items():
         path = ("metadata", "annotations", key)
         if key == ALLOW_REPLACE_ANNOTATION and val not in ("true", "false"):
-            emit(path, f'must be "true" or "false" (got {val!r})', 'quote it: "true"')
+            emit(path, f'must be "true" or "false" (got {shown(val)})', 'quote it: "true"')
         elif isinstance(key, str) and key.startswith("llmgw/") and key != ALLOW_REPLACE_ANNOTATION:
             emit(
                 path,
-                f"unknown llmgw annotation `{key}`",
+                f"unknown llmgw annotation {shown(key)}",
                 f"the only llmgw annotation is {ALLOW_REPLACE_ANNOTATION}",
                 severity="warning",
                 line=doc.locations.key_line(path),
+                rule=ANNOTATION,
             )
+
+
+# Fields whose value is an identity or becomes part of a request path, per kind.
+_IDENTITY_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    Kind.PROMPT_TEMPLATE.value: (("metadata", "name"),),
+    Kind.PROMPT_VERSION.value: (
+        ("metadata", "name"),
+        ("spec", "template"),
+        ("spec", "version"),
+    ),
+    Kind.PROMPT.value: (("metadata", "name"), ("spec", "template"), ("spec", "version")),
+    Kind.TRAFFIC_SPLIT.value: (
+        ("metadata", "name"),
+        ("spec", "prompt"),
+        ("spec", "defaultVersion"),
+    ),
+    Kind.VECTOR_INDEX.value: (("metadata", "name"), ("spec", "vectorStore")),
+}
+
+
+def _identities(doc: Document, emit: _Emit) -> None:
+    """Names and path values: no invisible characters, whitespace or `..` (the schemas refuse
+    ASCII controls, spaces, / ? # and backslash; this adds what a pattern cannot say)."""
+    paths: list[Path] = list(_IDENTITY_FIELDS.get(doc.kind, ()))
+    versions = doc.spec.get("versions") if doc.kind == Kind.TRAFFIC_SPLIT.value else None
+    if isinstance(versions, list):
+        paths += [("spec", "versions", i, "version") for i in range(len(versions))]
+    for path in paths:
+        value = _at(doc.body, path)
+        if isinstance(value, str):
+            for f in textrules.identity_findings(value, ascii=False):
+                emit(path, f.message, f.fix, rule=f.rule)
+
+
+def _at(value: Any, path: Path) -> Any:
+    """The value at ``path`` in plain YAML data, or None."""
+    for part in path:
+        if isinstance(part, int):
+            value = value[part] if isinstance(value, list) and part < len(value) else None
+        else:
+            value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _injection(emit: _Emit, path: Path, text: Any) -> None:
-    if not isinstance(text, str):
-        return
-    for label, rx in INJECTION_PATTERNS:
-        m = rx.search(text)
-        if m:
-            emit(
-                path,
-                f"contains the prompt-injection pattern {label!r} (matched {m.group(0).strip()!r})",
-                "remove or rephrase it: the gateway blocks these patterns",
-                line=emit.doc.locations.text_line(path, m.start()),
-            )
+    """Every blocked pattern in a text that reaches the model (normalised: look-alike and
+    invisible characters do not hide a pattern)."""
+    if isinstance(text, str):
+        for f in textrules.injection_findings(text):
+            emit.finding(path, f)
 
 
 def _placeholders(
@@ -143,28 +199,36 @@ def _placeholders(
     name_lines: dict[str, int],
     container: str,
 ) -> None:
-    """Placeholders of ``text`` must equal ``names``: report missing and unused both."""
+    """Placeholders of ``text`` must equal ``names``: report missing and unused both, and text
+    that only looks like a placeholder (the gateway would send it as written)."""
     if not isinstance(text, str):
         return
-    declared = set(names)
-    used: dict[str, int] = {}
-    for m in PLACEHOLDER.finditer(text):
-        used.setdefault(m.group(1), m.start())
-    for name, offset in used.items():
-        if name not in declared:
-            emit(
-                text_path,
-                f"placeholder {{{{{name}}}}} is not declared in {container}",
-                f"add {name} to spec.{container}",
-                line=emit.doc.locations.text_line(text_path, offset),
-            )
-    for name in sorted(declared - set(used)):
-        field = text_path[-1]
+    field = str(text_path[-1])
+    for f in textrules.placeholder_findings(
+        text, names, field=field, container=f"spec.{container}"
+    ):
+        if f.rule == textrules.PLACEHOLDER_UNUSED:
+            name = f.message.split("'")[1] if "'" in f.message else ""
+            emit.finding(("spec", container), f, line=name_lines.get(name))
+        else:
+            emit.finding(text_path, f)
+    for f in textrules.lookalikes(text):
+        emit.finding(text_path, f)
+
+
+def _not_substituted(emit: _Emit, path: Path, text: Any, where: str) -> None:
+    """A placeholder in a text the gateway does not fill is sent to the model as written."""
+    if not isinstance(text, str):
+        return
+    for name, offset in textrules.placeholders(text).items():
         emit(
-            ("spec", container),
-            f"variable {name!r} is not used in {field}",
-            f"remove it from spec.{container} or use {{{{{name}}}}} in {field}",
-            line=name_lines.get(name),
+            path,
+            f"{{{{{name}}}}} is sent to the model as written: the gateway fills placeholders "
+            f"only in {where}",
+            f"move it to {where}, or reword it",
+            line=emit.doc.locations.text_line(path, offset),
+            severity="warning",
+            rule=PLACEHOLDER_TEXT,
         )
 
 
@@ -182,8 +246,11 @@ def _check_template(doc: Document, emit: _Emit) -> None:
         _placeholders(
             emit, ("spec", "userTemplate"), spec.get("userTemplate"), names, lines, "variables"
         )
-    for f in ("systemInstruction", "userTemplate", "description"):
+    for f in ("systemInstruction", "userTemplate"):
         _injection(emit, ("spec", f), spec.get(f))
+    _not_substituted(
+        emit, ("spec", "systemInstruction"), spec.get("systemInstruction"), "userTemplate"
+    )
     system, user = _s(spec.get("systemInstruction")), _s(spec.get("userTemplate"))
     limit = spec.get("maxTokens", 4096)
     if system is not None and user is not None and isinstance(limit, int):
@@ -195,6 +262,7 @@ def _check_template(doc: Document, emit: _Emit) -> None:
                 f"systemInstruction + userTemplate are {n} tokens ({tokens.ENCODING}), "
                 f"over maxTokens {limit}",
                 "shorten the texts or raise spec.maxTokens (at most 128000)",
+                rule=TOKEN_BUDGET,
             )
 
 
@@ -204,13 +272,17 @@ def _check_version(doc: Document, emit: _Emit) -> None:
     if template and version and doc.name and doc.name != f"{template}@{version}":
         emit(
             ("metadata", "name"),
-            f"must be {template}@{version} (spec.template@spec.version)",
-            f"set metadata.name to {template}@{version}",
+            f"must be {visible(f'{template}@{version}', NAME)} (spec.template@spec.version)",
+            f"set metadata.name to {visible(f'{template}@{version}', NAME)}",
+            rule=IDENTITY_MATCH,
         )
     matrix = spec.get("variables")
     if isinstance(matrix, dict):
         lines = {k: doc.locations.key_line(("spec", "variables", k)) for k in matrix}
         _placeholders(emit, ("spec", "content"), spec.get("content"), matrix, lines, "variables")
+        for k, v in matrix.items():  # a default value reaches the model like the content
+            if isinstance(v, str) and v not in MATRIX_TYPES:
+                _injection(emit, ("spec", "variables", k), v)
     content = spec.get("content")
     _injection(emit, ("spec", "content"), content)
     if isinstance(content, str):
@@ -220,6 +292,7 @@ def _check_version(doc: Document, emit: _Emit) -> None:
                 ("spec", "content"),
                 f"is {size} bytes of UTF-8, over the {VERSION_MAX_BYTES}-byte limit",
                 "shorten the content",
+                rule=CONTENT_SIZE,
             )
         n = tokens.count(content)
         if n > VERSION_MAX_TOKENS:
@@ -227,6 +300,7 @@ def _check_version(doc: Document, emit: _Emit) -> None:
                 ("spec", "content"),
                 f"is {n} tokens ({tokens.ENCODING}), over {VERSION_MAX_TOKENS}",
                 "shorten the content",
+                rule=CONTENT_TOKENS,
             )
         est = tokens.server_estimate(content)
         if est > VERSION_MAX_TOKENS:
@@ -235,17 +309,26 @@ def _check_version(doc: Document, emit: _Emit) -> None:
                 f"is {est:.0f} tokens by the gateway's estimate "
                 f"(characters / 4), over {VERSION_MAX_TOKENS}",
                 "shorten the content",
+                rule=CONTENT_TOKENS,
             )
     ab = spec.get("abTest")
     if isinstance(ab, dict) and ab.get("enabled") is True:
         for f in ("trafficPercent", "variantId"):
             if f not in ab:
-                emit(("spec", "abTest"), f"an enabled A/B test needs `{f}`", f"add spec.abTest.{f}")
+                emit(
+                    ("spec", "abTest"),
+                    f"an enabled A/B test needs `{f}`",
+                    f"add spec.abTest.{f}",
+                    rule=AB_TEST,
+                )
 
 
 def _check_prompt(doc: Document, emit: _Emit) -> None:
     spec = doc.spec
     _injection(emit, ("spec", "systemPrompt"), spec.get("systemPrompt"))
+    _not_substituted(
+        emit, ("spec", "systemPrompt"), spec.get("systemPrompt"), "a template's userTemplate"
+    )
     few = spec.get("fewShot")
     examples = few.get("examples") if isinstance(few, dict) else None
     if isinstance(examples, list):
@@ -257,8 +340,9 @@ def _check_prompt(doc: Document, emit: _Emit) -> None:
     if isinstance(fallbacks, list) and isinstance(model, str) and model in fallbacks:
         emit(
             ("spec", "fallbackModels", fallbacks.index(model)),
-            f"the primary model {model} is also listed as a fallback",
+            f"the primary model {shown(model)} is also listed as a fallback",
             "remove it from fallbackModels",
+            rule=FALLBACK,
         )
     if not isinstance(spec.get("systemPrompt"), str):
         return
@@ -270,16 +354,19 @@ def _check_prompt(doc: Document, emit: _Emit) -> None:
                 ("spec", "fewShot", "contextWindowLimit"),
                 f"not even the newest few-shot example fits in contextWindowLimit {limit} tokens",
                 "raise contextWindowLimit, or shorten the system prompt or the examples",
+                rule=FEW_SHOT,
             )
         else:
             for i in rendered.dropped:
                 ex = examples[i] if i < len(examples) and isinstance(examples[i], dict) else {}
                 emit(
                     ("spec", "fewShot", "examples", i),
-                    f"few-shot example {i + 1} ({str(ex.get('input', ''))[:40]!r}) is dropped: "
-                    f"the rendered prompt exceeds contextWindowLimit {limit} tokens with it",
+                    f"few-shot example {i + 1} ({shown(str(ex.get('input', '')), 40)}) is "
+                    f"dropped: the rendered prompt exceeds contextWindowLimit {limit} tokens "
+                    "with it",
                     "remove it, or raise contextWindowLimit",
                     severity="warning",
+                    rule=FEW_SHOT,
                 )
     text = rendered.text
     if len(text) > PROMPT_MAX_CHARS:
@@ -287,6 +374,7 @@ def _check_prompt(doc: Document, emit: _Emit) -> None:
             ("spec", "systemPrompt"),
             f"renders to {len(text)} characters, over the {PROMPT_MAX_CHARS}-character limit",
             "shorten the system prompt or the few-shot examples",
+            rule=PROMPT_LENGTH,
         )
     guard = spec.get("safetyGuardrails")
     limit = guard.get("maxTokens", 4096) if isinstance(guard, dict) else 4096
@@ -303,6 +391,7 @@ def _check_prompt(doc: Document, emit: _Emit) -> None:
                 f"the rendered system prompt is {n} tokens ({tokens.ENCODING}), over "
                 f"safetyGuardrails.maxTokens {limit}",
                 "raise safetyGuardrails.maxTokens or shorten the system prompt",
+                rule=PROMPT_TOKENS,
             )
         est = tokens.server_estimate(text)
         if est > limit:
@@ -311,6 +400,7 @@ def _check_prompt(doc: Document, emit: _Emit) -> None:
                 f"the rendered system prompt is {est:.0f} tokens by the gateway's estimate "
                 f"(characters / 4), over safetyGuardrails.maxTokens {limit}",
                 "raise safetyGuardrails.maxTokens or shorten the system prompt",
+                rule=PROMPT_TOKENS,
             )
 
 
@@ -320,8 +410,9 @@ def _check_split(doc: Document, emit: _Emit) -> None:
     if prompt and doc.name and doc.name != prompt:
         emit(
             ("metadata", "name"),
-            f"must equal spec.prompt ({prompt})",
-            f"set metadata.name to {prompt}",
+            f"must equal spec.prompt ({visible(prompt, NAME)})",
+            f"set metadata.name to {visible(prompt, NAME)}",
+            rule=IDENTITY_MATCH,
         )
     versions, default = spec.get("versions"), spec.get("defaultVersion")
     if versions is None and default is None:
@@ -329,18 +420,21 @@ def _check_split(doc: Document, emit: _Emit) -> None:
             ("spec",),
             "needs either `versions` (weighted) or `defaultVersion` (all traffic)",
             "add spec.versions or spec.defaultVersion",
+            rule=SPLIT_FORM,
         )
     elif versions is not None and default is not None:
         emit(
             ("spec", "defaultVersion"),
             "`versions` and `defaultVersion` cannot both be set",
             "keep one of them",
+            rule=SPLIT_FORM,
         )
     if default is not None and "strategy" in spec:
         emit(
             ("spec", "strategy"),
             "strategy applies only to weighted `versions`",
             "remove strategy, or list versions with weights",
+            rule=SPLIT_FORM,
         )
     if isinstance(versions, list):
         seen: dict[str, int] = {}
@@ -355,8 +449,9 @@ def _check_split(doc: Document, emit: _Emit) -> None:
                 if v in seen:
                     emit(
                         ("spec", "versions", i, "version"),
-                        f"version {v} is listed twice (also entry {seen[v] + 1})",
+                        f"version {shown(v)} is listed twice (also entry {seen[v] + 1})",
                         "list each version once, with its total weight",
+                        rule=SPLIT_FORM,
                     )
                 seen.setdefault(v, i)
             if w is None:
@@ -369,6 +464,7 @@ def _check_split(doc: Document, emit: _Emit) -> None:
                 f"weights sum to {round(total, 4)}, not 1.0 (within {WEIGHT_TOLERANCE})",
                 "adjust the weights so they add up to 1.0",
                 line=doc.locations.key_line(("spec", "versions")),
+                rule=SPLIT_WEIGHTS,
             )
 
 
@@ -381,6 +477,7 @@ def _check_index(doc: Document, emit: _Emit) -> None:
                 ("spec", "webhookSyncUrl"),
                 problem,
                 "use an absolute https:// URL (http:// only to a loopback address)",
+                rule=URL,
             )
 
 
@@ -421,8 +518,10 @@ def check_set(docs: list[Document]) -> list[Problem]:
                     doc.kind,
                     doc.name,
                     "",
-                    f"{doc.kind} {key} is defined twice: here and at {other.file}:{other.line}",
+                    f"{doc.kind} {visible(key, NAME)} is defined twice: here and at "
+                    f"{other.file}:{other.line}",
                     "keep one definition",
+                    DUPLICATE,
                 )
             )
     templates = {k for (kind, k) in first if kind == Kind.PROMPT_TEMPLATE.value}
@@ -440,6 +539,7 @@ def check_set(docs: list[Document]) -> list[Problem]:
                 format_path(path),
                 f"{what} is not in the manifests; plan checks the live org",
                 "",
+                REFERENCE,
             )
         )
 
@@ -448,14 +548,14 @@ def check_set(docs: list[Document]) -> list[Problem]:
         if doc.kind in (Kind.PROMPT_VERSION.value, Kind.PROMPT.value):
             t = _s(spec.get("template"))
             if t and t not in templates:
-                warn(doc, ("spec", "template"), f"PromptTemplate {t}")
+                warn(doc, ("spec", "template"), f"PromptTemplate {visible(t, NAME)}")
         elif doc.kind == Kind.TRAFFIC_SPLIT.value:
             p = _s(spec.get("prompt"))
             if not p:
                 continue
             prompt = prompts.get(p)
             if prompt is None:
-                warn(doc, ("spec", "prompt"), f"Prompt {p}")
+                warn(doc, ("spec", "prompt"), f"Prompt {visible(p, NAME)}")
                 continue
             template = _s(prompt.spec.get("template"))
             if not template:
@@ -473,7 +573,7 @@ def check_set(docs: list[Document]) -> list[Problem]:
                 vdoc = versions.get(f"{template}@{v}")
                 if vdoc is None:
                     if template in templates:
-                        warn(doc, path, f"PromptVersion {template}@{v}")
+                        warn(doc, path, f"PromptVersion {visible(f'{template}@{v}', NAME)}")
                 elif vdoc.spec.get("rollbackDirective") is True:
                     problems.append(
                         Problem(
@@ -483,10 +583,11 @@ def check_set(docs: list[Document]) -> list[Problem]:
                             doc.kind,
                             doc.name,
                             format_path(path),
-                            f"routes traffic to {template}@{v}, which is withdrawn "
-                            f"(rollbackDirective: true at {vdoc.file}:"
+                            f"routes traffic to {visible(f'{template}@{v}', NAME)}, which is "
+                            f"withdrawn (rollbackDirective: true at {vdoc.file}:"
                             f"{vdoc.line_of(('spec', 'rollbackDirective'))})",
                             "move its traffic to another version first",
+                            SPLIT_WITHDRAWN,
                         )
                     )
     return problems

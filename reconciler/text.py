@@ -11,6 +11,7 @@ its own escapes in ``output``. Pure: no I/O, no third-party imports.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any
 
@@ -63,3 +64,24 @@ def shown(value: Any, limit: int = SHOWN) -> str:
     if len(text) > limit or (isinstance(value, str) and len(value) > limit):
         text = text[: max(0, limit - 2)] + "…" + (text[-1] if text[-1] in '"]}' else "")
     return text
+
+
+_INVISIBLE_JSON = re.compile(
+    "[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+    "\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    cp = ord(m.group(0))
+    if cp < 0x10000:
+        return f"\\u{cp:04x}"
+    cp -= 0x10000
+    return f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}"
+
+
+def json_dumps(value: Any, *, indent: int | None = 2, **kwargs: Any) -> str:
+    """JSON for output: non-ASCII text kept readable, but controls, bidi and zero-width
+    characters written as ``\\u`` escapes (the same string to any JSON reader)."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent, **kwargs)
+    return _INVISIBLE_JSON.sub(_json_escape, text)
