@@ -2,29 +2,43 @@
 
 PyYAML alone is too trusting for input that arrives in pull requests: it keeps the last of two
 duplicate keys silently, expands alias bombs, and its C composer builds 20,000 nested brackets
-without complaint. So this module composes the node graph with PyYAML and then builds the plain
-Python values itself, enforcing our bounds and recording, for every value and key, the line it
-came from. It never raises for bad input: every refusal becomes a ``Problem`` with file and line.
-It does not validate meaning (schemas and rules do that).
+without complaint; and a path can lead to anything (a FIFO, `/dev/zero`). So this module finds
+the files itself, reads only regular files and never more than the size bound, composes the
+node graph with PyYAML and then builds the plain Python values itself, enforcing our bounds and
+recording, for every value and key, the line it came from. It never raises for bad input: every
+refusal becomes a ``Problem`` with file and line. It does not validate meaning (schemas and
+rules do that).
+
+Files: only regular files are read, opened without blocking (a FIFO never hangs) and checked on
+the open descriptor; at most ``MAX_FILE_BYTES + 1`` bytes are read whatever the file claims (a
+growing file or ``/proc`` cannot exceed the bound), ``MAX_TOTAL_BYTES`` over a run. Discovery
+follows symbolic links whose target stays inside the folders given and reports the others
+(outside, dangling, looping), never reading the target of a link it refuses. It finds at most
+``MAX_FILES`` files.
 """
 
 from __future__ import annotations
 
+import collections
+import errno
 import gc
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
 
 from reconciler.model import Document, Locations, Path, Problem
+from reconciler.text import NAME, visible
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_TOTAL_BYTES = 256 * 1024 * 1024  # over one run: some hundred thousand documents
+MAX_FILES = 100_000
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 1000
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+MANIFEST_SUFFIXES = (".yaml", ".yml")  # in any case
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.SafeLoader("")  # only its scalar constructors are used
@@ -65,24 +79,65 @@ def display_path(path: str | os.PathLike[str], cwd: str | None = None) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+# --- discovery -----------------------------------------------------------------------------
+
+
+def is_manifest_name(name: str) -> bool:
+    """``x.yaml``, ``x.yml`` in any case, not a dot-file."""
+    return not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES)
+
+
 def discover(paths: Sequence[str]) -> tuple[list[str], list[Problem]]:
-    """Manifest files under ``paths``: files as given, folders recursively (``*.yaml``, ``*.yml``),
-    skipping names that start with a dot. Sorted, without duplicates."""
-    found: list[str] = []
-    problems: list[Problem] = []
-    for raw in paths:
-        p = FsPath(raw)
-        if p.is_file():
-            found.append(str(p))
-        elif p.is_dir():
-            before = len(found)
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES):
-                        found.append(os.path.join(root, name))
-            if len(found) == before:
-                problems.append(
+    """Manifest files under ``paths``: files as given (a symbolic link is followed), folders
+    recursively (``*.yaml``, ``*.yml`` in any case), skipping names that start with a dot.
+
+    Symbolic links inside a folder are followed when their target lies inside one of the
+    folders given, and reported otherwise (outside, dangling, a loop); a file reached twice is
+    listed once, under the path that needs no link when there is one. Deterministic: the files
+    of each argument in order, each folder's entries sorted, then what links lead to."""
+    return _Discovery().run(paths)
+
+
+class _Discovery:
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self.problems: list[Problem] = []
+        self.real_files: set[str] = set()
+        self.walked: set[str] = set()  # real paths of folders already listed
+        self.roots: list[str] = []  # real paths of the folders given
+        self.counts: list[int] = []  # files and problems found under each folder given
+        # (link path, real path of the folder holding it, index of the folder given)
+        self.links: collections.deque[tuple[str, str, int]] = collections.deque()
+        self.queued: set[str] = set()  # real places of the links queued
+        self.full = False
+
+    def run(self, paths: Sequence[str]) -> tuple[list[str], list[Problem]]:
+        given: list[tuple[str, int]] = []
+        for raw in paths:
+            if not raw:
+                self.problems.append(
+                    _problem('""', 0, "an empty path", "name a manifest file or folder")
+                )
+                continue
+            try:
+                st = os.stat(raw)
+            except OSError as exc:
+                self._missing(raw, exc, -1)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.roots.append(os.path.realpath(raw))
+                self.counts.append(0)
+                index = len(self.roots) - 1
+                given.append((raw, index))
+                self._walk(raw, self.roots[index], index, set())
+            else:
+                # named explicitly: read whatever it is (the reader refuses non-regular files)
+                self._add(raw, os.path.realpath(raw), -1)
+        while self.links and not self.full:
+            self._follow(*self.links.popleft(), given)
+        for raw, index in given:
+            if self.counts[index] == 0:
+                self.problems.append(
                     _problem(
                         raw,
                         0,
@@ -90,16 +145,197 @@ def discover(paths: Sequence[str]) -> tuple[list[str], list[Problem]]:
                         "point llmgw at the folder that holds your manifests",
                     )
                 )
+        return self.found, self.problems
+
+    def _report(self, path: str, index: int, message: str, fix: str) -> None:
+        self.problems.append(_problem(path, 0, message, fix))
+        if index >= 0:
+            self.counts[index] += 1
+
+    def _add(self, path: str, real: str, index: int) -> None:
+        if index >= 0:
+            self.counts[index] += 1  # a file found twice still counts for each folder given
+        if self.full or real in self.real_files:
+            return
+        if len(self.found) >= MAX_FILES:
+            self.full = True
+            self.problems.append(
+                _problem(
+                    path,
+                    0,
+                    f"more than {MAX_FILES:,} manifest files: llmgw stopped looking here",
+                    "point llmgw at the folder that holds your manifests",
+                )
+            )
+            return
+        self.real_files.add(real)
+        self.found.append(path)
+
+    def _walk(self, top: str, top_real: str, index: int, seen: set[str]) -> None:
+        """List the folder tree at ``top`` (its real path ``top_real``) without following links:
+        links are queued for ``_follow``, so a file is found under its own path first. ``seen``
+        holds the folders not to list again: the run's for a link's target, a fresh set for a
+        folder given (which may lie inside another one given)."""
+        stack = [(top, top_real)]
+        while stack and not self.full:
+            path, real = stack.pop()
+            if real in seen:
+                continue
+            seen.add(real)
+            self.walked.add(real)
+            try:
+                with os.scandir(path) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self._report(
+                    path, index, f"cannot be read: {exc.strerror}", "check the folder's permissions"
+                )
+                continue
+            folders = []
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                try:
+                    if entry.is_symlink():
+                        place = os.path.join(real, name)
+                        if place not in self.queued:
+                            self.queued.add(place)
+                            self.links.append((entry.path, real, index))
+                        continue
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    folders.append((entry.path, os.path.join(real, name)))
+                elif is_manifest_name(name):
+                    self._add(entry.path, os.path.join(real, name), index)
+            stack.extend(reversed(folders))
+
+    def _follow(
+        self, link: str, parent_real: str, index: int, given: list[tuple[str, int]]
+    ) -> None:
+        name = os.path.basename(link)
+        try:
+            target = os.path.realpath(link, strict=True)
+            is_dir = os.path.isdir(target)
+        except OSError as exc:
+            self._missing(link, exc, index, name)
+            return
+        if not is_dir and not is_manifest_name(name):
+            return  # not a manifest by its name: llmgw would not read it as a file either
+        if not any(_inside(target, root) for root in self.roots):
+            root = next(raw for raw, i in given if i == index)
+            self._report(
+                link,
+                index,
+                f"is a symbolic link that points outside {visible(root, NAME)}: "
+                "llmgw reads only files inside the folders it is given",
+                "copy what it points to into the folder, or give llmgw that folder too",
+            )
+        elif not is_dir:
+            self._add(link, target, index)
+        elif _inside(parent_real, target):
+            self._report(
+                link,
+                index,
+                "is a symbolic link to a folder that contains it: following it would loop",
+                "remove the link",
+            )
+        elif target in self.walked:
+            self.counts[index] += 1  # its files are listed already
         else:
-            problems.append(_problem(raw, 0, "no such file or folder", "check the path"))
-    seen: set[str] = set()
-    unique = []
-    for f in found:
-        key = os.path.abspath(f)
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique, problems
+            self._walk(link, target, index, self.walked)
+
+    def _missing(self, path: str, exc: OSError, index: int, name: str | None = None) -> None:
+        is_link = os.path.islink(path)
+        if name is not None and not is_manifest_name(name) and os.path.splitext(name)[1]:
+            return  # a broken link to, say, a README is not llmgw's business
+        if is_link and exc.errno == errno.ELOOP:
+            self._report(path, index, "is a symbolic link that loops", "fix or remove the link")
+        elif is_link and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            self._report(
+                path,
+                index,
+                "is a broken symbolic link: what it points to does not exist",
+                "fix or remove the link",
+            )
+        elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            self._report(path, index, "no such file or folder", "check the path")
+        else:
+            self._report(path, index, f"cannot be read: {exc.strerror}", "check its permissions")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of waiting for a writer
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def read_file(path: str, limit: int = MAX_FILE_BYTES) -> tuple[bytes | None, str, str]:
+    """The bytes of the regular file at ``path``, or None with what is wrong and its fix.
+
+    Reads at most ``limit + 1`` bytes, so a file larger than ``limit`` is known to be without
+    reading it all, whatever its size claims."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket cannot be opened; name it
+            try:
+                return None, _not_regular(os.stat(path).st_mode), "llmgw reads only regular files"
+            except OSError:
+                pass
+        return None, f"cannot be read: {exc.strerror}", ""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, _not_regular(st.st_mode), "llmgw reads only regular files"
+        chunks: list[bytes] = []
+        left = limit + 1
+        want = min(left, max(st.st_size + 1, 1 << 16))
+        while left > 0:
+            chunk = os.read(fd, min(left, want))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+            want = 1 << 20
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror}", ""
+    finally:
+        os.close(fd)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if len(data) > limit:
+        return None, f"file is larger than {_size(limit)}", "split it into several files"
+    return data, "", ""
+
+
+def _not_regular(mode: int) -> str:
+    for test, word in _FILE_TYPES:
+        if test(mode):
+            return f"is {word}, not a regular file"
+    return "is not a regular file"
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n:,} bytes"
 
 
 def load_paths(paths: Sequence[str], cwd: str | None = None) -> LoadResult:
@@ -120,25 +356,28 @@ def load_paths(paths: Sequence[str], cwd: str | None = None) -> LoadResult:
 def _load_paths(paths: Sequence[str], cwd: str | None) -> LoadResult:
     files, problems = discover(paths)
     result = LoadResult(problems=problems)
+    total = 0
     for f in files:
-        shown = display_path(f, cwd)
-        result.files.append(f)
-        try:
-            data = FsPath(f).read_bytes() if os.path.getsize(f) <= MAX_FILE_BYTES else None
-        except OSError as exc:
-            result.problems.append(_problem(shown, 0, f"cannot be read: {exc.strerror}", ""))
-            continue
-        if data is None:
+        shown_path = display_path(f, cwd)
+        if total > MAX_TOTAL_BYTES:
             result.problems.append(
                 _problem(
-                    shown,
-                    1,
-                    f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                    "split it into several files",
+                    shown_path,
+                    0,
+                    f"the manifests read so far exceed {_size(MAX_TOTAL_BYTES)} together: "
+                    "llmgw stopped reading here",
+                    "validate the folders one at a time",
                 )
             )
+            break
+        result.files.append(f)
+        data, why, fix = read_file(f)
+        if data is None:
+            line = 1 if why.startswith("file is larger") else 0
+            result.problems.append(_problem(shown_path, line, why, fix))
             continue
-        docs, probs = load_bytes(data, shown)
+        total += len(data)
+        docs, probs = load_bytes(data, shown_path)
         result.documents.extend(docs)
         result.problems.extend(probs)
     return result
@@ -146,28 +385,27 @@ def _load_paths(paths: Sequence[str], cwd: str | None) -> LoadResult:
 
 def load_bytes(data: bytes, file: str) -> tuple[list[Document], list[Problem]]:
     """Parse one file's bytes into documents (each a mapping) and load-time problems."""
+    text, problem = _decode(data, file)
+    if text is None:
+        return [], [problem] if problem else []
+    return load_text(text, file)
+
+
+def _decode(data: bytes, file: str) -> tuple[str | None, Problem | None]:
     if len(data) > MAX_FILE_BYTES:
-        return [], [
-            _problem(
-                file,
-                1,
-                f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                "split it into several files",
-            )
-        ]
+        return None, _problem(
+            file, 1, f"file is larger than {_size(MAX_FILE_BYTES)}", "split it into several files"
+        )
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        return [], [
-            _problem(
-                file,
-                line,
-                f"is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-                "save the file as UTF-8",
-            )
-        ]
-    return load_text(text, file)
+        return None, _problem(
+            file,
+            line,
+            f"is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            "save the file as UTF-8",
+        )
 
 
 def load_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
@@ -369,17 +607,13 @@ def load_data_file(path: str, shown: str | None = None) -> tuple[Any, Locations,
     """One YAML document of a non-manifest file (the ignore file), with the same refusals."""
     shown = shown or display_path(path)
     problems: list[Problem] = []
-    try:
-        data = FsPath(path).read_bytes()
-    except OSError as exc:
-        return None, Locations(), [_problem(shown, 0, f"cannot be read: {exc.strerror}", "")]
-    if len(data) > MAX_FILE_BYTES:
-        return None, Locations(), [_problem(shown, 1, "file is too large", "")]
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return None, Locations(), [_problem(shown, line, "is not valid UTF-8", "save it as UTF-8")]
+    data, why, fix = read_file(path)
+    if data is None:
+        line = 1 if why.startswith("file is larger") else 0
+        return None, Locations(), [_problem(shown, line, why, fix)]
+    text, problem = _decode(data, shown)
+    if text is None:
+        return None, Locations(), [problem] if problem else []
     docs = list(parse_documents(text, shown, problems))
     if not docs:
         return None, Locations(), problems

@@ -1,16 +1,72 @@
-"""The loader: discovery rules, bounds, locations, and its refusals beyond the corpus.
+"""The loader: discovery rules, reading, bounds, locations, and its refusals beyond the corpus.
 
-Covers: recursive discovery of *.yaml/*.yml skipping dot-files and dot-folders, missing paths and
-empty folders, the file-size bound, line numbers of values, keys and block-scalar text, raw text of
-YAML 1.1 coercions, empty documents, and that nothing in the loader raises for bad bytes.
+Covers, for the file system: recursive discovery of *.yaml/*.yml in any case, skipping dot-files
+and dot-folders; missing paths, empty folders and an empty path; symbolic links followed inside
+the folders given (folders and files, listed once under their own path), reported when they
+point outside (never read), dangle, loop or lead to an ancestor; explicit file links followed;
+unreadable folders; the bound on the number of files; only regular files read (a FIFO refused
+without blocking, /dev/zero and a socket refused); never more than the size bound plus one byte
+read, whatever the file's size claims or however it grows; the bound over a run.
+
+For the loader API: line numbers of values, keys and block-scalar text, raw text of YAML 1.1
+coercions, empty documents, and that nothing in the loader raises for bad bytes.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reconciler import loader
-from reconciler.loader import discover, load_bytes, load_paths, load_text
+from reconciler.loader import (
+    discover,
+    load_bytes,
+    load_data_file,
+    load_paths,
+    load_text,
+    read_file,
+)
+from reconciler.model import Problem
+
+
+@contextmanager
+def no_hang(seconds: int = 20) -> Iterator[None]:
+    """Fail instead of hanging the suite if the code under test blocks (a FIFO opened without
+    O_NONBLOCK waits forever). Not a timing assertion: it only fires on a hang."""
+
+    def fire(signum: int, frame: Any) -> None:
+        raise TimeoutError("the loader blocked")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def messages(problems: list[Problem]) -> list[str]:
+    return [str(p) for p in problems]
+
+
+def one(problems: list[Problem]) -> Problem:
+    assert len(problems) == 1, messages(problems)
+    return problems[0]
+
+
+def names(files: list[str], root: Path) -> list[str]:
+    return [os.path.relpath(f, root) for f in files]
+
+
+# --- discovery -----------------------------------------------------------------------------
 
 
 def test_discovery_skips_dot_files_and_folders(tmp_path: Path) -> None:
@@ -26,14 +82,252 @@ def test_discovery_skips_dot_files_and_folders(tmp_path: Path) -> None:
     assert problems == []
 
 
+def test_suffixes_in_any_case(tmp_path: Path) -> None:
+    for name in ["a.YAML", "b.Yml", "c.yAmL", "d.yaml.txt", "e.YAM"]:
+        (tmp_path / name).write_text("{}")
+    files, problems = discover([str(tmp_path)])
+    assert names(files, tmp_path) == ["a.YAML", "b.Yml", "c.yAmL"]
+    assert problems == []
+
+
 def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     _, problems = discover([str(tmp_path / "nope"), str(tmp_path / "empty")])
-    messages = sorted(p.message for p in problems)
-    assert messages == [
+    assert sorted(p.message for p in problems) == [
         "no manifest files (*.yaml, *.yml) in this folder",
         "no such file or folder",
     ]
+
+
+def test_empty_path_is_not_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("{}")  # the working directory: must not be read
+    files, problems = discover([""])
+    assert files == []
+    assert one(problems).message == "an empty path"
+
+
+def test_order_is_deterministic_and_files_before_links(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "b").mkdir(parents=True)
+    (tree / "a").mkdir()
+    (tree / ".shared").mkdir()
+    for rel in ["z.yaml", "b/2.yaml", "b/1.yaml", "a/x.yaml", ".shared/s.yaml"]:
+        (tree / rel).write_text("{}")
+    (tree / "0-link").symlink_to(".shared")
+    first, problems = discover([str(tree)])
+    assert problems == []
+    assert names(first, tree) == ["z.yaml", "a/x.yaml", "b/1.yaml", "b/2.yaml", "0-link/s.yaml"]
+    assert discover([str(tree)])[0] == first
+
+
+def test_symlinked_folder_inside_the_tree_is_followed(tmp_path: Path) -> None:
+    (tmp_path / ".shared" / "deep").mkdir(parents=True)
+    (tmp_path / ".shared" / "deep" / "s.yaml").write_text("kind: X\n")
+    (tmp_path / "prod").symlink_to(".shared")
+    files, problems = discover([str(tmp_path)])
+    assert problems == []
+    assert names(files, tmp_path) == ["prod/deep/s.yaml"]
+
+
+def test_a_file_reached_through_links_is_listed_once_under_its_own_path(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x.yaml").write_text("kind: X\n")
+    (tmp_path / "alias").symlink_to("real")
+    (tmp_path / "a-link.yaml").symlink_to("real/x.yaml")
+    files, problems = discover([str(tmp_path)])
+    assert problems == []
+    assert names(files, tmp_path) == ["real/x.yaml"]
+    assert len(load_paths([str(tmp_path)]).documents) == 1
+
+
+def test_file_link_inside_the_tree_is_read(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.txt").write_text("kind: X\n")
+    (tmp_path / "x.yaml").symlink_to("notes/x.txt")
+    result = load_paths([str(tmp_path)])
+    assert result.problems == [] and result.documents[0].body == {"kind": "X"}
+    assert names(result.files, tmp_path) == ["x.yaml"]
+
+
+def test_links_outside_the_folder_are_reported_and_never_read(tmp_path: Path) -> None:
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    tree.mkdir()
+    outside.mkdir()
+    (outside / "s.yaml").write_text("kind: SECRET-CONTENT\n")
+    (tree / "leak.yaml").symlink_to("../outside/s.yaml")
+    (tree / "outdir").symlink_to(outside)
+    (tree / "notes.md").symlink_to("../outside/s.yaml")  # not a manifest name: not llmgw's
+    result = load_paths([str(tree)])
+    assert result.documents == [] and result.files == []
+    found = {Path(p.file).name: p for p in result.problems}
+    assert set(found) == {"leak.yaml", "outdir"}
+    for p in found.values():
+        assert p.message == (
+            f"is a symbolic link that points outside {tree}: "
+            "llmgw reads only files inside the folders it is given"
+        )
+        assert "SECRET" not in str(p) and "outside/s.yaml" not in str(p)
+
+
+def test_a_link_into_another_folder_given_is_inside(tmp_path: Path) -> None:
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "s.yaml").write_text("kind: X\n")
+    (tmp_path / "prod" / "common").symlink_to("../shared")
+    files, problems = discover([str(tmp_path / "prod"), str(tmp_path / "shared")])
+    assert problems == []
+    assert names(files, tmp_path) == ["shared/s.yaml"]
+
+
+def test_link_loops_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.yaml").write_text("{}")
+    (tmp_path / "a" / "b" / "up").symlink_to("..")
+    (tmp_path / "a" / "self").symlink_to(".")
+    (tmp_path / "ping").symlink_to("pong")
+    (tmp_path / "pong").symlink_to("ping")
+    files, problems = discover([str(tmp_path)])
+    assert names(files, tmp_path) == ["a/b/x.yaml"]
+    found = {os.path.relpath(p.file, tmp_path): p.message for p in problems}
+    assert found == {
+        "a/b/up": "is a symbolic link to a folder that contains it: following it would loop",
+        "a/self": "is a symbolic link to a folder that contains it: following it would loop",
+        "ping": "is a symbolic link that loops",
+        "pong": "is a symbolic link that loops",
+    }
+
+
+def test_dangling_links_are_reported_when_they_could_be_manifests(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("{}")
+    (tmp_path / "gone.yaml").symlink_to("missing.yaml")
+    (tmp_path / "gone-folder").symlink_to("missing")
+    (tmp_path / "README.md").symlink_to("missing.md")  # not a manifest: not llmgw's business
+    files, problems = discover([str(tmp_path)])
+    assert names(files, tmp_path) == ["x.yaml"]
+    found = {os.path.relpath(p.file, tmp_path): p.message for p in problems}
+    broken = "is a broken symbolic link: what it points to does not exist"
+    assert found == {"gone.yaml": broken, "gone-folder": broken}
+
+
+def test_explicit_file_links_are_followed(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.yaml").write_text("kind: X\n")
+    (tmp_path / "link.yaml").symlink_to("elsewhere/x.yaml")
+    (tmp_path / "broken.yaml").symlink_to("missing.yaml")
+    result = load_paths([str(tmp_path / "link.yaml"), str(tmp_path / "broken.yaml")])
+    assert [d.body for d in result.documents] == [{"kind": "X"}]
+    assert one(result.problems).message.startswith("is a broken symbolic link")
+
+
+def test_a_folder_given_as_a_link_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x.yaml").write_text("{}")
+    (tmp_path / "link").symlink_to("real")
+    files, problems = discover([str(tmp_path / "link")])
+    assert problems == [] and files == [str(tmp_path / "link" / "x.yaml")]
+
+
+def test_nested_folders_given_are_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.yaml").write_text("{}")
+    files, problems = discover([str(tmp_path), str(tmp_path / "sub")])
+    assert problems == [] and names(files, tmp_path) == ["sub/x.yaml"]
+
+
+def test_unreadable_folder_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the suite may run as root, which reads a chmod 000 folder anyway: refuse it at the OS call
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "x.yaml").write_text("{}")
+    (tmp_path / "y.yaml").write_text("{}")
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    files, problems = discover([str(tmp_path)])
+    assert names(files, tmp_path) == ["y.yaml"]
+    p = one(problems)
+    assert p.file == str(tmp_path / "locked")
+    assert p.message == "cannot be read: Permission denied"
+
+
+def test_number_of_files_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "MAX_FILES", 3)
+    for i in range(5):
+        (tmp_path / f"{i}.yaml").write_text("{}")
+    files, problems = discover([str(tmp_path)])
+    assert names(files, tmp_path) == ["0.yaml", "1.yaml", "2.yaml"]
+    assert one(problems).message == "more than 3 manifest files: llmgw stopped looking here"
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    with no_hang():
+        result = load_paths([str(tmp_path)])  # found by discovery
+        explicit = load_paths([str(tmp_path / "pipe.yaml")])
+        data = load_data_file(str(tmp_path / "pipe.yaml"))
+    for problems in (result.problems, explicit.problems, data[2]):
+        p = one(problems)
+        assert p.message == "is a FIFO (named pipe), not a regular file"
+        assert p.fix == "llmgw reads only regular files"
+
+
+def test_dev_zero_is_never_read(tmp_path: Path) -> None:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "zero.yaml").symlink_to("/dev/zero")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    with no_hang():
+        in_tree = load_paths([str(tmp_path / "tree")])
+        named = load_paths([str(tmp_path / "zero.yaml")])
+        device = load_paths(["/dev/zero"])
+    assert one(in_tree.problems).message.startswith("is a symbolic link that points outside")
+    for result in (named, device):
+        assert one(result.problems).message == "is a character device, not a regular file"
+
+
+def test_socket_is_refused(tmp_path: Path) -> None:
+    # the working directory is tmp_path: a relative name keeps within AF_UNIX's path limit
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("s.yaml")
+        result = load_paths([str(tmp_path)])
+    assert one(result.problems).message == "is a socket, not a regular file"
+
+
+def test_size_claims_are_not_trusted() -> None:
+    # /proc files are regular files whose size says 0: read to the end, and never past the bound
+    assert os.stat("/proc/self/status").st_size == 0
+    data, why, _ = read_file("/proc/self/status")
+    assert data is not None and b"Name:" in data and why == ""
+    data, why, fix = read_file("/proc/self/status", limit=16)
+    assert data is None and why == "file is larger than 16 bytes"
+    assert fix == "split it into several files"
+
+
+def test_a_file_growing_while_read_cannot_pass_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "grows.yaml"
+    path.write_bytes(b"a: 1\n")
+    real_read = os.read
+    served: list[int] = []
+
+    def read(fd: int, n: int) -> bytes:
+        with path.open("ab") as writer:  # another process keeps appending
+            writer.write(b"#" * 100_000)
+        chunk = real_read(fd, n)
+        served.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(os, "read", read)
+    data, why, _ = read_file(str(path), limit=250_000)
+    assert data is None and why == "file is larger than 250,000 bytes"
+    assert sum(served) == 250_001
 
 
 def test_oversize_file_refused(tmp_path: Path) -> None:
@@ -41,7 +335,25 @@ def test_oversize_file_refused(tmp_path: Path) -> None:
     big.write_bytes(b"a: 1\n" + b"#" * (loader.MAX_FILE_BYTES + 1))
     result = load_paths([str(big)])
     assert result.documents == []
-    assert "larger than" in result.problems[0].message
+    assert one(result.problems).message == "file is larger than 4 MiB"
+
+
+def test_bytes_over_a_run_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "MAX_TOTAL_BYTES", 10)
+    for name in ["a.yaml", "b.yaml", "c.yaml"]:
+        (tmp_path / name).write_text("kind: X\n")  # 8 bytes each
+    result = load_paths([str(tmp_path)])
+    assert len(result.documents) == 2
+    p = one(result.problems)
+    assert Path(p.file).name == "c.yaml" and "llmgw stopped reading here" in p.message
+
+
+# --- documents and locations ---------------------------------------------------------------
+
+
+def test_empty_documents_are_ignored() -> None:
+    docs, problems = load_text("---\n---\nkind: X\n", "f.yaml")
+    assert problems == [] and len(docs) == 1 and docs[0].line == 3
 
 
 def test_locations() -> None:
@@ -57,11 +369,6 @@ def test_locations() -> None:
     assert loc.text_line(("spec", "text"), body.index("{{x}}")) == 8
     assert loc.raw[("spec", "v")] == "2.10"
     assert docs[0].body["spec"]["v"] == 2.1
-
-
-def test_empty_documents_are_ignored() -> None:
-    docs, problems = load_text("---\n---\nkind: X\n", "f.yaml")
-    assert problems == [] and len(docs) == 1 and docs[0].line == 3
 
 
 def test_bad_bytes_never_raise() -> None:
