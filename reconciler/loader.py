@@ -9,12 +9,21 @@ recording, for every value and key, the line it came from. It never raises for b
 refusal becomes a ``Problem`` with file and line. It does not validate meaning (schemas and
 rules do that).
 
-Files: only regular files are read, opened without blocking (a FIFO never hangs) and checked on
-the open descriptor; at most ``MAX_FILE_BYTES + 1`` bytes are read whatever the file claims (a
-growing file or ``/proc`` cannot exceed the bound), ``MAX_TOTAL_BYTES`` over a run. Discovery
-follows symbolic links whose target stays inside the folders given and reports the others
-(outside, dangling, looping), never reading the target of a link it refuses. It finds at most
-``MAX_FILES`` files.
+- **Files.** Only regular files are read, opened without blocking (a FIFO never hangs) and
+  checked on the open descriptor; at most ``MAX_FILE_BYTES + 1`` bytes are read whatever the
+  file claims (a growing file or ``/proc`` cannot exceed the bound), ``MAX_TOTAL_BYTES`` over a
+  run. Discovery follows symbolic links whose target stays inside the folders given and reports
+  the others (outside, dangling, looping), never reading the target of a link it refuses. It
+  finds at most ``MAX_FILES`` files.
+- **Characters.** A character YAML forbids (controls but tab, LF, CR and NEL; U+FFFE, U+FFFF) is
+  reported at its own line and column. Lines are the ones editors and GitHub show: counted by
+  LF only, CRLF being one break. libyaml (YAML 1.1) also breaks lines at NEL, U+2028 and U+2029,
+  which YAML 1.2, editors and GitHub treat as ordinary characters; it would shift every later
+  line and even read ``a: x<U+2028>b: y`` as two keys. So when a text contains one of them, they
+  are swapped for private-use characters absent from the text before parsing and swapped back
+  in every string: the file is read as YAML 1.2 and GitHub show it, lines included, and
+  ordinary files pay nothing. A carriage return without a line feed is refused: editors break
+  lines there, GitHub does not, so the two would disagree on every line number after it.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import collections
 import errno
 import gc
 import os
+import re
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +48,7 @@ MAX_TOTAL_BYTES = 256 * 1024 * 1024  # over one run: some hundred thousand docum
 MAX_FILES = 100_000
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 1000
+MAX_CHARACTER_LINES = 20  # lines with forbidden characters reported one by one per file
 MANIFEST_SUFFIXES = (".yaml", ".yml")  # in any case
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -51,6 +62,23 @@ _SCALAR_BUILDERS = {
     "tag:yaml.org,2002:float": _constructor.construct_yaml_float,
     "tag:yaml.org,2002:timestamp": _constructor.construct_yaml_timestamp,
 }
+
+
+# Characters YAML forbids in a stream (it allows #x9 #xA #xD #x20-#x7E #x85 #xA0-#xD7FF
+# #xE000-#xFFFD #x10000-#x10FFFF; surrogates cannot survive UTF-8 decoding).
+_FORBIDDEN = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_FORBIDDEN_ASCII = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_LONE_CR = re.compile("\r(?!\n)")
+_YAML11_BREAKS = "\x85\u2028\u2029"  # line breaks to libyaml, ordinary characters to YAML 1.2
+# Names of the C0 and C1 control characters, as Unicode's charts give them.
+_CONTROL_NAMES = (  # noqa: SIM905
+    "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN "
+    "EM SUB ESC FS GS RS US"
+).split()
+_C1_NAMES = (  # noqa: SIM905
+    "PAD HOP BPH NBH IND NEL SSA ESA HTS HTJ VTS PLD PLU RI SS2 SS3 DCS PU1 PU2 STS CCH MW SPA "
+    "EPA SOS SGC SCI CSI ST OSC PM APC"
+).split()
 
 
 @dataclass
@@ -429,6 +457,9 @@ def load_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     return documents, problems
 
 
+# --- parsing -------------------------------------------------------------------------------
+
+
 def parse_documents(
     text: str, file: str, problems: list[Problem]
 ) -> Iterable[tuple[Any, Locations, int]]:
@@ -437,17 +468,24 @@ def parse_documents(
     Refusals are appended to ``problems``; after a syntax error the rest of the file is skipped
     (the parser cannot resynchronise), but the documents before it are kept.
     """
-    for lineno, source_line in enumerate(text.split("\n"), start=1):
-        if source_line.startswith("\t") and source_line.strip():
-            problems.append(
-                _problem(
-                    file,
-                    lineno,
-                    "a tab is used for indentation",
-                    "indent with spaces; YAML does not allow tabs there",
+    refused, breaks = _screen(text, file, problems)
+    if refused:
+        return
+    back: dict[int, str] | None = None
+    if breaks:
+        text, back = _swap_breaks(text)
+    if "\t" in text:
+        for lineno, source_line in enumerate(text.split("\n"), start=1):
+            if source_line.startswith("\t") and source_line.strip():
+                problems.append(
+                    _problem(
+                        file,
+                        lineno,
+                        "a tab is used for indentation",
+                        "indent with spaces; YAML does not allow tabs there",
+                    )
                 )
-            )
-            return
+                return
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -455,14 +493,18 @@ def parse_documents(
         last = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
         line = min(mark.line + 1, last) if mark is not None else 1
         what = (exc.problem or "invalid YAML").strip()
+        if back is not None:
+            what = what.translate(back)
         if "\t" in what or "tab" in what:
             fix = "indent with spaces; YAML does not allow tabs there"
         else:
             fix = "fix the YAML syntax at this line"
-        problems.append(_problem(file, line, f"YAML syntax error: {what}", fix))
+        problems.append(_problem(file, line, f"YAML syntax error: {visible(what)}", fix))
         return
     except yaml.YAMLError as exc:
-        problems.append(_problem(file, 1, f"YAML error: {exc}", "fix the YAML syntax"))
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
+        problems.append(_problem(file, line, f"YAML error: {visible(str(exc))}", "fix the YAML"))
         return
     except RecursionError:
         problems.append(
@@ -472,7 +514,7 @@ def parse_documents(
     for node in nodes:
         if node is None:
             continue
-        builder = _Builder(file)
+        builder = _Builder(file, back)
         try:
             value = builder.build(node, (), 0)
         except _Refusal as r:
@@ -482,11 +524,103 @@ def parse_documents(
         yield value, builder.locations, node.start_mark.line + 1
 
 
+def _screen(text: str, file: str, problems: list[Problem]) -> tuple[bool, bool]:
+    """Check the characters of ``text`` before YAML sees them: ``(refused, has_breaks)``.
+
+    Refused: a character YAML forbids, or a carriage return without a line feed, each reported
+    at its own line. ``has_breaks``: NEL, U+2028 or U+2029 occur (see ``_swap_breaks``). An
+    ASCII text, the usual case, is screened with two scans in C."""
+    if text.isascii():
+        data = text.encode("ascii")
+        forbidden = len(data.translate(None, _FORBIDDEN_ASCII)) != len(data)
+        breaks = False
+    else:
+        forbidden = _FORBIDDEN.search(text) is not None
+        breaks = any(ch in text for ch in _YAML11_BREAKS)
+    lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
+    if forbidden:
+        _report_characters(text, file, problems)
+    if lone_cr:
+        count = text.count("\r") - text.count("\r\n")
+        first = _LONE_CR.search(text)
+        line = text.count("\n", 0, first.start() if first else 0) + 1
+        more = f" (and {count - 1:,} more)" if count > 1 else ""
+        problems.append(
+            _problem(
+                file,
+                line,
+                f"a carriage return without a line feed at line {line}{more}",
+                "save the file with LF or CRLF line endings",
+            )
+        )
+    return forbidden or lone_cr, breaks
+
+
+def _report_characters(text: str, file: str, problems: list[Problem]) -> None:
+    lines: set[int] = set()
+    for m in _FORBIDDEN.finditer(text):
+        start = m.start()
+        line = text.count("\n", 0, start) + 1
+        if line in lines:
+            continue
+        lines.add(line)
+        if len(lines) > MAX_CHARACTER_LINES:
+            continue
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        problems.append(
+            _problem(
+                file,
+                line,
+                f"contains {_character(m.group())} at column {column}",
+                "delete it: YAML does not allow this character in a file",
+            )
+        )
+    if len(lines) > MAX_CHARACTER_LINES:
+        problems.append(
+            _problem(
+                file,
+                sorted(lines)[MAX_CHARACTER_LINES],
+                f"and {len(lines) - MAX_CHARACTER_LINES:,} more lines contain characters YAML "
+                "does not allow",
+                "delete them; is this a text file?",
+            )
+        )
+
+
+def _character(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x20:
+        return f"the control character U+{code:04X} ({_CONTROL_NAMES[code]})"
+    if code == 0x7F:
+        return "the control character U+007F (DEL)"
+    if 0x80 <= code <= 0x9F:
+        return f"the control character U+{code:04X} ({_C1_NAMES[code - 0x80]})"
+    return f"the noncharacter U+{code:04X}"
+
+
+def _swap_breaks(text: str) -> tuple[str, dict[int, str]]:
+    """``text`` with NEL, U+2028 and U+2029 replaced by private-use characters it does not
+    contain (so libyaml sees no line break there, as YAML 1.2 would not), and the table that
+    turns them back. One character for one: indexes and columns are unchanged."""
+    there = [ch for ch in _YAML11_BREAKS if ch in text]
+    stand_ins: list[str] = []
+    code = 0xE000
+    while len(stand_ins) < len(there):
+        ch = chr(code)
+        if ch not in text:
+            stand_ins.append(ch)
+        code += 1  # a 4 MiB file cannot hold all 6,400 private-use characters and the three
+    forward = {ord(a): b for a, b in zip(there, stand_ins, strict=True)}
+    back = {ord(b): a for a, b in zip(there, stand_ins, strict=True)}
+    return text.translate(forward), back
+
+
 class _Builder:
     """Builds plain values from one document's node graph, with bounds and locations."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, back: dict[int, str] | None) -> None:
         self.file = file
+        self.back = back  # turns the stand-ins of _swap_breaks back into their characters
         self.locations = Locations()
         self.problems: list[Problem] = []
         self.seen: set[int] = set()
@@ -531,7 +665,12 @@ class _Builder:
                     raise _Refusal(
                         key_line, "a mapping key must be a plain scalar", "use a string key"
                     )
-                key = key_node.value if key_node.tag == _STR else self._scalar(key_node, None, 0)
+                if key_node.tag == _STR:
+                    key = key_node.value
+                    if self.back is not None:
+                        key = key.translate(self.back)
+                else:
+                    key = self._scalar(key_node, None, 0)
                 key = key if isinstance(key, str) else str(key)
                 if key in first_line:
                     self.problems.append(
@@ -552,9 +691,12 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: Path | None, line: int) -> Any:
         if node.tag == _STR:
+            value: str = node.value
+            if self.back is not None:
+                value = value.translate(self.back)
             if path is not None and node.style in ("|", ">"):
-                self.locations.blocks[path] = (line + 1, node.value)
-            return node.value
+                self.locations.blocks[path] = (line + 1, value)
+            return value
         builder = _SCALAR_BUILDERS.get(node.tag)
         if builder is None:
             raise _Refusal(
@@ -562,10 +704,10 @@ class _Builder:
                 f"unsupported YAML tag {node.tag}",
                 "remove the tag; manifests use plain values",
             )
-        value = builder(node)
+        typed = builder(node)
         if path is not None:
             self.locations.raw[path] = node.value
-        return value
+        return typed
 
 
 def _type_word(value: Any) -> str:

@@ -8,8 +8,10 @@ unreadable folders; the bound on the number of files; only regular files read (a
 without blocking, /dev/zero and a socket refused); never more than the size bound plus one byte
 read, whatever the file's size claims or however it grows; the bound over a run.
 
-For the loader API: line numbers of values, keys and block-scalar text, raw text of YAML 1.1
-coercions, empty documents, and that nothing in the loader raises for bad bytes.
+For the loader API: forbidden characters at their own line and column; U+2028, U+2029 and NEL
+neither shifting lines nor changing values; CRLF files; a lone CR refused; line numbers of values,
+keys and block-scalar text; raw text of YAML 1.1 coercions; empty documents; and that nothing in
+the loader raises for bad bytes.
 """
 
 from __future__ import annotations
@@ -346,6 +348,101 @@ def test_bytes_over_a_run_are_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(result.documents) == 2
     p = one(result.problems)
     assert Path(p.file).name == "c.yaml" and "llmgw stopped reading here" in p.message
+
+
+# --- characters and lines ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("char", "named"),
+    [
+        ("\x00", "the control character U+0000 (NUL)"),
+        ("\x07", "the control character U+0007 (BEL)"),
+        ("\x1b", "the control character U+001B (ESC)"),
+        ("\x7f", "the control character U+007F (DEL)"),
+        ("\x9b", "the control character U+009B (CSI)"),
+        ("\ufffe", "the noncharacter U+FFFE"),
+        ("\uffff", "the noncharacter U+FFFF"),
+    ],
+)
+def test_forbidden_characters_are_reported_at_their_line(char: str, named: str) -> None:
+    data = f"kind: X\nspec:\n  a: é{char}b\n".encode()
+    docs, problems = load_bytes(data, "f.yaml")
+    p = one(problems)
+    assert (p.line, p.message) == (3, f"contains {named} at column 7")
+    assert p.fix == "delete it: YAML does not allow this character in a file"
+    assert docs == []
+
+
+def test_forbidden_characters_on_many_lines_are_bounded() -> None:
+    text = "a: 1\n" + "b: \x00\x00\n" * 30
+    _, problems = load_text(text, "f.yaml")
+    assert [p.line for p in problems] == [*range(2, 2 + loader.MAX_CHARACTER_LINES), 22]
+    assert problems[-1].message == "and 10 more lines contain characters YAML does not allow"
+
+
+def test_line_separators_neither_shift_lines_nor_change_values() -> None:
+    text = (
+        "kind: X\n"
+        "spec:\n"
+        "  plain: one\u2028two\n"
+        '  quoted: "three\x85four"\n'
+        "  block: |\n"
+        "    five\u2029six\n"
+        "    seven {{x}}\n"
+        "  single: 'x\u2028y'\n"
+        "  late: 0512\n"
+        "  key\u2028name: v\n"
+    )
+    docs, problems = load_text(text, "f.yaml")
+    assert problems == []
+    spec, loc = docs[0].body["spec"], docs[0].locations
+    assert loc.line(("spec", "late")) == 9
+    assert spec["plain"] == "one\u2028two"
+    assert spec["quoted"] == "three\x85four"
+    assert spec["block"] == "five\u2029six\nseven {{x}}\n"
+    assert spec["single"] == "x\u2028y"
+    assert "key\u2028name" in spec
+    assert loc.line(("spec", "single")) == 8 and loc.key_line(("spec", "key\u2028name")) == 10
+    assert loc.text_line(("spec", "block"), spec["block"].index("{{x}}")) == 7
+
+
+def test_line_separators_beside_private_use_characters() -> None:
+    text = "a: \ue000\ue001\u2028\ue002\nb: 0512\n"
+    docs, problems = load_text(text, "f.yaml")
+    assert docs[0].body["a"] == "\ue000\ue001\u2028\ue002"
+    assert problems == [] and docs[0].locations.line(("b",)) == 2
+
+
+def test_syntax_errors_after_a_line_separator_keep_their_line() -> None:
+    # libyaml alone puts this error at line 5: each separator counted as a line break
+    text = "a: 'x\u2028y\u2028z'\nb: 1\n  c: 2\nd: 3\ne: 4\nf: 5\ng: 6\n"
+    _, problems = load_text(text, "f.yaml")
+    p = one(problems)
+    assert (p.line, p.message) == (
+        3,
+        "YAML syntax error: mapping values are not allowed in this context",
+    )
+
+
+def test_crlf_files() -> None:
+    data = b"kind: X\r\nspec:\r\n  text: |\r\n    a\r\n    b {{x}}\r\n  n: 0512\r\n"
+    docs, problems = load_bytes(data, "f.yaml")
+    assert problems == [] and docs[0].locations.line(("spec", "n")) == 6
+    text = docs[0].body["spec"]["text"]
+    assert text == "a\nb {{x}}\n"
+    assert docs[0].locations.text_line(("spec", "text"), text.index("{{x}}")) == 5
+
+
+def test_lone_carriage_returns_are_refused() -> None:
+    docs, problems = load_bytes(b"kind: X\nspec:\n  a: 1\r  b: 2\r  c: 3\n", "f.yaml")
+    p = one(problems)
+    assert (p.line, p.message) == (
+        3,
+        "a carriage return without a line feed at line 3 (and 1 more)",
+    )
+    assert p.fix == "save the file with LF or CRLF line endings"
+    assert docs == []
 
 
 # --- documents and locations ---------------------------------------------------------------
