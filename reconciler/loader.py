@@ -1,13 +1,16 @@
 """Reading manifest files: the only module that imports yaml.
 
 PyYAML alone is too trusting for input that arrives in pull requests: it keeps the last of two
-duplicate keys silently, expands alias bombs, and its C composer builds 20,000 nested brackets
-without complaint; and a path can lead to anything (a FIFO, `/dev/zero`). So this module finds
-the files itself, reads only regular files and never more than the size bound, composes the
-node graph with PyYAML and then builds the plain Python values itself, enforcing our bounds and
-recording, for every value and key, the line it came from. It never raises for bad input: every
-refusal becomes a ``Problem`` with file and line. It does not validate meaning (schemas and
-rules do that).
+duplicate keys silently, expands alias bombs, builds 20,000 nested brackets, reads `0512` as the
+octal number 330, `on` as true and `2026-12-31` as a date, honours `!!python/...` tags in the
+unsafe loaders, and reads whatever a path leads to (a FIFO, `/dev/zero`). So this module finds
+the files itself, reads only regular files and never more than the size bound, composes the node
+graph with PyYAML, and builds the plain Python values itself, enforcing our bounds and recording,
+for every value and key, the line it came from. It never raises for bad input: every refusal
+becomes a ``Problem`` with file and line, and all problems of a run are collected. It does not
+validate meaning (schemas and rules do that).
+
+What it refuses, and the choices behind it:
 
 - **Files.** Only regular files are read, opened without blocking (a FIFO never hangs) and
   checked on the open descriptor; at most ``MAX_FILE_BYTES + 1`` bytes are read whatever the
@@ -24,13 +27,40 @@ rules do that).
   in every string: the file is read as YAML 1.2 and GitHub show it, lines included, and
   ordinary files pay nothing. A carriage return without a line feed is refused: editors break
   lines there, GitHub does not, so the two would disagree on every line number after it.
+- **Tags.** Every explicit tag is refused (`!Ref`, `!!binary`, `!!set`, `!!int "5"`, `! 5`, on a
+  scalar, a sequence, a mapping or the document), except `!!str` on a scalar. The C composer
+  does not keep whether a tag was written, so a scalar's tag is compared with the one the
+  resolver gives its text and style, and a non-string plain scalar is looked at in the source
+  (a tag there is written even when it repeats the default). On a mapping or sequence only a
+  non-default tag is seen; `!!map`, `!!seq` and `!` change nothing there and pass.
+- **YAML 1.1 readings.** A plain scalar that YAML 1.1 reads differently from YAML 1.2 or JSON is
+  an error that says what it was read as and how to quote it: booleans other than
+  true/false/True/TRUE/False/FALSE (`yes`, `off`), integers in octal (`0512`), binary, base 60
+  (`1:20`), with underscores or a leading `+`, floats with underscores, base 60 or a leading
+  `+`, dates and timestamps, and the reverse: numbers YAML 1.2 reads that YAML 1.1 reads
+  as text (`1e-3`, `09`, `0o17`). For keys: any key read as a boolean, null or date, or as a
+  number whose text differs from the source (`2.10:` would become "2.1"). NaN and infinities
+  (`.nan`, `-.inf`, `1.0e+400`) are not finite numbers and are refused. Each reported path is
+  added to ``Locations.coerced`` so later checks do not report it again; the value kept there
+  is YAML 1.1's reading when that is a plain JSON value (a boolean, an integer, a finite float,
+  a string) and the source text otherwise (dates, non-finite numbers, tagged values, numbers
+  longer than ``MAX_NUMBER_CHARS``). Reported keys keep their source text. The ignore file reads
+  dates as dates (``load_data_file(..., dates=True)``); everything else stays refused there.
+- **Documents.** An explicit null document (`--- null`, `--- ~`) is reported; an empty one (a
+  stray `---`) is harmless.
+
+Messages quote values through ``text.shown`` (quoted, short, escaped); the text between
+backticks is the source of a scalar YAML matched as a number, boolean or date, so it holds no
+backtick, shortened by ``text.visible``.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import gc
+import math
 import os
 import re
 import stat
@@ -40,29 +70,43 @@ from typing import Any
 
 import yaml
 
-from reconciler.model import Document, Locations, Path, Problem
-from reconciler.text import NAME, visible
+from reconciler.model import KINDS, Document, Locations, Path, Problem, format_path
+from reconciler.text import NAME, SHOWN, shown, visible
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024  # over one run: some hundred thousand documents
 MAX_FILES = 100_000
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 1000
+MAX_NUMBER_CHARS = 100  # an int64 has 20 characters; Python refuses to parse 4,300 digits
 MAX_CHARACTER_LINES = 20  # lines with forbidden characters reported one by one per file
 MANIFEST_SUFFIXES = (".yaml", ".yml")  # in any case
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_constructor = yaml.SafeLoader("")  # only its scalar constructors are used
+_constructor = yaml.SafeLoader("")  # only its scalar constructors and resolver are used
 
-_STR = "tag:yaml.org,2002:str"
-_SCALAR_BUILDERS = {
-    "tag:yaml.org,2002:null": _constructor.construct_yaml_null,
-    "tag:yaml.org,2002:bool": _constructor.construct_yaml_bool,
-    "tag:yaml.org,2002:int": _constructor.construct_yaml_int,
-    "tag:yaml.org,2002:float": _constructor.construct_yaml_float,
-    "tag:yaml.org,2002:timestamp": _constructor.construct_yaml_timestamp,
-}
-
+_TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
+_NULL = _TAG + "null"
+_BOOL = _TAG + "bool"
+_INT = _TAG + "int"
+_FLOAT = _TAG + "float"
+_TIMESTAMP = _TAG + "timestamp"
+_MERGE = _TAG + "merge"
+_VALUE = _TAG + "value"  # YAML 1.1 reads a plain `=` as this; YAML 1.2 as the string "="
+_MAP = _TAG + "map"
+_SEQ = _TAG + "seq"
+_TYPED = frozenset({_NULL, _BOOL, _INT, _FLOAT, _TIMESTAMP})
+_CORE_BOOLS = dict.fromkeys(("true", "True", "TRUE"), True) | dict.fromkeys(
+    ("false", "False", "FALSE"), False
+)
+_NUMBERISH = frozenset("0123456789.+-")
+# A plain scalar YAML 1.1 leaves a string but YAML 1.2 (core schema) reads as a number.
+_YAML12_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+")
+# Integers YAML 1.1, YAML 1.2 and JSON (hex aside) read alike.
+_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)|-?0x[0-9a-fA-F]+")
+# Node properties in the source: a tag, or an anchor then a tag.
+_WRITTEN_TAG = re.compile(r"(?:&[^\s,\[\]{}]+[ \t\r\n]+)?(![^\s,\[\]{}]*)")
 
 # Characters YAML forbids in a stream (it allows #x9 #xA #xD #x20-#x7E #x85 #xA0-#xD7FF
 # #xE000-#xFFFD #x10000-#x10FFFF; surrogates cannot survive UTF-8 decoding).
@@ -79,6 +123,8 @@ _C1_NAMES = (  # noqa: SIM905
     "PAD HOP BPH NBH IND NEL SSA ESA HTS HTJ VTS PLD PLU RI SS2 SS3 DCS PU1 PU2 STS CCH MW SPA "
     "EPA SOS SGC SCI CSI ST OSC PM APC"
 ).split()
+
+_QUOTE_FIX = "remove the tag; manifests use plain YAML values"
 
 
 @dataclass
@@ -441,9 +487,9 @@ def load_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     problems: list[Problem] = []
     for entry in parse_documents(text, file, problems):
         value, locations, line = entry
-        if value is None:
-            continue  # an empty document (a stray `---`) is harmless
         if not isinstance(value, dict):
+            if () in locations.coerced:
+                continue  # the document's own tag was reported: once is enough
             problems.append(
                 _problem(
                     file,
@@ -461,12 +507,14 @@ def load_text(text: str, file: str) -> tuple[list[Document], list[Problem]]:
 
 
 def parse_documents(
-    text: str, file: str, problems: list[Problem]
+    text: str, file: str, problems: list[Problem], *, dates: bool = False
 ) -> Iterable[tuple[Any, Locations, int]]:
     """Yield ``(value, locations, first_line)`` per YAML document of ``text``.
 
     Refusals are appended to ``problems``; after a syntax error the rest of the file is skipped
-    (the parser cannot resynchronise), but the documents before it are kept.
+    (the parser cannot resynchronise), but the documents before it are kept. Empty documents
+    are skipped; an explicit null document is reported. ``dates``: read dates and timestamps
+    as ``datetime`` values instead of reporting them (the ignore file's expiry dates).
     """
     refused, breaks = _screen(text, file, problems)
     if refused:
@@ -486,8 +534,44 @@ def parse_documents(
                     )
                 )
                 return
+    nodes = _compose(text, file, problems, back)
+    for node in nodes:
+        if node is None:
+            continue
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == _NULL
+            and not node.style
+            and not _WRITTEN_TAG.match(text, node.start_mark.index)
+        ):
+            if node.value:
+                problems.append(
+                    _problem(
+                        file,
+                        node.start_mark.line + 1,
+                        "the document is null",
+                        "remove it or write the manifest",
+                    )
+                )
+            continue  # an empty document (a stray `---`) is harmless
+        builder = _Builder(file, text, back, dates)
+        try:
+            value = builder.build(node, (), 0)
+        except _Refusal as r:
+            problems.append(_problem(file, r.line, r.message, r.fix))
+            continue
+        problems.extend(builder.finish(value))
+        yield value, builder.locations, node.start_mark.line + 1
+
+
+def _compose(
+    text: str, file: str, problems: list[Problem], back: dict[int, str] | None
+) -> list[yaml.Node]:
+    """The node graphs of the documents of ``text`` up to the first syntax error, reported."""
+    nodes: list[yaml.Node] = []
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        for node in yaml.compose_all(text, Loader=_Loader):
+            nodes.append(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         last = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
@@ -500,28 +584,15 @@ def parse_documents(
         else:
             fix = "fix the YAML syntax at this line"
         problems.append(_problem(file, line, f"YAML syntax error: {visible(what)}", fix))
-        return
     except yaml.YAMLError as exc:
         position = getattr(exc, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
         problems.append(_problem(file, line, f"YAML error: {visible(str(exc))}", "fix the YAML"))
-        return
     except RecursionError:
         problems.append(
             _problem(file, 1, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the document")
         )
-        return
-    for node in nodes:
-        if node is None:
-            continue
-        builder = _Builder(file, back)
-        try:
-            value = builder.build(node, (), 0)
-        except _Refusal as r:
-            problems.append(_problem(file, r.line, r.message, r.fix))
-            continue
-        problems.extend(builder.problems)
-        yield value, builder.locations, node.start_mark.line + 1
+    return nodes
 
 
 def _screen(text: str, file: str, problems: list[Problem]) -> tuple[bool, bool]:
@@ -618,13 +689,31 @@ def _swap_breaks(text: str) -> tuple[str, dict[int, str]]:
 class _Builder:
     """Builds plain values from one document's node graph, with bounds and locations."""
 
-    def __init__(self, file: str, back: dict[int, str] | None) -> None:
+    def __init__(self, file: str, text: str, back: dict[int, str] | None, dates: bool) -> None:
         self.file = file
-        self.back = back  # turns the stand-ins of _swap_breaks back into their characters
+        self.text = text
+        self.back = back
+        self.dates = dates
         self.locations = Locations()
         self.problems: list[Problem] = []
         self.seen: set[int] = set()
         self.alias_nodes = 0
+
+    def finish(self, value: Any) -> list[Problem]:
+        """The problems found, each naming the document's kind and name when it has them."""
+        if not self.problems or not isinstance(value, dict):
+            return self.problems
+        kind, metadata = value.get("kind"), value.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if kind not in KINDS or not isinstance(name, str):
+            return self.problems
+        return [dataclasses.replace(p, kind=kind, name=name) for p in self.problems]
+
+    def report(self, path: Path, line: int, message: str, fix: str) -> None:
+        self.locations.coerced.add(path)
+        self.problems.append(
+            Problem(self.file, line, "error", "", "", format_path(path), message, fix)
+        )
 
     def build(self, node: yaml.Node, path: Path, depth: int, via_alias: bool = False) -> Any:
         line = node.start_mark.line + 1
@@ -648,16 +737,20 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path, line)
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                self._tagged(node, path, line)
             return [
                 self.build(item, (*path, i), depth + 1, via_alias)
                 for i, item in enumerate(node.value)
             ]
         if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP:
+                self._tagged(node, path, line)
             out: dict[str, Any] = {}
             first_line: dict[Any, int] = {}
             for key_node, value_node in node.value:
                 key_line = key_node.start_mark.line + 1
-                if key_node.tag == "tag:yaml.org,2002:merge":
+                if key_node.tag == _MERGE:
                     raise _Refusal(
                         key_line, "merge keys (<<) are not supported", "write the fields out"
                     )
@@ -665,19 +758,17 @@ class _Builder:
                     raise _Refusal(
                         key_line, "a mapping key must be a plain scalar", "use a string key"
                     )
-                if key_node.tag == _STR:
-                    key = key_node.value
-                    if self.back is not None:
-                        key = key.translate(self.back)
-                else:
-                    key = self._scalar(key_node, None, 0)
-                key = key if isinstance(key, str) else str(key)
+                key = self._key(key_node, path, key_line)
                 if key in first_line:
                     self.problems.append(
-                        _problem(
+                        Problem(
                             self.file,
                             key_line,
-                            f"duplicate key {key!r} (first at line {first_line[key]})",
+                            "error",
+                            "",
+                            "",
+                            format_path((*path, key)),
+                            f"duplicate key {shown(key)} (first at line {first_line[key]})",
                             "keep one of them: YAML parsers silently keep only the last",
                         )
                     )
@@ -689,25 +780,231 @@ class _Builder:
             return out
         raise _Refusal(line, "unsupported YAML node", "")
 
-    def _scalar(self, node: yaml.ScalarNode, path: Path | None, line: int) -> Any:
-        if node.tag == _STR:
+    def _tagged(self, node: yaml.Node, path: Path, line: int) -> None:
+        m = _WRITTEN_TAG.match(self.text, node.start_mark.index)
+        tag = m.group(1) if m else node.tag
+        if tag.startswith(_TAG):
+            tag = "!!" + tag[len(_TAG) :]
+        tag = f"`{visible(tag, SHOWN)}`"
+        if path:
+            self.report(path, line, f"the YAML tag {tag} is not allowed", _QUOTE_FIX)
+        else:
+            self.report(path, line, f"the document has the YAML tag {tag}", _QUOTE_FIX)
+
+    def _written_tag(self, node: yaml.ScalarNode) -> bool:
+        """Whether the source writes a tag on this plain scalar (the composer does not say)."""
+        return _WRITTEN_TAG.match(self.text, node.start_mark.index) is not None
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path, line: int) -> Any:
+        tag = node.tag
+        if tag == _STR:
             value: str = node.value
             if self.back is not None:
                 value = value.translate(self.back)
-            if path is not None and node.style in ("|", ">"):
+            style = node.style
+            if not style:
+                if (
+                    value
+                    and value[0] in _NUMBERISH
+                    and _YAML12_NUMBER.fullmatch(value)
+                    and _constructor.resolve(yaml.ScalarNode, value, (True, False)) == _STR
+                ):  # (not `!!str 5`, which means the text)
+                    self._yaml12_number(value, path, line)
+            elif style in ("|", ">"):
                 self.locations.blocks[path] = (line + 1, value)
             return value
-        builder = _SCALAR_BUILDERS.get(node.tag)
-        if builder is None:
-            raise _Refusal(
-                node.start_mark.line + 1,
-                f"unsupported YAML tag {node.tag}",
-                "remove the tag; manifests use plain values",
+        if node.style or (tag not in _TYPED and tag not in (_MERGE, _VALUE)):
+            self._tagged(node, path, line)  # `!!int "5"`, `!Ref x`: only a tag makes these
+            return node.value if self.back is None else node.value.translate(self.back)
+        if self._written_tag(node):
+            self._tagged(node, path, line)  # `!!int 5`, `! 5`: the tag repeats the default
+            return node.value
+        if tag in (_MERGE, _VALUE):
+            return node.value  # a plain `<<` or `=` as a value: YAML 1.2 reads the text
+        self.locations.raw[path] = node.value
+        return self._typed(node, path, line)
+
+    def _typed(self, node: yaml.ScalarNode, path: Path, line: int) -> Any:
+        raw: str = node.value
+        tag = node.tag
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            core = _CORE_BOOLS.get(raw)
+            if core is not None:
+                return core
+            value = bool(_constructor.construct_yaml_bool(node))
+            word = "true" if value else "false"
+            self.report(
+                path,
+                line,
+                f"YAML 1.1 reads {_code(raw)} as the boolean {word}",
+                f"write {word}, or quote it: {shown(raw)}",
             )
-        typed = builder(node)
-        if path is not None:
-            self.locations.raw[path] = node.value
-        return typed
+            return value
+        if tag == _TIMESTAMP:
+            if self.dates:
+                try:
+                    return _constructor.construct_yaml_timestamp(node)
+                except ValueError:
+                    self.report(
+                        path, line, f"{_code(raw)} is not a valid date", "write it as YYYY-MM-DD"
+                    )
+                    return raw
+            what = "a date" if len(raw) <= 10 else "a date and time"
+            self.report(
+                path, line, f"YAML 1.1 reads {_code(raw)} as {what}", f"quote it: {shown(raw)}"
+            )
+            return raw
+        if len(raw) > MAX_NUMBER_CHARS:
+            self.report(
+                path,
+                line,
+                f"YAML reads {_code(raw)} ({len(raw):,} characters) as a number, "
+                "longer than any field takes",
+                "quote it if you mean the text",
+            )
+            return raw
+        if tag == _INT:
+            integer = _constructor.construct_yaml_int(node)
+            if not _PLAIN_INT.fullmatch(raw):
+                self.report(
+                    path,
+                    line,
+                    f"YAML 1.1 reads {_code(raw)} as the {_int_word(raw)}number {integer}",
+                    f"write {integer}, or quote it ({shown(raw)}) if you mean the text",
+                )
+            return integer
+        number = _constructor.construct_yaml_float(node)
+        if not math.isfinite(number):
+            self._not_finite(raw, number, path, line)
+            return raw
+        if "_" in raw or ":" in raw or raw.startswith("+"):
+            written = _float_text(number)
+            word = "base-60 number" if ":" in raw else "number"
+            self.report(
+                path,
+                line,
+                f"YAML 1.1 reads {_code(raw)} as the {word} {written}",
+                f"write {written}, or quote it ({shown(raw)}) if you mean the text",
+            )
+        return number
+
+    def _not_finite(self, raw: str, number: float, path: Path, line: int) -> None:
+        what = "NaN (not a number)" if math.isnan(number) else "infinity"
+        if number < 0:
+            what = "minus infinity"
+        self.report(
+            path,
+            line,
+            f"is not a finite number: YAML reads {_code(raw)} as {what}",
+            f"write a finite number, or quote it ({shown(raw)}) if you mean the text",
+        )
+
+    def _yaml12_number(self, raw: str, path: Path, line: int) -> None:
+        """``raw`` is a string to YAML 1.1 but a number to YAML 1.2: say so."""
+        if len(raw) > MAX_NUMBER_CHARS:
+            self.report(
+                path,
+                line,
+                f"YAML 1.1 reads {_code(raw)} as text, YAML 1.2 as a number",
+                f"quote it ({shown(raw)}) if you mean the text",
+            )
+            return
+        number: float | int
+        if raw.startswith("0o"):
+            number = int(raw[2:], 8)
+        elif any(c in raw for c in ".eE"):
+            number = float(raw)
+            if not math.isfinite(number):
+                self._not_finite(raw, number, path, line)
+                return
+        else:
+            number = int(raw)
+        written = _float_text(number) if isinstance(number, float) else str(number)
+        self.report(
+            path,
+            line,
+            f"YAML 1.1 reads {_code(raw)} as text, YAML 1.2 as the number {written}",
+            f"write {written} if you mean the number, or quote it ({shown(raw)}) if you mean "
+            "the text",
+        )
+
+    def _key(self, node: yaml.ScalarNode, path: Path, line: int) -> str:
+        tag = node.tag
+        raw: str = node.value
+        if self.back is not None:
+            raw = raw.translate(self.back)
+        if tag == _STR:
+            return raw
+        if tag == _VALUE:
+            return raw  # `=`: YAML 1.2 reads the text
+        child = (*path, raw)
+        if node.style or tag not in _TYPED or self._written_tag(node):
+            self._tagged(node, child, line)
+            return raw
+        read = self._key_reading(node)
+        if read is None:
+            return raw
+        if raw == "":
+            self.report(child, line, "an empty key is read as null", "write the key's name")
+        else:
+            self.report(
+                child,
+                line,
+                f"{_code(raw)} as a key is read as {read}",
+                f"quote it: {shown(raw)}",
+            )
+        return raw
+
+    def _key_reading(self, node: yaml.ScalarNode) -> str | None:
+        """What YAML reads this plain key as, when that is not its own text; else None."""
+        tag, raw = node.tag, node.value
+        if tag == _NULL:
+            return "null"
+        if tag == _TIMESTAMP:
+            return "a date" if len(raw) <= 10 else "a date and time"
+        if tag == _BOOL:
+            return f"the boolean {'true' if _constructor.construct_yaml_bool(node) else 'false'}"
+        if len(raw) > MAX_NUMBER_CHARS:
+            return "a number"
+        if tag == _INT:
+            number: float | int = _constructor.construct_yaml_int(node)
+            written = str(number)
+        else:
+            number = _constructor.construct_yaml_float(node)
+            written = str(number)
+            if not math.isfinite(number):
+                return "a number that is not finite"
+        return None if written == raw else f"the number {written}"
+
+
+def _code(raw: str) -> str:
+    return f"`{visible(raw, SHOWN)}`"
+
+
+def _int_word(raw: str) -> str:
+    digits = raw.lstrip("+-")
+    if ":" in raw:
+        return "base-60 "
+    if digits.startswith("0b"):
+        return "binary "
+    if len(digits) > 1 and digits[0] == "0" and digits[1] != "x":
+        return "octal "
+    return ""
+
+
+def _float_text(number: float) -> str:
+    """``number`` as YAML 1.1 reads it back as the same float (``1.0e-05``, not ``1e-05``)."""
+    text = repr(number)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent[0] not in "+-":
+            exponent = "+" + exponent
+        text = f"{mantissa}e{exponent}"
+    return text
 
 
 def _type_word(value: Any) -> str:
@@ -715,6 +1012,8 @@ def _type_word(value: Any) -> str:
         return "list"
     if isinstance(value, str):
         return "string"
+    if value is None:
+        return "null"
     return type(value).__name__
 
 
@@ -745,8 +1044,11 @@ def dump_yaml(data: Any) -> str:
     )
 
 
-def load_data_file(path: str, shown: str | None = None) -> tuple[Any, Locations, list[Problem]]:
-    """One YAML document of a non-manifest file (the ignore file), with the same refusals."""
+def load_data_file(
+    path: str, shown: str | None = None, *, dates: bool = True
+) -> tuple[Any, Locations, list[Problem]]:
+    """One YAML document of a non-manifest file (the ignore file), with the same refusals,
+    except that dates are read as dates unless ``dates`` is False."""
     shown = shown or display_path(path)
     problems: list[Problem] = []
     data, why, fix = read_file(path)
@@ -756,7 +1058,7 @@ def load_data_file(path: str, shown: str | None = None) -> tuple[Any, Locations,
     text, problem = _decode(data, shown)
     if text is None:
         return None, Locations(), [problem] if problem else []
-    docs = list(parse_documents(text, shown, problems))
+    docs = list(parse_documents(text, shown, problems, dates=dates))
     if not docs:
         return None, Locations(), problems
     value, locations, _ = docs[0]

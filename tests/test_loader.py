@@ -6,16 +6,22 @@ the folders given (folders and files, listed once under their own path), reporte
 point outside (never read), dangle, loop or lead to an ancestor; explicit file links followed;
 unreadable folders; the bound on the number of files; only regular files read (a FIFO refused
 without blocking, /dev/zero and a socket refused); never more than the size bound plus one byte
-read, whatever the file's size claims or however it grows; the bound over a run.
+read, whatever the file's size claims or however it grows; the bound over a run; the ignore
+file's reader (same refusals, dates allowed).
 
-For the loader API: forbidden characters at their own line and column; U+2028, U+2029 and NEL
-neither shifting lines nor changing values; CRLF files; a lone CR refused; line numbers of values,
-keys and block-scalar text; raw text of YAML 1.1 coercions; empty documents; and that nothing in
-the loader raises for bad bytes.
+For the loader API: tags on scalars, sequences, mappings and the document refused (`!!str` on a
+scalar allowed); YAML 1.1 readings of values and keys reported with the advice to quote them,
+recorded in `Locations.coerced`, with `Locations.raw` kept; dates (and the ignore file's
+exception); NaN and infinities; numbers too long to parse; null documents against empty ones;
+forbidden characters at their own line and column; U+2028, U+2029 and NEL neither shifting
+lines nor changing values; CRLF files; a lone CR refused; documents before a syntax error kept;
+line numbers of values, keys and block-scalar text; problems naming their document; and that
+nothing in the loader raises for bad bytes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -33,9 +39,12 @@ from reconciler.loader import (
     load_data_file,
     load_paths,
     load_text,
+    parse_documents,
     read_file,
 )
 from reconciler.model import Problem
+
+TAG_FIX = "remove the tag; manifests use plain YAML values"
 
 
 @contextmanager
@@ -350,6 +359,271 @@ def test_bytes_over_a_run_are_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     assert Path(p.file).name == "c.yaml" and "llmgw stopped reading here" in p.message
 
 
+def test_ignore_file_reads_dates_and_refuses_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / ".llmgw-ignore.yaml"
+    path.write_text("ignore:\n  - expires: 2026-12-31\n    field: on\n")
+    value, _, problems = load_data_file(str(path))
+    assert value["ignore"][0]["expires"] == dt.date(2026, 12, 31)
+    assert [p.line for p in problems] == [3]
+    assert "YAML 1.1 reads `on` as the boolean true" in problems[0].message
+    path.write_text("ignore:\n  - expires: 2026-02-30\n")
+    value, _, problems = load_data_file(str(path))
+    assert one(problems).message == "`2026-02-30` is not a valid date"
+
+
+# --- tags ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        ("a: !!python/object:os.system x\n", "!!python/object:os.system"),
+        ("a: !!python/object/apply:os.system [ls]\n", "!!python/object/apply:os.system"),
+        ("a: !Ref other\n", "!Ref"),
+        ("a: !!binary aGVsbG8=\n", "!!binary"),
+        ('a: !!int "5"\n', "!!int"),
+        ("a: !!float 1\n", "!!float"),
+        ("a: !!int 5\n", "!!int"),  # repeats the default: still written
+        ("a: ! 5\n", "!"),  # YAML 1.2 reads the text "5", PyYAML the number
+        ("a: &x !!bool true\n", "!!bool"),
+        ("a: !!timestamp 2026-01-01\n", "!!timestamp"),
+        ("a: !!null ''\n", "!!null"),
+        ("a: !Ref {x: 1}\n", "!Ref"),  # a mapping
+        ("a: !!set {x}\n", "!!set"),
+        ("a: !!omap [b: 1]\n", "!!omap"),  # a sequence
+        ("a: !seq\n  - 1\n", "!seq"),
+        ("a: !!str\n  - 1\n", "!!str"),  # !!str makes only scalars strings
+        ("%TAG !e! tag:example.com,2000:\n---\na: !e!thing x\n", "!e!thing"),
+    ],
+)
+def test_tags_are_refused_on_every_node(text: str, tag: str) -> None:
+    docs, problems = load_text(text, "f.yaml")
+    p = one(problems)
+    assert p.message == f"the YAML tag `{tag}` is not allowed"
+    assert p.fix == TAG_FIX and p.path == "a"
+    assert p.line == text.count("\n", 0, text.index("a:")) + 1
+    assert docs[0].locations.coerced == {("a",)}
+
+
+def test_tag_on_the_document() -> None:
+    docs, problems = load_text("kind: X\n--- !Thing\nkind: Y\n--- !!python/none\n", "f.yaml")
+    assert [(p.line, p.message) for p in problems] == [
+        (2, "the document has the YAML tag `!Thing`"),
+        (4, "the document has the YAML tag `!!python/none`"),
+    ]
+    assert [d.body for d in docs] == [{"kind": "X"}, {"kind": "Y"}]  # still checked further
+
+
+def test_tag_on_a_key() -> None:
+    _, problems = load_text("!Ref a: 1\n!!str b: 2\n", "f.yaml")
+    assert one(problems).message == "the YAML tag `!Ref` is not allowed"
+
+
+def test_str_tag_on_a_scalar_and_default_collection_tags_pass() -> None:
+    text = "a: !!str 5\nb: !!str yes\nc: !!map {x: 1}\nd: !!seq [1]\ne: ! {y: 2}\n"
+    docs, problems = load_text(text, "f.yaml")
+    assert problems == []
+    assert docs[0].body == {"a": "5", "b": "yes", "c": {"x": 1}, "d": [1], "e": {"y": 2}}
+
+
+# --- YAML 1.1 readings ---------------------------------------------------------------------
+
+VALUE_READINGS = [
+    ("yes", True, "YAML 1.1 reads `yes` as the boolean true", 'write true, or quote it: "yes"'),
+    ("No", False, "YAML 1.1 reads `No` as the boolean false", 'write false, or quote it: "No"'),
+    ("ON", True, "YAML 1.1 reads `ON` as the boolean true", 'write true, or quote it: "ON"'),
+    ("off", False, "YAML 1.1 reads `off` as the boolean false", 'write false, or quote it: "off"'),
+    (
+        "0512",
+        330,
+        "YAML 1.1 reads `0512` as the octal number 330",
+        'write 330, or quote it ("0512") if you mean the text',
+    ),
+    ("-012", -10, "YAML 1.1 reads `-012` as the octal number -10", "write -10"),
+    ("0b101", 5, "YAML 1.1 reads `0b101` as the binary number 5", "write 5"),
+    ("1:20", 80, "YAML 1.1 reads `1:20` as the base-60 number 80", "write 80"),
+    ("1_000", 1000, "YAML 1.1 reads `1_000` as the number 1000", "write 1000"),
+    ("+5", 5, "YAML 1.1 reads `+5` as the number 5", "write 5"),
+    ("0x_10", 16, "YAML 1.1 reads `0x_10` as the number 16", "write 16"),
+    ("1_0.5", 10.5, "YAML 1.1 reads `1_0.5` as the number 10.5", "write 10.5"),
+    ("1:20.5", 80.5, "YAML 1.1 reads `1:20.5` as the base-60 number 80.5", "write 80.5"),
+    ("+0.5", 0.5, "YAML 1.1 reads `+0.5` as the number 0.5", "write 0.5"),
+    ("2026-12-31", "2026-12-31", "YAML 1.1 reads `2026-12-31` as a date", "quote it: "),
+    ("2026-02-30", "2026-02-30", "YAML 1.1 reads `2026-02-30` as a date", "quote it: "),
+    (
+        "2001-12-14t21:59:43.10-05:00",
+        "2001-12-14t21:59:43.10-05:00",
+        "YAML 1.1 reads `2001-12-14t21:59:43.10-05:00` as a date and time",
+        'quote it: "2001-12-14t21:59:43.10-05:00"',
+    ),
+    (
+        "1e-3",
+        "1e-3",
+        "YAML 1.1 reads `1e-3` as text, YAML 1.2 as the number 0.001",
+        'write 0.001 if you mean the number, or quote it ("1e-3") if you mean the text',
+    ),
+    ("1e5", "1e5", "YAML 1.2 as the number 100000.0", "write 100000.0 if you mean"),
+    ("1e-7", "1e-7", "YAML 1.2 as the number 1.0e-07", "write 1.0e-07 if you mean"),
+    ("09", "09", "YAML 1.1 reads `09` as text, YAML 1.2 as the number 9", "write 9"),
+    ("-.5", "-.5", "YAML 1.2 as the number -0.5", "write -0.5"),
+    ("0o17", "0o17", "YAML 1.1 reads `0o17` as text, YAML 1.2 as the number 15", "write 15"),
+]
+
+
+@pytest.mark.parametrize(("raw", "value", "message", "fix"), VALUE_READINGS)
+def test_yaml11_readings_of_values(raw: str, value: Any, message: str, fix: str) -> None:
+    text = f"kind: X\nspec:\n  items:\n    - {raw}\n"
+    docs, problems = load_text(text, "f.yaml")
+    p = one(problems)
+    assert (p.line, p.path) == (4, "spec.items[0]")
+    assert message in p.message and fix in p.fix
+    assert "quote it" in str(p)
+    body = docs[0].body["spec"]["items"][0]
+    assert body == value and type(body) is type(value)
+    assert docs[0].locations.coerced == {("spec", "items", 0)}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["true", "false", "True", "FALSE", "0", "-7", "1536", "0x10", "0.5", "-1.5", "2.10", ".5",
+     "1.0e+5", "null", "~", "=", "<<", "1.0.0", "v1", "12ab", "1e", "+", "-x", ".", "0o8"],
+)  # fmt: skip
+def test_values_every_reader_agrees_on(raw: str) -> None:
+    docs, problems = load_text(f"a: {raw}\n", "f.yaml")
+    assert problems == [] and docs[0].locations.coerced == set()
+
+
+def test_raw_text_is_kept_for_the_schema() -> None:
+    docs, problems = load_text("version: 2.10\nn: 0512\n", "f.yaml")
+    assert one(problems).line == 2  # 2.10 is a float in YAML 1.2 too: the schema's to report
+    loc = docs[0].locations
+    assert loc.raw == {("version",): "2.10", ("n",): "0512"}
+    assert docs[0].body["version"] == 2.1 and ("version",) not in loc.coerced
+
+
+KEY_READINGS = [
+    ("on", "`on` as a key is read as the boolean true", 'quote it: "on"'),
+    ("Off", "`Off` as a key is read as the boolean false", 'quote it: "Off"'),
+    ("true", "`true` as a key is read as the boolean true", 'quote it: "true"'),
+    ("2.10", "`2.10` as a key is read as the number 2.1", 'quote it: "2.10"'),
+    ("~", "`~` as a key is read as null", 'quote it: "~"'),
+    ("null", "`null` as a key is read as null", 'quote it: "null"'),
+    ("0x10", "`0x10` as a key is read as the number 16", 'quote it: "0x10"'),
+    ("0512", "`0512` as a key is read as the number 330", 'quote it: "0512"'),
+    ("2026-01-01", "`2026-01-01` as a key is read as a date", 'quote it: "2026-01-01"'),
+    (".nan", "`.nan` as a key is read as a number that is not finite", 'quote it: ".nan"'),
+]
+
+
+@pytest.mark.parametrize(("raw", "message", "fix"), KEY_READINGS)
+def test_yaml11_readings_of_keys(raw: str, message: str, fix: str) -> None:
+    docs, problems = load_text(f"kind: X\nlabels:\n  {raw}: v\n", "f.yaml")
+    p = one(problems)
+    assert (p.line, p.path, p.message, p.fix) == (3, f"labels.{raw}", message, fix)
+    assert docs[0].body["labels"] == {raw: "v"}  # the key keeps its text
+    assert docs[0].locations.coerced == {("labels", raw)}
+    assert docs[0].locations.key_line(("labels", raw)) == 3
+
+
+def test_keys_whose_reading_keeps_their_text_pass() -> None:
+    docs, problems = load_text('5: a\n1.5: b\n-3: c\n"on": d\n=: e\n', "f.yaml")
+    assert problems == []
+    assert docs[0].body == {"5": "a", "1.5": "b", "-3": "c", "on": "d", "=": "e"}
+
+
+def test_an_empty_key() -> None:
+    _, problems = load_text("? \n: v\n", "f.yaml")
+    p = one(problems)
+    assert (p.line, p.message, p.fix) == (1, "an empty key is read as null", "write the key's name")
+
+
+@pytest.mark.parametrize(
+    ("raw", "what"),
+    [
+        (".nan", "NaN (not a number)"),
+        (".NaN", "NaN (not a number)"),
+        (".inf", "infinity"),
+        ("+.INF", "infinity"),
+        ("-.Inf", "minus infinity"),
+        ("1.0e+400", "infinity"),  # overflows
+        ("-1.0e+400", "minus infinity"),
+        ("1.0e400", "infinity"),  # text to YAML 1.1, infinity to YAML 1.2
+    ],
+)
+def test_nan_and_infinities_are_refused(raw: str, what: str) -> None:
+    docs, problems = load_text(f"spec:\n  temperature: {raw}\n", "f.yaml")
+    p = one(problems)
+    assert p.line == 2 and p.path == "spec.temperature"
+    assert p.message == f"is not a finite number: YAML reads `{raw}` as {what}"
+    assert p.fix == f'write a finite number, or quote it ("{raw}") if you mean the text'
+    assert docs[0].body["spec"]["temperature"] == raw  # never NaN in a body
+
+
+def test_numbers_too_long_to_parse_are_refused_not_computed() -> None:
+    long_int = "1" * 5000  # Python refuses to parse more than 4,300 digits
+    base60 = "1" + ":1" * 200_000  # quadratic to compute
+    long_key = "1" * 500  # libyaml allows keys up to 1,024 characters
+    docs, problems = load_text(f"a: {long_int}\nb: {base60}\n{long_key}: c\n", "f.yaml")
+    assert [p.line for p in problems] == [1, 2, 3]
+    assert "(5,000 characters) as a number, longer than any field takes" in problems[0].message
+    assert "(400,001 characters)" in problems[1].message
+    assert problems[2].message.endswith("as a key is read as a number")
+    assert all(len(p.message) + len(p.fix) < 300 for p in problems)
+    assert docs[0].body["a"] == long_int
+
+
+def test_problems_name_their_document() -> None:
+    text = "apiVersion: llmgw/v1\nkind: Prompt\nmetadata:\n  name: agent-a\nspec:\n  topP: .nan\n"
+    _, problems = load_text(text, "f.yaml")
+    p = one(problems)
+    assert (p.kind, p.name, p.path) == ("Prompt", "agent-a", "spec.topP")
+    assert str(p).startswith("f.yaml:6: Prompt/agent-a: spec.topP: is not a finite number")
+
+
+def test_dates_are_read_when_asked() -> None:
+    problems: list[Problem] = []
+    docs = list(
+        parse_documents("a: 2026-12-31\nb: 2026-12-31 10:00:00\n", "f", problems, dates=True)
+    )
+    assert problems == []
+    assert docs[0][0] == {"a": dt.date(2026, 12, 31), "b": dt.datetime(2026, 12, 31, 10)}
+
+
+# --- documents -----------------------------------------------------------------------------
+
+
+def test_empty_documents_are_ignored() -> None:
+    docs, problems = load_text("---\n---\nkind: X\n", "f.yaml")
+    assert problems == [] and len(docs) == 1 and docs[0].line == 3
+
+
+def test_null_documents_are_reported() -> None:
+    docs, problems = load_text("--- null\n---\nkind: X\n--- ~\n---\nNULL\n", "f.yaml")
+    assert [d.body for d in docs] == [{"kind": "X"}]
+    assert [(p.line, p.message, p.fix) for p in problems] == [
+        (1, "the document is null", "remove it or write the manifest"),
+        (4, "the document is null", "remove it or write the manifest"),
+        (6, "the document is null", "remove it or write the manifest"),
+    ]
+
+
+def test_documents_before_a_syntax_error_are_kept() -> None:
+    docs, problems = load_text("kind: A\n---\nkind: B\n---\nkind: [C\n---\nkind: D\n", "f.yaml")
+    assert [d.body["kind"] for d in docs] == ["A", "B"]
+    assert [(p.line, p.message) for p in problems] == [
+        (6, "YAML syntax error: did not find expected ',' or ']'")
+    ]
+
+
+def test_documents_that_are_not_mappings() -> None:
+    _, problems = load_text("- a\n--- text\n--- 5\n", "f.yaml")
+    assert [(p.line, p.message) for p in problems] == [
+        (1, "document is a list, not a mapping"),
+        (2, "document is a string, not a mapping"),
+        (3, "document is a int, not a mapping"),
+    ]
+
+
 # --- characters and lines ------------------------------------------------------------------
 
 
@@ -395,9 +669,8 @@ def test_line_separators_neither_shift_lines_nor_change_values() -> None:
         "  key\u2028name: v\n"
     )
     docs, problems = load_text(text, "f.yaml")
-    assert problems == []
+    assert [(p.line, p.path) for p in problems] == [(9, "spec.late")]
     spec, loc = docs[0].body["spec"], docs[0].locations
-    assert loc.line(("spec", "late")) == 9
     assert spec["plain"] == "one\u2028two"
     assert spec["quoted"] == "three\x85four"
     assert spec["block"] == "five\u2029six\nseven {{x}}\n"
@@ -411,7 +684,7 @@ def test_line_separators_beside_private_use_characters() -> None:
     text = "a: \ue000\ue001\u2028\ue002\nb: 0512\n"
     docs, problems = load_text(text, "f.yaml")
     assert docs[0].body["a"] == "\ue000\ue001\u2028\ue002"
-    assert problems == [] and docs[0].locations.line(("b",)) == 2
+    assert [p.line for p in problems] == [2]
 
 
 def test_syntax_errors_after_a_line_separator_keep_their_line() -> None:
@@ -428,7 +701,7 @@ def test_syntax_errors_after_a_line_separator_keep_their_line() -> None:
 def test_crlf_files() -> None:
     data = b"kind: X\r\nspec:\r\n  text: |\r\n    a\r\n    b {{x}}\r\n  n: 0512\r\n"
     docs, problems = load_bytes(data, "f.yaml")
-    assert problems == [] and docs[0].locations.line(("spec", "n")) == 6
+    assert [(p.line, p.path) for p in problems] == [(6, "spec.n")]
     text = docs[0].body["spec"]["text"]
     assert text == "a\nb {{x}}\n"
     assert docs[0].locations.text_line(("spec", "text"), text.index("{{x}}")) == 5
@@ -443,14 +716,6 @@ def test_lone_carriage_returns_are_refused() -> None:
     )
     assert p.fix == "save the file with LF or CRLF line endings"
     assert docs == []
-
-
-# --- documents and locations ---------------------------------------------------------------
-
-
-def test_empty_documents_are_ignored() -> None:
-    docs, problems = load_text("---\n---\nkind: X\n", "f.yaml")
-    assert problems == [] and len(docs) == 1 and docs[0].line == 3
 
 
 def test_locations() -> None:
@@ -469,7 +734,22 @@ def test_locations() -> None:
 
 
 def test_bad_bytes_never_raise() -> None:
-    for data in [b"\xff\xfe\x00", b"a: \x00", b"\x1b[31m: x", b"a: !!python/object:os.system x"]:
+    cases = [
+        b"\xff\xfe\x00",
+        b"a: \x00",
+        b"\x1b[31m: x",
+        b"a: !!python/object:os.system x",
+        b"a: 2026-02-30",
+        b"a: " + b"9" * 5000,
+        b"{" * 200,
+        b"a: &a [*a]",
+        b"\r\r\r",
+        b"--- !x\n--- !!binary\n--- &a\n",
+        "a: \u2028\u2029\x85: b".encode(),
+        b"? [a]\n: b",
+        b"a: !<tag:yaml.org,2002:int> 5",
+    ]
+    for data in cases:
         _, problems = load_bytes(data, "f.yaml")
         assert problems, data
 
