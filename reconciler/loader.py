@@ -445,7 +445,7 @@ def _load_paths(paths: Sequence[str], cwd: str | None) -> LoadResult:
             )
             break
         result.files.append(f)
-        data, why, fix = read_file(f)
+        data, why, fix = read_file(f, MAX_FILE_BYTES)
         if data is None:
             line = 1 if why.startswith("file is larger") else 0
             result.problems.append(_problem(shown_path, line, why, fix))
@@ -1051,7 +1051,7 @@ def load_data_file(
     except that dates are read as dates unless ``dates`` is False."""
     shown = shown or display_path(path)
     problems: list[Problem] = []
-    data, why, fix = read_file(path)
+    data, why, fix = read_file(path, MAX_FILE_BYTES)
     if data is None:
         line = 1 if why.startswith("file is larger") else 0
         return None, Locations(), [_problem(shown, line, why, fix)]
