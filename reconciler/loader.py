@@ -49,9 +49,9 @@ What it refuses, and the choices behind it:
 - **Documents.** An explicit null document (`--- null`, `--- ~`) is reported; an empty one (a
   stray `---`) is harmless.
 
-Messages quote values through ``text.shown`` (quoted, short, escaped); the text between
-backticks is the source of a scalar YAML matched as a number, boolean or date, so it holds no
-backtick, shortened by ``text.visible``.
+Messages quote values through ``text.shown`` (quoted, short, escaped). Between backticks stands
+source text, shortened and escaped by ``text.visible``: a scalar YAML matched as a number,
+boolean or date, or a tag.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ _C1_NAMES = (  # noqa: SIM905
     "EPA SOS SGC SCI CSI ST OSC PM APC"
 ).split()
 
-_QUOTE_FIX = "remove the tag; manifests use plain YAML values"
+_TAG_FIX = "remove the tag; manifests use plain YAML values"
 
 
 @dataclass
@@ -787,9 +787,9 @@ class _Builder:
             tag = "!!" + tag[len(_TAG) :]
         tag = f"`{visible(tag, SHOWN)}`"
         if path:
-            self.report(path, line, f"the YAML tag {tag} is not allowed", _QUOTE_FIX)
+            self.report(path, line, f"the YAML tag {tag} is not allowed", _TAG_FIX)
         else:
-            self.report(path, line, f"the document has the YAML tag {tag}", _QUOTE_FIX)
+            self.report(path, line, f"the document has the YAML tag {tag}", _TAG_FIX)
 
     def _written_tag(self, node: yaml.ScalarNode) -> bool:
         """Whether the source writes a tag on this plain scalar (the composer does not say)."""
