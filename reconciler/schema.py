@@ -1,10 +1,12 @@
 """JSON Schema checks of manifest documents: the only module that imports jsonschema.
 
-One schema per kind lives in the top-level ``schemas/`` folder (draft 2020-12), shared with
-editors through ``# yaml-language-server: $schema=``. This module turns jsonschema's errors into
-``Problem``s a reviewer understands: the line of the offending value (or key, or mapping), the
-field path, the rule in words ("must be 3 to 128 characters"), and a fix. It also fills schema
-defaults, so the rest of the code never repeats them.
+One schema per kind (draft 2020-12) ships inside the package, in ``reconciler/schemas/``, read
+through ``importlib.resources`` so that a wheel-installed llmgw finds it wherever it lives; the
+top-level ``schemas/`` that editors point at (``# yaml-language-server: $schema=``) is a link to
+that one folder, never a second copy. This module turns jsonschema's errors into ``Problem``s a
+reviewer understands: the line of the offending value (or key, or mapping), the field path, the
+rule in words ("must be 3 to 128 characters"), and a fix. It also fills schema defaults, so the
+rest of the code never repeats them.
 
 Speed: most documents are valid, so each is first checked by jsonschema-rs (compiled, about 50
 times faster here); only a document it rejects goes through jsonschema, whose errors carry what
@@ -21,7 +23,8 @@ import difflib
 import json
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path as FsPath
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
 from reconciler.model import KINDS, Document, Kind, Path, Problem, format_path
@@ -36,7 +39,7 @@ try:
 except ImportError:  # pragma: no cover - a platform without a wheel: the slow path alone
     _rs = None
 
-SCHEMA_DIR = FsPath(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR: Traversable = resources.files("reconciler") / "schemas"
 SCHEMA_FILES = {
     Kind.PROMPT_TEMPLATE.value: "prompt-template.schema.json",
     Kind.PROMPT_VERSION.value: "prompt-version.schema.json",
@@ -57,8 +60,9 @@ _TYPE_WORDS = {
 
 @cache
 def load_schema(kind: str) -> dict[str, Any]:
-    with open(SCHEMA_DIR / SCHEMA_FILES[kind], encoding="utf-8") as f:
-        data: dict[str, Any] = json.load(f)
+    data: dict[str, Any] = json.loads(
+        SCHEMA_DIR.joinpath(SCHEMA_FILES[kind]).read_text(encoding="utf-8")
+    )
     return data
 
 
