@@ -28,6 +28,7 @@ from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
 from reconciler.model import KINDS, Document, Kind, Path, Problem, format_path
+from reconciler.text import shown, visible
 
 if TYPE_CHECKING:  # imported when first needed: with the fast path, a valid run never needs it
     from jsonschema import Draft202012Validator
@@ -46,6 +47,23 @@ SCHEMA_FILES = {
     Kind.PROMPT.value: "prompt.schema.json",
     Kind.TRAFFIC_SPLIT.value: "traffic-split.schema.json",
     Kind.VECTOR_INDEX.value: "vector-index.schema.json",
+}
+# What a value matching each `pattern` of the schemas looks like, in words. The schemas carry no
+# private keywords (a second implementation such as ajv in strict mode refuses unknown ones), so
+# the phrase lives here; tests/test_schemas.py checks that every pattern has one.
+LABEL_KEY = "^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
+PLACEHOLDER = "^[a-zA-Z_][a-zA-Z0-9_]*$"
+INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+PATTERN_WORDS = {
+    "^\\S(.*\\S)?$": "must not start or end with spaces",
+    LABEL_KEY: "must be a label key such as `team` or `example.com/owner` (letters, digits, `-`, "
+    "`_`, `.`; at most 63 characters)",
+    PLACEHOLDER: "must be a placeholder name such as user_message (letters, digits, _)",
+    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$": (
+        "must be a semver string such as 2.1.0"
+    ),
+    INDEX_ID: "must be an index id such as prod-embedding-index-v2 (letters, digits, `.`, `_`, "
+    "`-`; at most 128 characters)",
 }
 _TYPE_WORDS = {
     "string": "a string",
@@ -129,11 +147,6 @@ def _subschema(root: dict[str, Any], schema_path: list[Any]) -> dict[str, Any]:
     return node if isinstance(node, dict) else {}
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _explain(doc: Document, error: ValidationError) -> list[Problem]:
     path: Path = tuple(error.absolute_path)
     loc = doc.locations
@@ -170,16 +183,24 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
                 )
             )
             out.append(
-                make((*path, extra), loc.key_line((*path, extra)), f"unknown field `{extra}`", fix)
+                make(
+                    (*path, extra),
+                    loc.key_line((*path, extra)),
+                    f"unknown field `{visible(extra, 80)}`",
+                    fix,
+                )
             )
         return out
     # A problem about a whole list or mapping points at its key (`versions:`), not its first item.
     line = (
         loc.key_line(path) if isinstance(inst, list | dict) and path else loc.line(path, doc.line)
     )
+    if v == "anyOf" and all(isinstance(b, dict) and b.keys() == {"type"} for b in val):
+        v, val = "type", [b["type"] for b in val]  # a union of types, written as ajv accepts it
     if v == "type":
         expected = val if isinstance(val, list) else [val]
-        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in expected)
+        named = [_TYPE_WORDS.get(str(t), str(t)) for t in expected]
+        words = ", ".join(named[:-1]) + " or " + named[-1] if len(named) > 1 else named[0]
         raw = loc.raw.get(path)
         if "string" in expected and raw is not None and not isinstance(inst, str):
             what = (
@@ -193,7 +214,7 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
                     else ""
                 )
             )
-            read = f"{what} {_shown(inst)}" if inst is not None else "empty"
+            read = f"{what} {shown(inst)}" if inst is not None else "empty"
             return [
                 make(
                     path,
@@ -202,14 +223,14 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
                     f'quote it: "{raw}"',
                 )
             ]
-        return [make(path, line, f"must be {words} (got {_shown(inst)})")]
+        return [make(path, line, f"must be {words} (got {shown(inst)})")]
     if v in ("enum", "const"):
         options = val if v == "enum" else [val]
         close = difflib.get_close_matches(str(inst), [str(o) for o in options], n=1)
         fix = f"did you mean {close[0]}?" if close else ""
         listed = ", ".join(str(o) for o in options)
         msg = f"must be {listed}" if v == "const" else f"must be one of: {listed}"
-        return [make(path, line, f"{msg} (got {_shown(inst)})", fix)]
+        return [make(path, line, f"{msg} (got {shown(inst)})", fix)]
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         lo, hi = schema.get("minimum"), schema.get("maximum")
         if lo is not None and hi is not None:
@@ -218,7 +239,7 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
             msg = f"must be at least {lo}"
         else:
             msg = f"must be at most {hi}"
-        return [make(path, line, f"{msg} (got {_shown(inst)})")]
+        return [make(path, line, f"{msg} (got {shown(inst)})")]
     if v in ("minLength", "maxLength"):
         lo, hi = schema.get("minLength"), schema.get("maxLength")
         n = len(inst) if isinstance(inst, str) else 0
@@ -232,23 +253,23 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
             msg = f"must be at most {hi} characters"
         return [make(path, line, f"{msg} (got {n})")]
     if v == "pattern":
-        msg = schema.get("x-message") or "has an invalid format"
+        msg = PATTERN_WORDS.get(str(val), "has an invalid format")
         if error.relative_schema_path and "propertyNames" in error.relative_schema_path:
             return [
                 make(
                     (*path, str(inst)),
                     loc.key_line((*path, str(inst))),
-                    f"key {_shown(inst)} {msg}",
+                    f"key {shown(inst)} {msg}",
                 )
             ]
-        return [make(path, line, f"{msg} (got {_shown(inst)})")]
+        return [make(path, line, f"{msg} (got {shown(inst)})")]
     if v == "minItems":
         return [make(path, line, f"must list at least {val} item{'s' if val != 1 else ''}")]
     if v == "uniqueItems" and isinstance(inst, list):
         seen: list[Any] = []
         dup = next((x for x in inst if x in seen or seen.append(x)), None)  # type: ignore[func-returns-value]
-        return [make(path, line, f"lists {_shown(dup)} more than once", "list each value once")]
-    return [make(path, line, error.message[:200])]
+        return [make(path, line, f"lists {shown(dup)} more than once", "list each value once")]
+    return [make(path, line, visible(error.message, 200))]
 
 
 def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,27 @@
-"""The JSON Schemas as files: one copy, shipped in the package, found by editors.
+"""The JSON Schemas as files: one copy, shipped in the package, standard enough for any tool.
 
 Covers: the top-level schemas/ that editors point at is the package's reconciler/schemas/ (a
 link, same files, same bytes), so the two can never drift apart; schema.py reads them through
 importlib.resources; every `$schema` modeline in manifests/ and examples/ names a schema file
-that exists.
+that exists; every schema has a unique `$id` (its file name); every keyword belongs to the
+2020-12 vocabulary or its annotations (no private `x-` keywords, no union types, which ajv's
+strict mode refuses); every `$ref` resolves through a `referencing` registry by `$id`, and the
+manifest schema really applies the kind's schema; every pattern has words for its message in
+schema.py; the files are canonically formatted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from reconciler import schema
 
@@ -46,3 +57,120 @@ def test_every_modeline_names_an_existing_schema() -> None:
                 assert (path.parent / target).is_file(), f"{path}: {target} does not exist"
                 checked += 1
     assert checked >= 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Standard JSON Schema only, so a second implementation (ajv in strict mode, editors) loads them.
+
+CORE = {"$schema", "$id", "$ref", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary"}
+CORE |= {"$comment", "$defs"}
+APPLICATOR = {"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"}
+APPLICATOR |= {"prefixItems", "items", "contains", "properties", "patternProperties"}
+APPLICATOR |= {"additionalProperties", "propertyNames"}
+UNEVALUATED = {"unevaluatedItems", "unevaluatedProperties"}
+VALIDATION = {"type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum"}
+VALIDATION |= {"exclusiveMinimum", "maxLength", "minLength", "pattern", "maxItems", "minItems"}
+VALIDATION |= {"uniqueItems", "maxContains", "minContains", "maxProperties", "minProperties"}
+VALIDATION |= {"required", "dependentRequired"}
+ANNOTATIONS = {"title", "description", "default", "examples", "deprecated", "readOnly"}
+ANNOTATIONS |= {"writeOnly", "format", "contentEncoding", "contentMediaType", "contentSchema"}
+VOCABULARY = CORE | APPLICATOR | UNEVALUATED | VALIDATION | ANNOTATIONS
+
+_ONE = ("items", "additionalProperties", "propertyNames", "not", "if", "then", "else")
+_ONE += ("contains", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_MANY = ("allOf", "anyOf", "oneOf", "prefixItems")
+_MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
+
+
+def _load_all() -> dict[str, dict[str, Any]]:
+    return {p.name: json.loads(p.read_text("utf-8")) for p in sorted(PACKAGED.glob("*.json"))}
+
+
+SCHEMAS = _load_all()
+
+
+def _subschemas(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema object inside ``node`` (itself included), with its JSON pointer."""
+    if not isinstance(node, dict):
+        return
+    yield where, node
+    for key in _ONE:
+        if key in node:
+            yield from _subschemas(node[key], f"{where}/{key}")
+    for key in _MANY:
+        for i, sub in enumerate(node.get(key, [])):
+            yield from _subschemas(sub, f"{where}/{key}/{i}")
+    for key in _MAP:
+        for name, sub in node.get(key, {}).items():
+            yield from _subschemas(sub, f"{where}/{key}/{name}")
+
+
+def test_every_schema_has_a_unique_id_naming_its_file() -> None:
+    ids = [s.get("$id") for s in SCHEMAS.values()]
+    assert ids == list(SCHEMAS), "each $id is its own file name (see README: editors offline)"
+    assert len(set(ids)) == len(ids)
+    for s in SCHEMAS.values():
+        assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_every_keyword_is_standard() -> None:
+    for name, root in SCHEMAS.items():
+        for where, node in _subschemas(root):
+            unknown = set(node) - VOCABULARY
+            assert not unknown, f"{name}{where}: not a 2020-12 keyword: {sorted(unknown)}"
+            # ajv's strict mode refuses union types: a union is written as anyOf
+            assert not isinstance(node.get("type"), list), f"{name}{where}: union type"
+
+
+def test_every_ref_resolves_through_a_registry() -> None:
+    registry: Registry[Any] = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s, default_specification=DRAFT202012))
+        for s in SCHEMAS.values()
+    )
+    refs = 0
+    for name, root in SCHEMAS.items():
+        resolver = registry.resolver(base_uri=root["$id"])
+        for _, node in _subschemas(root):
+            if "$ref" in node:
+                assert resolver.lookup(node["$ref"]).contents, f"{name}: {node['$ref']}"
+                refs += 1
+    assert refs == len(schema.SCHEMA_FILES)  # manifest.schema.json -> each kind
+
+
+def test_manifest_schema_applies_the_kind_schema_by_ref() -> None:
+    """Resolved by $id, the kind's schema really applies: an example validates, and the same
+    document with a kind-specific mistake does not."""
+    registry: Registry[Any] = Registry().with_resources(
+        (s["$id"], DRAFT202012.create_resource(s)) for s in SCHEMAS.values()
+    )
+    validator = Draft202012Validator(SCHEMAS["manifest.schema.json"], registry=registry)
+    good = {
+        "apiVersion": "llmgw/v1",
+        "kind": "VectorIndex",
+        "metadata": {"name": "idx"},
+        "spec": {
+            "vectorStore": "store",
+            "dimensions": 8,
+            "similarityMetric": "cosine",
+            "embeddingFormat": "int8",
+        },
+    }
+    assert not list(validator.iter_errors(good))
+    bad = {**good, "spec": {**good["spec"], "dimensions": 5000}}
+    errors = [(e.validator, list(e.absolute_path)) for e in validator.iter_errors(bad)]
+    assert errors == [("maximum", ["spec", "dimensions"])]
+
+
+def test_every_pattern_has_words_for_its_message() -> None:
+    for name, root in SCHEMAS.items():
+        for where, node in _subschemas(root):
+            if "pattern" in node:
+                assert node["pattern"] in schema.PATTERN_WORDS, f"{name}{where}"
+
+
+def test_schema_files_are_canonically_formatted() -> None:
+    """Two-space JSON with a final newline, as `json.dumps(indent=2)` writes it: a reviewer sees
+    only real changes in a diff."""
+    for name, data in SCHEMAS.items():
+        text = (PACKAGED / name).read_text("utf-8")
+        assert text == json.dumps(data, indent=2, ensure_ascii=False) + "\n", name
