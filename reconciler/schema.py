@@ -10,10 +10,15 @@ rest of the code never repeats them.
 
 Speed: most documents are valid, so each is first checked by jsonschema-rs (compiled, about 50
 times faster here); only a document it rejects goes through jsonschema, whose errors carry what
-the explanations need. jsonschema stays the judge: a document is reported only if jsonschema
-finds a problem, and a test runs every corpus document through both to prove the fast path
-never passes one jsonschema would refuse. Without jsonschema-rs (a platform with no wheel),
-every document takes the slow path.
+the explanations need. jsonschema stays the judge, with JSON Schema's semantics rather than
+Python's: patterns are ECMA-262 regular expressions (``$`` is the very end, not "before a final
+newline"), NaN and the infinities are not numbers. A document is reported only if the judge finds
+a problem; one the fast path refuses and the judge accepts is itself reported ("the two schema
+checkers disagree"), never passed silently, and a test runs every corpus, example and generated
+edge document through both to prove they agree. Without jsonschema-rs (a platform with no
+wheel), every document takes the slow path.
+
+It never prints, exits or reads anything but its own schemas.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
+import re
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -84,13 +91,102 @@ def load_schema(kind: str) -> dict[str, Any]:
     return data
 
 
+# ECMA-262 regular expressions, as JSON Schema specifies for `pattern`, written for Python's re.
+# Python's `$` also matches before a final "\n", its `.` matches "\r" and U+2028, and its `\d`,
+# `\w`, `\s` are Unicode-wide; ECMA's (without the m, s and u-class flags) are not.
+_ECMA_SPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_ECMA_OUTSIDE = {
+    "$": "\\Z",
+    ".": "[^\n\r\u2028\u2029]",
+}
+_ECMA_ESCAPES = {"s": f"[{_ECMA_SPACE}]", "S": f"[^{_ECMA_SPACE}]"}
+
+
+@cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with ECMA-262's meaning: ``$`` only at the very end, ``.`` no line
+    terminator, ``\\d``/``\\w``/``\\b`` ASCII (``re.ASCII``), ``\\s`` ECMA's white space.
+    Raises ``re.error`` for a construct with no faithful translation (``\\S`` inside a class)."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt in _ECMA_ESCAPES:
+                if in_class and nxt == "S":
+                    raise re.error("\\S inside a character class", pattern, i)
+                out.append(_ECMA_SPACE if in_class else _ECMA_ESCAPES[nxt])
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+            out.append(ch)
+        elif ch == "[":
+            negated = pattern.startswith("^", i + 1)  # a leading ^ negates; it is no member
+            if pattern.startswith("]", i + 1 + negated):  # ECMA's [] matches nothing, [^] all
+                out.append("[^\\x00-\\U0010ffff]" if not negated else "[\\x00-\\U0010ffff]")
+                i += 2 + negated
+                continue
+            in_class = True
+            out.append("[^" if negated else "[")
+            i += negated
+        else:
+            out.append(_ECMA_OUTSIDE.get(ch, ch))
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
+@cache
+def _judge_class() -> type[Draft202012Validator]:
+    """Draft 2020-12 as jsonschema implements it, with JSON's data model and ECMA-262 patterns:
+    ``pattern`` matches as ECMA-262 does (the schemas use no ``patternProperties``, whose
+    regexes jsonschema would still read as Python's; tests/test_schemas.py keeps it that way),
+    and NaN and the infinities, which JSON cannot carry, are not numbers (jsonschema would let
+    a NaN pass every range, as NaN compares false both ways; jsonschema-rs refuses them)."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import ValidationError
+
+    base = Draft202012Validator.TYPE_CHECKER
+
+    def number(checker: Any, instance: Any) -> bool:
+        return bool(base.is_type(instance, "number")) and math.isfinite(instance)
+
+    def integer(checker: Any, instance: Any) -> bool:
+        return bool(base.is_type(instance, "integer")) and math.isfinite(instance)
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not ecma_regex(patrn).search(instance):
+            yield ValidationError(f"{shown(instance)} does not match {shown(patrn)}")
+
+    judge: type[Draft202012Validator] = validators.extend(
+        Draft202012Validator,
+        {"pattern": pattern},
+        type_checker=base.redefine_many({"number": number, "integer": integer}),
+    )
+    return judge
+
+
 @cache
 def _validator(kind: str) -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
     schema = load_schema(kind)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    judge = _judge_class()
+    judge.check_schema(schema)
+    for node in _patterns(schema):
+        ecma_regex(node)  # a pattern with no faithful translation fails here, not per document
+    return judge(schema)
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return found + [p for v in node.values() for p in _patterns(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in _patterns(v)]
+    return []
 
 
 @cache
@@ -102,35 +198,60 @@ def _fast_validator(kind: str) -> Any:
     return _rs.validator_for(load_schema(kind), validate_formats=False)
 
 
-def is_valid_fast(kind: str, body: Any) -> bool:
-    """True when the fast validator accepts ``body`` (False also when it is unavailable)."""
+def fast_verdict(kind: str, body: Any) -> bool | None:
+    """The fast validator's verdict on ``body``: True valid, False invalid, None when it cannot
+    judge (not installed, or a value it cannot convert)."""
     fast = _fast_validator(kind)
     if fast is None:
-        return False
+        return None
     try:
         return bool(fast.is_valid(body))
-    except (ValueError, TypeError, OverflowError):  # a value it cannot convert: ask jsonschema
-        return False
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def is_valid_fast(kind: str, body: Any) -> bool:
+    """True when the fast validator accepts ``body`` (False also when it cannot judge)."""
+    return fast_verdict(kind, body) is True
+
+
+def is_valid_judged(kind: str, body: Any) -> bool:
+    """True when the judge (jsonschema, ECMA patterns) accepts ``body``."""
+    return next(iter(_validator(kind).iter_errors(body)), None) is None
 
 
 def check_document(doc: Document) -> list[Problem]:
-    """Schema problems of one document, each located and explained."""
+    """Schema problems of one document, each located and explained. A document the fast path
+    refuses and the judge accepts is itself an error: the two checkers must agree."""
     kind = doc.body.get("kind")
     if kind not in SCHEMA_FILES:
         return [_kind_problem(doc, kind)]
-    if is_valid_fast(kind, doc.body):
+    verdict = fast_verdict(kind, doc.body)
+    if verdict:
         return []
+    errors = list(_validator(kind).iter_errors(doc.body))
+    if not errors and verdict is False:
+        return [_disagreement(doc)]
     problems: list[Problem] = []
-    for error in _validator(kind).iter_errors(doc.body):
+    for error in errors:
         problems.extend(_explain(doc, error))
     return problems
+
+
+def _disagreement(doc: Document) -> Problem:
+    message = (
+        "the two schema checkers disagree: jsonschema-rs refuses this document and jsonschema "
+        "accepts it: please report this"
+    )
+    fix = "attach this document to the report; llmgw treats it as invalid until they agree"
+    return Problem(doc.file, doc.line, "error", doc.kind, doc.name, "", message, fix)
 
 
 def _kind_problem(doc: Document, kind: Any) -> Problem:
     if kind is None:
         msg, line = "missing required field `kind`", doc.line
     else:
-        msg = f"unknown kind {kind!r}"
+        msg = f"unknown kind {shown(kind)}"
         line = doc.locations.line(("kind",), doc.line)
     close = difflib.get_close_matches(str(kind or ""), KINDS, n=1)
     fix = f"did you mean {close[0]}?" if close else "use one of " + ", ".join(KINDS)

@@ -7,7 +7,10 @@ that exists; every schema has a unique `$id` (its file name); every keyword belo
 2020-12 vocabulary or its annotations (no private `x-` keywords, no union types, which ajv's
 strict mode refuses); every `$ref` resolves through a `referencing` registry by `$id`, and the
 manifest schema really applies the kind's schema; every pattern has words for its message in
-schema.py; the files are canonically formatted.
+schema.py; the files are canonically formatted. The judge's semantics: patterns follow ECMA-262
+(`$`, `.`, `\\d`, `\\w`, `\\s`, `[]`); NaN and the infinities are not numbers; a document the
+fast path refuses and the judge accepts is reported as an error naming it; without jsonschema-rs
+the judge decides alone.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from reconciler import schema
+from reconciler.model import Document, Locations
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGED = REPO / "reconciler" / "schemas"
@@ -174,3 +179,87 @@ def test_schema_files_are_canonically_formatted() -> None:
     for name, data in SCHEMAS.items():
         text = (PACKAGED / name).read_text("utf-8")
         assert text == json.dumps(data, indent=2, ensure_ascii=False) + "\n", name
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema's semantics, not Python's: ECMA-262 patterns, JSON numbers, one verdict.
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("^abc$", "abc", True),
+        ("^abc$", "abc\n", False),  # Python's $ would match before the final newline
+        ("^[$]$", "$", True),  # a $ inside a class is a character
+        ("^\\$$", "$", True),  # so is an escaped one
+        ("^a.c$", "abc", True),
+        ("^a.c$", "a\rc", False),  # ECMA's . matches no line terminator
+        ("^a.c$", "a\u2028c", False),
+        ("^a.c$", "a\nc", False),
+        ("^\\d$", "٣", False),  # ECMA's \d is ASCII; Python's is Unicode
+        ("^\\d$", "3", True),
+        ("^\\w+$", "é", False),
+        ("^\\s$", "\u00a0", True),  # ECMA's \s has the Unicode spaces and U+FEFF
+        ("^\\s$", "\ufeff", True),
+        ("^\\s$", "\x1c", False),  # Python's \s has the information separators
+        ("^[\\s,]+$", "\u3000,", True),
+        ("^[]$", "", False),  # ECMA's [] matches nothing
+        ("^[^]$", "\n", True),  # and [^] any character
+        ("^[^a]$", "b", True),
+    ],
+)
+def test_patterns_follow_ecma_262(pattern: str, text: str, matches: bool) -> None:
+    assert bool(schema.ecma_regex(pattern).search(text)) is matches
+
+
+def test_a_pattern_without_faithful_translation_is_refused() -> None:
+    with pytest.raises(re.error):
+        schema.ecma_regex("[\\S]")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinities_are_not_numbers(value: float) -> None:
+    body = _index_body(dimensions=8)
+    body["spec"]["dimensions"] = value
+    assert not schema.is_valid_judged("VectorIndex", body)
+    assert schema.fast_verdict("VectorIndex", body) is False
+
+
+def _index_body(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "llmgw/v1",
+        "kind": "VectorIndex",
+        "metadata": {"name": "idx"},
+        "spec": {
+            "vectorStore": "store",
+            "dimensions": 8,
+            "similarityMetric": "cosine",
+            "embeddingFormat": "int8",
+            **spec,
+        },
+    }
+
+
+class _Refusing:
+    """A fast validator that refuses everything: what a bug in jsonschema-rs would look like."""
+
+    def is_valid(self, body: Any) -> bool:
+        return False
+
+
+def test_a_disagreement_between_the_checkers_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = Document(_index_body(), "indexes.yaml", 3, Locations())
+    assert schema.check_document(doc) == []
+    monkeypatch.setattr(schema, "_fast_validator", lambda kind: _Refusing())
+    (problem,) = schema.check_document(doc)
+    assert (problem.file, problem.line, problem.severity) == ("indexes.yaml", 3, "error")
+    assert problem.subject == "VectorIndex/idx"
+    assert "the two schema checkers disagree" in problem.message
+    assert "please report this" in problem.message
+
+
+def test_without_a_fast_verdict_the_judge_decides_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "_fast_validator", lambda kind: None)
+    assert schema.check_document(Document(_index_body(), "i.yaml", 1, Locations())) == []
+    bad = Document(_index_body(dimensions=5000), "i.yaml", 1, Locations())
+    assert [p.path for p in schema.check_document(bad)] == ["spec.dimensions"]
