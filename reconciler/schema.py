@@ -55,23 +55,112 @@ SCHEMA_FILES = {
     Kind.TRAFFIC_SPLIT.value: "traffic-split.schema.json",
     Kind.VECTOR_INDEX.value: "vector-index.schema.json",
 }
-# What a value matching each `pattern` of the schemas looks like, in words. The schemas carry no
-# private keywords (a second implementation such as ajv in strict mode refuses unknown ones), so
-# the phrase lives here; tests/test_schemas.py checks that every pattern has one.
+# Every pattern of the schemas, spelled with explicit character classes: `.`, `\d`, `\w` and `\s`
+# mean different things in Python, Rust (jsonschema-rs) and ECMA-262 (ajv, editors).
+# An identity, or any value that becomes part of a request URL's path: no ASCII control
+# character, no space, no `/`, `?`, `#` or `\` (the semantic rules add Unicode Cc/Cf/Z* and `..`).
+IDENTITY = "^[^\\u0000-\\u0020\\u007F/?#\\\\]+$"
+# semver.org 2.0.0, exactly its recommended expression (shared, character for character, with the
+# rest of llmgw; a test compares)
+SEMVER = (
+    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)"
+    "(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+    "(?:\\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    "(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$"
+)
+VECTOR_STORE = "^[A-Za-z0-9._~-]+$"  # URL-unreserved characters (RFC 3986) only
 LABEL_KEY = "^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
 PLACEHOLDER = "^[a-zA-Z_][a-zA-Z0-9_]*$"
 INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# What a value matching each pattern looks like, in words. The schemas carry no private keywords
+# (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
+# here; tests/test_schemas.py checks that every pattern has one.
 PATTERN_WORDS = {
-    "^\\S(.*\\S)?$": "must not start or end with spaces",
+    IDENTITY: "must not contain spaces, control characters, `/`, `?`, `#` or `\\`, as it becomes "
+    "part of request URLs",
+    SEMVER: "must be a semver string such as 2.1.0",
+    VECTOR_STORE: "must use only letters, digits, `.`, `_`, `~` and `-`, as it becomes part of "
+    "request URLs",
     LABEL_KEY: "must be a label key such as `team` or `example.com/owner` (letters, digits, `-`, "
     "`_`, `.`; at most 63 characters)",
     PLACEHOLDER: "must be a placeholder name such as user_message (letters, digits, _)",
-    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$": (
-        "must be a semver string such as 2.1.0"
-    ),
     INDEX_ID: "must be an index id such as prod-embedding-index-v2 (letters, digits, `.`, `_`, "
     "`-`; at most 128 characters)",
 }
+# The upper bound of an integer field with no bound of its own: past 2**53 - 1, a JSON number
+# loses precision in JavaScript and in any parser that reads numbers as doubles (RFC 7493, I-JSON).
+JSON_MAX_INTEGER = 2**53 - 1
+_CHAR_WORDS = {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a carriage return"}
+
+
+def _char_words(ch: str) -> str:
+    if ch in _CHAR_WORDS:
+        return _CHAR_WORDS[ch]
+    if ord(ch) < 0x20 or ord(ch) == 0x7F:
+        return f"the control character U+{ord(ch):04X}"
+    return shown(ch)
+
+
+def _first_outside(text: str, allowed: Callable[[str], bool]) -> tuple[int, str] | None:
+    return next(((i, ch) for i, ch in enumerate(text) if not allowed(ch)), None)
+
+
+def _semver_detail(text: str) -> str:
+    """Why ``text`` is not a semver.org 2.0.0 version, in a few words ("" when unsure)."""
+    bad = _first_outside(text, lambda c: c.isascii() and (c.isalnum() or c in ".-+"))
+    if bad is not None:
+        return f"{_char_words(bad[1])} at character {bad[0] + 1}"
+    if text[:1] in ("v", "V"):
+        return "no `v` before the version"
+    rest, plus, build = text.partition("+")
+    core, dash, pre = rest.partition("-")
+    numbers = core.split(".")
+    if len(numbers) != 3 or not all(n.isdigit() for n in numbers):
+        return "three numbers MAJOR.MINOR.PATCH first"
+    if any(len(n) > 1 and n.startswith("0") for n in numbers):
+        return "no leading zeros in MAJOR.MINOR.PATCH"
+    for label, used, ids in (("pre-release", dash, pre), ("build", plus, build)):
+        if not used:
+            continue
+        for ident in ids.split("."):
+            if not ident:
+                return f"an empty {label} identifier"
+            if "+" in ident:
+                return "one `+` at most"
+            if label == "pre-release" and ident.isdigit() and len(ident) > 1 and ident[0] == "0":
+                return f"the numeric pre-release identifier {ident} has a leading zero"
+    return ""
+
+
+def _pattern_problem(pattern: str, value: str, block: bool) -> tuple[str, str]:
+    """The message and fix for ``value`` not matching ``pattern``; ``block`` when the value was
+    written as a YAML block scalar (``|`` or ``>``)."""
+    words = PATTERN_WORDS.get(pattern, "has an invalid format")
+    got = f"got {shown(value)}"
+    if pattern == IDENTITY:
+        bad = _first_outside(value, lambda c: ord(c) > 0x20 and c not in "\x7f/?#\\")
+        if bad is None:
+            return f"{words} ({got})", ""
+        at, ch = bad
+        if ch == "\n" and at == len(value) - 1 and block:
+            fix = "a `|` or `>` block keeps its final line break: write the value on the key's line"
+        elif ch == " ":
+            fix = "use `-` instead of spaces"
+        else:
+            fix = "remove it"
+        return f"{words} ({got}: {_char_words(ch)} at character {at + 1})", fix
+    if pattern == VECTOR_STORE:
+        bad = _first_outside(value, lambda c: c.isascii() and (c.isalnum() or c in "._~-"))
+        if bad is not None:
+            return f"{words} ({got}: {_char_words(bad[1])} at character {bad[0] + 1})", ""
+    if pattern == SEMVER:
+        detail = _semver_detail(value)
+        fixed = value[1:] if detail.startswith("no `v`") else ""
+        fix = f"write {shown(fixed)}" if fixed and ecma_regex(SEMVER).search(fixed) else ""
+        return f"{words} ({got}{': ' + detail if detail else ''})", fix
+    return f"{words} ({got})", ""
+
+
 _TYPE_WORDS = {
     "string": "a string",
     "integer": "a whole number",
@@ -354,7 +443,9 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
         return [make(path, line, f"{msg} (got {shown(inst)})", fix)]
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         lo, hi = schema.get("minimum"), schema.get("maximum")
-        if lo is not None and hi is not None:
+        if hi == JSON_MAX_INTEGER:  # no bound of its own: the largest a JSON API carries exactly
+            msg = f"must be between {lo} and {hi} (2**53 - 1, the largest integer JSON carries)"
+        elif lo is not None and hi is not None:
             msg = f"must be between {lo} and {hi}"
         elif lo is not None:
             msg = f"must be at least {lo}"
@@ -374,8 +465,8 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
             msg = f"must be at most {hi} characters"
         return [make(path, line, f"{msg} (got {n})")]
     if v == "pattern":
-        msg = PATTERN_WORDS.get(str(val), "has an invalid format")
         if error.relative_schema_path and "propertyNames" in error.relative_schema_path:
+            msg = PATTERN_WORDS.get(str(val), "has an invalid format")
             return [
                 make(
                     (*path, str(inst)),
@@ -383,7 +474,8 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
                     f"key {shown(inst)} {msg}",
                 )
             ]
-        return [make(path, line, f"{msg} (got {shown(inst)})")]
+        msg, fix = _pattern_problem(str(val), str(inst), path in loc.blocks)
+        return [make(path, line, msg, fix)]
     if v == "minItems":
         return [make(path, line, f"must list at least {val} item{'s' if val != 1 else ''}")]
     if v == "uniqueItems" and isinstance(inst, list):

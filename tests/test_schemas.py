@@ -10,7 +10,10 @@ manifest schema really applies the kind's schema; every pattern has words for it
 schema.py; the files are canonically formatted. The judge's semantics: patterns follow ECMA-262
 (`$`, `.`, `\\d`, `\\w`, `\\s`, `[]`); NaN and the infinities are not numbers; a document the
 fast path refuses and the judge accepts is reported as an error naming it; without jsonschema-rs
-the judge decides alone.
+the judge decides alone. The field rules, through both checkers: every identity and URL-path
+value refuses ASCII controls, spaces, `/`, `?`, `#` and `\\` (the vector store id allows only
+unreserved characters); every semver field uses semver.org's own expression, 64 characters at
+most; every integer has an upper bound JSON carries (2**53 - 1 at most).
 """
 
 from __future__ import annotations
@@ -263,3 +266,141 @@ def test_without_a_fast_verdict_the_judge_decides_alone(monkeypatch: pytest.Monk
     assert schema.check_document(Document(_index_body(), "i.yaml", 1, Locations())) == []
     bad = Document(_index_body(dimensions=5000), "i.yaml", 1, Locations())
     assert [p.path for p in schema.check_document(bad)] == ["spec.dimensions"]
+
+
+def test_schema_patterns_use_explicit_classes_only() -> None:
+    """`.`, `\\d`, `\\w`, `\\s`, `\\b` mean different things in Python, Rust and ECMA-262; the
+    schemas spell every class out, and use no patternProperties (read as Python regexes)."""
+    for name, root in SCHEMAS.items():
+        for where, node in _subschemas(root):
+            assert "patternProperties" not in node, f"{name}{where}"
+            if "pattern" in node:
+                pattern = node["pattern"]
+                assert not re.search(r"(?<!\\)\\[dDwWsSbB]", pattern), f"{name}{where}: {pattern}"
+                outside = re.sub(r"\\.|\[(?:\\.|[^\]\\])*\]", "", pattern)  # escapes, classes out
+                assert "." not in outside, f"{name}{where}: {pattern}"
+
+
+# The exact expression semver.org 2.0.0 recommends; llmgw's shared module holds the same string.
+SEMVER_ORG = (
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+IDX = "#/properties/metadata/properties/name"
+IDENTITY_FIELDS = {
+    ("PromptTemplate", "#/properties/metadata/properties/name"),
+    ("PromptVersion", "#/properties/metadata/properties/name"),
+    ("PromptVersion", "#/properties/spec/properties/template"),
+    ("Prompt", "#/properties/metadata/properties/name"),
+    ("Prompt", "#/properties/spec/properties/template"),
+    ("TrafficSplit", "#/properties/metadata/properties/name"),
+    ("TrafficSplit", "#/properties/spec/properties/prompt"),
+}
+SEMVER_FIELDS = {
+    ("PromptVersion", "#/properties/spec/properties/version"),
+    ("Prompt", "#/properties/spec/properties/version"),
+    ("TrafficSplit", "#/properties/spec/properties/versions/items/properties/version"),
+    ("TrafficSplit", "#/properties/spec/properties/defaultVersion"),
+}
+
+
+def _fields_with(pattern: str) -> dict[tuple[str, str], dict[str, Any]]:
+    found = {}
+    for kind, file in schema.SCHEMA_FILES.items():
+        for where, node in _subschemas(SCHEMAS[file]):
+            if node.get("pattern") == pattern:
+                found[(kind, where)] = node
+    return found
+
+
+def test_identities_and_url_path_values_refuse_path_characters() -> None:
+    assert schema.IDENTITY == "^[^\\u0000-\\u0020\\u007F/?#\\\\]+$"
+    assert _fields_with(schema.IDENTITY).keys() == IDENTITY_FIELDS
+    for (kind, where), node in _fields_with(schema.IDENTITY).items():
+        assert node["type"] == "string", (kind, where)
+        assert node["maxLength"] == (200 if (kind, where) == ("PromptVersion", IDX) else 128)
+    (store,) = _fields_with(schema.VECTOR_STORE)
+    assert store == ("VectorIndex", "#/properties/spec/properties/vectorStore")
+    (index,) = _fields_with(schema.INDEX_ID)  # already stricter than IDENTITY
+    assert index == ("VectorIndex", "#/properties/metadata/properties/name")
+
+
+def test_every_semver_field_uses_the_semver_org_expression() -> None:
+    assert schema.SEMVER == SEMVER_ORG
+    assert _fields_with(SEMVER_ORG).keys() == SEMVER_FIELDS
+    for node in _fields_with(SEMVER_ORG).values():
+        assert (node["type"], node["maxLength"]) == ("string", 64)
+
+
+def test_every_integer_has_an_upper_bound_json_carries() -> None:
+    integers = 0
+    for name, root in SCHEMAS.items():
+        for where, node in _subschemas(root):
+            if node.get("type") == "integer":
+                integers += 1
+                assert "minimum" in node, f"{name}{where}"
+                assert node.get("maximum", 2**53) <= 2**53 - 1, f"{name}{where}"
+    assert integers == 5
+
+
+def _verdicts(kind: str, body: dict[str, Any]) -> tuple[bool | None, bool]:
+    return schema.fast_verdict(kind, body), schema.is_valid_judged(kind, body)
+
+
+def _version_body(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "llmgw/v1",
+        "kind": "PromptVersion",
+        "metadata": {"name": f"tpl@{version}"},
+        "spec": {"template": "tpl", "version": version, "content": "c", "variables": {}},
+    }
+
+
+SEMVER_VALID = ["0.0.0", "1.2.3", "10.20.30", "1.2.3-rc.1", "1.2.3-0a", "1.2.3-alpha-1"]
+SEMVER_VALID += ["1.2.3+build.5", "1.2.3-rc.1+b.02", "1.0.0-x-y-z.--", "1.0.0-0", "1.0.0+0"]
+SEMVER_INVALID = ["1.2.3-rc..1", "1.2.3-01", "01.2.3", "1.02.3", "1.2", "1.2.3.4", "1.2.3-"]
+SEMVER_INVALID += ["1.2.3+", "1.2.3\n", "1.2.3\r", "v1.2.3", "١.٢.٣", "1.2.3-rc.1+", "1.2.3+a+b"]
+SEMVER_INVALID += [
+    "1.2.3-é",
+    " 1.2.3",
+    "1.2.3-rc_1",
+    "1.0.0-" + "a" * 59,
+]  # the last: 65 characters
+
+
+@pytest.mark.parametrize("version", SEMVER_VALID + SEMVER_INVALID)
+def test_semver_follows_semver_org_exactly(version: str) -> None:
+    expected = version in SEMVER_VALID
+    assert _verdicts("PromptVersion", _version_body(version)) == (expected, expected)
+
+
+IDENTITY_VALID = ["abc", "support-agent", "a.b_c~d", "tpl@1.0.0", "ünïcödé", "a:b", "a%b"]
+IDENTITY_INVALID = ["ab c", "abc\n", "abc\r", "a\tbc", "a/bc", "ab?c", "ab#c", "ab\\c", "abc\x00"]
+IDENTITY_INVALID += ["abc\x1f", "abc\x7f", " abc", "/abc"]
+
+
+@pytest.mark.parametrize("value", IDENTITY_VALID + IDENTITY_INVALID)
+@pytest.mark.parametrize("field", ["metadata.name", "spec.template"])
+def test_identity_fields_refuse_path_characters(field: str, value: str) -> None:
+    body = {
+        "apiVersion": "llmgw/v1",
+        "kind": "Prompt",
+        "metadata": {"name": "support-agent"},
+        "spec": {"template": "tpl-a", "model": "m", "systemPrompt": "s"},
+    }
+    section, key = field.split(".")
+    body[section][key] = value
+    expected = value in IDENTITY_VALID
+    assert _verdicts("Prompt", body) == (expected, expected)
+
+
+STORES_VALID = ["6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10", "a.b_c~d", "A-9"]
+STORES_INVALID = ["a b", "a/b", "a%2Fb", "a?b", "a#b", "ü", "a\n", "a@b", "a:b"]
+
+
+@pytest.mark.parametrize("store", STORES_VALID + STORES_INVALID)
+def test_vector_store_ids_are_url_unreserved(store: str) -> None:
+    valid = store in STORES_VALID
+    assert _verdicts("VectorIndex", _index_body(vectorStore=store)) == (valid, valid)
