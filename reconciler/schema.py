@@ -487,7 +487,9 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
 
 def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``spec`` with the schema's documented defaults filled in (nested objects too);
-    a field that is ``null`` counts as absent (it takes its default or is left out)."""
+    a field that is ``null`` counts as absent (it takes its default or is left out). A whole
+    float in a ``type: integer`` field (``1536.0``, an integer to JSON Schema) becomes an int:
+    the gateway refuses the float, and a diff would show 1536.0 -> 1536."""
     filled: dict[str, Any] = _filler(kind)(spec)
     return filled
 
@@ -502,6 +504,10 @@ def _filler(kind: str) -> _Fill:
     return _compile_fill(load_schema(kind)["properties"]["spec"]) or (lambda v: v)
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _compile_fill(schema: dict[str, Any]) -> _Fill | None:
     """A function filling ``schema``'s defaults into a mapping (and dropping its ``null`` fields
     that have none), or None when ``schema`` is not an object."""
@@ -510,6 +516,8 @@ def _compile_fill(schema: dict[str, Any]) -> _Fill | None:
     entries: list[tuple[str, bool, Any, _Fill | None, bool]] = []
     for key, sub in schema.get("properties", {}).items():
         child = _compile_fill(sub) if isinstance(sub, dict) else None
+        if isinstance(sub, dict) and sub.get("type") == "integer":
+            child = _whole
         has_default = isinstance(sub, dict) and "default" in sub
         default = sub.get("default") if has_default else None
         # an absent object whose fields have defaults is filled from {}

@@ -13,7 +13,9 @@ fast path refuses and the judge accepts is reported as an error naming it; witho
 the judge decides alone. The field rules, through both checkers: every identity and URL-path
 value refuses ASCII controls, spaces, `/`, `?`, `#` and `\\` (the vector store id allows only
 unreserved characters); every semver field uses semver.org's own expression, 64 characters at
-most; every integer has an upper bound JSON carries (2**53 - 1 at most).
+most; every integer has an upper bound JSON carries (2**53 - 1 at most). A whole float in an
+integer field (1536.0) becomes an int in schema.with_defaults, and so in the desired state, the
+request bodies and an apply against the in-process emulator (which refuses floats).
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from reconciler import schema
+from reconciler import normalize, runs, schema
+from reconciler.client import Settings
+from reconciler.emulator.app import create_app
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.state import STORE_ID
+from reconciler.emulator.transport import in_process_transport
 from reconciler.model import Document, Locations
+from reconciler.validate import validate_paths
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGED = REPO / "reconciler" / "schemas"
@@ -404,3 +412,105 @@ STORES_INVALID = ["a b", "a/b", "a%2Fb", "a?b", "a#b", "ü", "a\n", "a@b", "a:b"
 def test_vector_store_ids_are_url_unreserved(store: str) -> None:
     valid = store in STORES_VALID
     assert _verdicts("VectorIndex", _index_body(vectorStore=store)) == (valid, valid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole floats in integer fields are sent as integers.
+
+WHOLE_FLOATS = """\
+apiVersion: llmgw/v1
+kind: PromptTemplate
+metadata:
+  name: tpl-float
+spec:
+  systemInstruction: You classify messages.
+  userTemplate: "Message: {{msg}}"
+  variables: [msg]
+  maxTokens: 2048.0
+---
+apiVersion: llmgw/v1
+kind: PromptVersion
+metadata:
+  name: tpl-float@1.0.0
+spec:
+  template: tpl-float
+  version: "1.0.0"
+  content: "Classify {{msg}}"
+  variables: {msg: string}
+---
+apiVersion: llmgw/v1
+kind: Prompt
+metadata:
+  name: prompt-float
+spec:
+  template: tpl-float
+  model: model-gen-4
+  systemPrompt: Classify each support message.
+  maxTokens: 256.0
+  safetyGuardrails: {maxTokens: 4096.0}
+---
+apiVersion: llmgw/v1
+kind: TrafficSplit
+metadata:
+  name: prompt-float
+spec:
+  prompt: prompt-float
+  defaultVersion: "1.0.0"
+---
+apiVersion: llmgw/v1
+kind: VectorIndex
+metadata:
+  name: idx-float
+spec:
+  vectorStore: 6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10
+  dimensions: 1536.0
+  similarityMetric: cosine
+  embeddingFormat: float32
+"""
+
+
+def test_with_defaults_makes_whole_floats_integers() -> None:
+    filled = schema.with_defaults(
+        "Prompt", {"maxTokens": 256.0, "fewShot": {"contextWindowLimit": 8.0}}
+    )
+    assert filled["maxTokens"] == 256 and type(filled["maxTokens"]) is int
+    assert type(filled["fewShot"]["contextWindowLimit"]) is int
+    assert type(filled["safetyGuardrails"]["maxTokens"]) is int  # the default
+    assert type(filled["temperature"]) is float  # a number field stays as written
+    assert schema.with_defaults("VectorIndex", {"dimensions": True})["dimensions"] is True
+
+
+async def test_whole_floats_reach_the_gateway_as_integers(tmp_path: Path) -> None:
+    """End to end: validate accepts 1536.0 (an integer to JSON Schema); the desired state, the
+    request bodies and the emulator (which, like the gateway, refuses a float) see integers."""
+    (tmp_path / "floats.yaml").write_text(WHOLE_FLOATS, encoding="utf-8")
+    report = validate_paths([str(tmp_path)])
+    assert not report.errors, report.errors
+    desired = normalize.desired_state(report.documents)
+    integers = {
+        "PromptTemplate/tpl-float": desired["PromptTemplate/tpl-float"].fields["maxTokens"],
+        "Prompt/prompt-float": desired["Prompt/prompt-float"].fields["maxTokens"],
+        "guardrails": desired["Prompt/prompt-float"].fields["safetyGuardrails"]["maxTokens"],
+        "VectorIndex": desired[f"VectorIndex/{STORE_ID}/idx-float"].fields["dimensions"],
+    }
+    assert integers == {
+        "PromptTemplate/tpl-float": 2048,
+        "Prompt/prompt-float": 256,
+        "guardrails": 4096,
+        "VectorIndex": 1536,
+    }
+    assert all(type(v) is int for v in integers.values())
+    body = normalize.index_body("idx-float", desired[f"VectorIndex/{STORE_ID}/idx-float"].fields)
+    assert '"dimensions": 1536,' in json.dumps(body)
+
+    app = create_app(EmulatorConfig(ingest_delay=0.0, rate_limit=0))
+    url = "http://127.0.0.1:8787"
+    target = runs.Target(
+        Settings(url, url, "emulator-client", "emulator-secret"),
+        "test",
+        transport=in_process_transport(app),
+    )
+    prepared = await runs.prepare_apply(target, paths=[str(tmp_path)])
+    run = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
+    assert run.ok, [r.error for r in run.result.results]
+    assert run.verify_plan is not None and not run.verify_plan.changes
