@@ -311,7 +311,10 @@ def is_valid_judged(kind: str, body: Any) -> bool:
 
 def check_document(doc: Document) -> list[Problem]:
     """Schema problems of one document, each located and explained. A document the fast path
-    refuses and the judge accepts is itself an error: the two checkers must agree."""
+    refuses and the judge accepts is itself an error: the two checkers must agree. Nothing is
+    reported at a path the loader already reported as a YAML 1.1 reinterpretation
+    (``locations.coerced``): the value judged there is not the one the user wrote, and the
+    loader's message ("quote it") already points at that line."""
     kind = doc.body.get("kind")
     if kind not in SCHEMA_FILES:
         return [_kind_problem(doc, kind)]
@@ -324,6 +327,9 @@ def check_document(doc: Document) -> list[Problem]:
     problems: list[Problem] = []
     for error in errors:
         problems.extend(_explain(doc, error))
+    if doc.locations.coerced:
+        reported = {format_path(p) for p in doc.locations.coerced}
+        problems = [p for p in problems if p.path not in reported]
     return problems
 
 

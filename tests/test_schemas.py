@@ -15,7 +15,9 @@ value refuses ASCII controls, spaces, `/`, `?`, `#` and `\\` (the vector store i
 unreserved characters); every semver field uses semver.org's own expression, 64 characters at
 most; every integer has an upper bound JSON carries (2**53 - 1 at most). A whole float in an
 integer field (1536.0) becomes an int in schema.with_defaults, and so in the desired state, the
-request bodies and an apply against the in-process emulator (which refuses floats).
+request bodies and an apply against the in-process emulator (which refuses floats). A value or
+key the loader reported as a YAML 1.1 coercion (`locations.coerced`) gets no second schema
+error; one it did not report still gets "YAML read `2.10` as the number 2.1" and "quote it".
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from reconciler import normalize, runs, schema
+from reconciler import loader, normalize, runs, schema
 from reconciler.client import Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
@@ -514,3 +516,45 @@ async def test_whole_floats_reach_the_gateway_as_integers(tmp_path: Path) -> Non
     run = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
     assert run.ok, [r.error for r in run.result.results]
     assert run.verify_plan is not None and not run.verify_plan.changes
+
+
+# ---------------------------------------------------------------------------------------------
+# One report per mistake: what the loader reported as a YAML 1.1 coercion is not reported again.
+
+COERCED = """\
+apiVersion: llmgw/v1
+kind: PromptVersion
+metadata:
+  name: tpl-a@2.10
+spec:
+  template: tpl-a
+  version: 2.10
+  content: "Classify {{msg}}"
+  variables: {msg: string}
+  on: later
+"""
+
+
+def _coerced_doc(tmp_path: Path) -> Document:
+    (tmp_path / "v.yaml").write_text(COERCED, encoding="utf-8")
+    (doc,) = loader.load_paths([str(tmp_path / "v.yaml")]).documents
+    return doc
+
+
+def test_a_coercion_the_loader_reported_is_not_reported_again(tmp_path: Path) -> None:
+    doc = _coerced_doc(tmp_path)
+    doc.locations.coerced.update({("spec", "version"), ("spec", "True")})  # a value, a key
+    assert schema.check_document(doc) == []
+
+
+def test_an_unreported_coercion_still_says_to_quote_it(tmp_path: Path) -> None:
+    doc = _coerced_doc(tmp_path)
+    unknown, problem = schema.check_document(doc)
+    assert (unknown.line, unknown.path, unknown.message) == (
+        10,
+        "spec.True",
+        "unknown field `True`",
+    )
+    assert (problem.line, problem.path) == (7, "spec.version")
+    assert problem.message == "must be a string, but YAML read `2.10` as the number 2.1"
+    assert problem.fix == 'quote it: "2.10"'
