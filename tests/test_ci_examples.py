@@ -10,7 +10,8 @@ plan.md and plan.json, the merge job applies and verifies the audit chain, the d
 0 in sync and 2 after an out-of-band change. Statically: no job pairs a -slim or -alpine image
 (no git) with a git+ install, and the images' Python satisfies requires-python; the slim-image
 alternative the GitLab example offers (the tag's archive) installs with no git on PATH. The
-pre-commit hook's entry validates; the multi-environment example validates per environment.
+pre-commit hook's entry validates and its `files` takes .yaml/.yml in any case; the
+multi-environment example validates per environment.
 """
 
 from __future__ import annotations
@@ -250,6 +251,15 @@ def test_gitlab_ci_jobs_run_as_written(emulator: str, workspace: Path, gitlab_bi
             assert done.returncode == 0, f"{job}: {line}\n{done.stdout}\n{done.stderr}"
     assert (workspace / "audit/audit.jsonl").exists()
     assert "llmgw_drift_objects_checked" in (workspace / "drift.prom").read_text()
+
+
+def test_pre_commit_hook_runs_on_every_manifest_suffix() -> None:
+    (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    files = re.compile(hook["files"])  # pre-commit matches it with re.search
+    for name in ("manifests/a.yaml", "b.yml", ".llmgw-ignore.yaml", "C.YAML", "d.Yml"):
+        assert files.search(name), name
+    for name in ("a.json", "a.yaml.bak", "yaml"):
+        assert not files.search(name), name
 
 
 def test_pre_commit_hook_entry_validates(workspace: Path, wheel_bin: Path) -> None:
