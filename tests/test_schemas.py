@@ -18,6 +18,7 @@ integer field (1536.0) becomes an int in schema.with_defaults, and so in the des
 request bodies and an apply against the in-process emulator (which refuses floats). A value or
 key the loader reported as a YAML 1.1 coercion (`locations.coerced`) gets no second schema
 error; one it did not report still gets "YAML read `2.10` as the number 2.1" and "quote it".
+The shipped .vscode/settings.json maps every manifest file to the manifest schema.
 """
 
 from __future__ import annotations
@@ -558,3 +559,25 @@ def test_an_unreported_coercion_still_says_to_quote_it(tmp_path: Path) -> None:
     assert (problem.line, problem.path) == (7, "spec.version")
     assert problem.message == "must be a string, but YAML read `2.10` as the number 2.1"
     assert problem.fix == 'quote it: "2.10"'
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor setting: every document of every manifest file, not only a modeline's first.
+
+
+def test_the_editor_setting_maps_every_manifest_file_to_the_schema() -> None:
+    settings = json.loads((REPO / ".vscode" / "settings.json").read_text("utf-8"))
+    ((target, globs),) = settings["yaml.schemas"].items()
+    assert (REPO / target).resolve() == (PACKAGED / "manifest.schema.json").resolve()
+    mapped = {p for pattern in globs for p in REPO.glob(pattern)}
+    manifests = {
+        p for root in ("manifests", "examples/environments") for p in REPO.glob(f"{root}/**/*.y*ml")
+    }
+    assert mapped == manifests and len(manifests) >= 8
+    # a file directly in manifests/ too: older yaml-language-server globs need a `/` after **
+    assert {
+        "manifests/*.yaml",
+        "manifests/*.yml",
+        "manifests/**/*.yaml",
+        "manifests/**/*.yml",
+    } <= set(globs)
