@@ -144,17 +144,11 @@ def _labels(doc: Document, emit: _Emit) -> None:
 # Fields whose value is an identity or becomes part of a request path, per kind.
 _IDENTITY_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     Kind.PROMPT_TEMPLATE.value: (("metadata", "name"),),
-    Kind.PROMPT_VERSION.value: (
-        ("metadata", "name"),
-        ("spec", "template"),
-        ("spec", "version"),
-    ),
-    Kind.PROMPT.value: (("metadata", "name"), ("spec", "template"), ("spec", "version")),
-    Kind.TRAFFIC_SPLIT.value: (
-        ("metadata", "name"),
-        ("spec", "prompt"),
-        ("spec", "defaultVersion"),
-    ),
+    # versions are semver, which admits neither invisible characters nor `..`: the schema
+    # says so, and a second message here would only repeat it
+    Kind.PROMPT_VERSION.value: (("metadata", "name"), ("spec", "template")),
+    Kind.PROMPT.value: (("metadata", "name"), ("spec", "template")),
+    Kind.TRAFFIC_SPLIT.value: (("metadata", "name"), ("spec", "prompt")),
     Kind.VECTOR_INDEX.value: (("metadata", "name"), ("spec", "vectorStore")),
 }
 
@@ -162,11 +156,7 @@ _IDENTITY_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
 def _identities(doc: Document, emit: _Emit) -> None:
     """Names and path values: no invisible characters, whitespace or `..` (the schemas refuse
     ASCII controls, spaces, / ? # and backslash; this adds what a pattern cannot say)."""
-    paths: list[Path] = list(_IDENTITY_FIELDS.get(doc.kind, ()))
-    versions = doc.spec.get("versions") if doc.kind == Kind.TRAFFIC_SPLIT.value else None
-    if isinstance(versions, list):
-        paths += [("spec", "versions", i, "version") for i in range(len(versions))]
-    for path in paths:
+    for path in _IDENTITY_FIELDS.get(doc.kind, ()):
         value = _at(doc.body, path)
         if isinstance(value, str):
             for f in textrules.identity_findings(value, ascii=False):
@@ -253,7 +243,12 @@ def _check_template(doc: Document, emit: _Emit) -> None:
     )
     system, user = _s(spec.get("systemInstruction")), _s(spec.get("userTemplate"))
     limit = spec.get("maxTokens", 4096)
-    if system is not None and user is not None and isinstance(limit, int):
+    if (
+        system is not None
+        and user is not None
+        and isinstance(limit, int)
+        and not isinstance(limit, bool)
+    ):
         n = tokens.count(f"{system}\n{user}")
         if n > limit:
             path = ("spec", "maxTokens") if "maxTokens" in spec else ("spec", "userTemplate")

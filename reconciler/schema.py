@@ -59,7 +59,7 @@ SCHEMA_FILES = {
 # mean different things in Python, Rust (jsonschema-rs) and ECMA-262 (ajv, editors).
 # An identity, or any value that becomes part of a request URL's path: no ASCII control
 # character, no space, no `/`, `?`, `#` or `\` (the semantic rules add Unicode Cc/Cf/Z* and `..`).
-IDENTITY = "^[^\\u0000-\\u0020\\u007F/?#\\\\]+$"
+IDENTITY = "^[^\\u0000-\\u0020\\u007F/?#%\\\\]+$"
 # semver.org 2.0.0, exactly its recommended expression (shared, character for character, with the
 # rest of llmgw; a test compares)
 SEMVER = (
@@ -76,8 +76,8 @@ INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
 # here; tests/test_schemas.py checks that every pattern has one.
 PATTERN_WORDS = {
-    IDENTITY: "must not contain spaces, control characters, `/`, `?`, `#` or `\\`, as it becomes "
-    "part of request URLs",
+    IDENTITY: "must not contain spaces, control characters, `/`, `?`, `#`, `%` or `\\`, as it "
+    "becomes part of request URLs",
     SEMVER: "must be a semver string such as 2.1.0",
     VECTOR_STORE: "must use only letters, digits, `.`, `_`, `~` and `-`, as it becomes part of "
     "request URLs",
@@ -138,7 +138,7 @@ def _pattern_problem(pattern: str, value: str, block: bool) -> tuple[str, str]:
     words = PATTERN_WORDS.get(pattern, "has an invalid format")
     got = f"got {shown(value)}"
     if pattern == IDENTITY:
-        bad = _first_outside(value, lambda c: ord(c) > 0x20 and c not in "\x7f/?#\\")
+        bad = _first_outside(value, lambda c: ord(c) > 0x20 and c not in "\x7f/?#%\\")
         if bad is None:
             return f"{words} ({got})", ""
         at, ch = bad

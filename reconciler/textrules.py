@@ -358,7 +358,17 @@ def identity_findings(value: str, *, what: str = "a name", ascii: bool = True) -
                 )
             )
             break
-    if ".." in value:
+    if value in (".", ".."):
+        out.append(
+            Finding(
+                IDENTITY,
+                f"is `{value}`: {what} becomes a request path segment, where `{value}` means "
+                f"{'this folder' if value == '.' else 'the parent'}",
+                0,
+                "use a name with letters or digits",
+            )
+        )
+    elif ".." in value:
         out.append(
             Finding(
                 IDENTITY,

@@ -252,3 +252,18 @@ def test_identity_ascii_characters_are_left_to_the_schema_when_asked() -> None:
     assert tr.identity_findings("a/b?c#d e", ascii=False) == []
     assert tr.identity_findings("a/b")[0].message.startswith("contains `/`")
     assert tr.identity_findings("support-agent_v2.1") == []
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+def test_dot_segments_are_refused(value: str) -> None:
+    (found,) = tr.identity_findings(value, ascii=False)
+    assert found.rule == tr.IDENTITY and "path segment" in found.message
+
+
+def test_the_schemas_carry_the_same_semver_pattern() -> None:
+    from reconciler import schema
+
+    assert schema.SEMVER == tr.SEMVER_PATTERN
+    for kind in ("PromptVersion", "Prompt", "TrafficSplit"):
+        text = str(schema.load_schema(kind))
+        assert tr.SEMVER_PATTERN.replace("\\", "\\\\") in text, kind
