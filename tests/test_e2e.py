@@ -276,7 +276,7 @@ async def test_plan_request_count_follows_the_formula(tmp_path: Path) -> None:
 async def test_dry_run_sends_no_write(org: Org, manifests: Path) -> None:
     target = org.target()
     prepared = await runs.prepare_apply(target, paths=[str(manifests)])
-    requests = runs.dry_run_requests(prepared.plan, "emulator-secret")
+    requests = runs.dry_run_requests(prepared.plan)
     assert requests and requests[0]["method"] == "POST"
     assert not _writes(await org.requests_log())
 
