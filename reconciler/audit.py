@@ -251,13 +251,13 @@ def _scan(data: bytes, key: bytes | None) -> tuple[list[dict[str, Any]], VerifyR
     return records, verdict(mode != HMAC_SHA256 or key is not None), offset
 
 
-def _read_log(path: str) -> bytes:
-    """The log's bytes; AuditError for a path that is not a regular file (a device such as
-    /dev/full reads forever, a FIFO blocks) or cannot be read."""
+def check_path(path: str) -> bool:
+    """True when ``path`` is a regular file, False when there is none yet; AuditError for
+    anything else (a device such as /dev/full reads forever, a FIFO blocks, a folder)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return b""
+        return False
     except OSError as exc:
         raise AuditError(f"{path}: cannot read the audit log ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
@@ -265,6 +265,13 @@ def _read_log(path: str) -> bytes:
             f"{path} is not a regular file; the audit log must be a file llmgw can read back "
             "and append to (choose another --audit-log)"
         )
+    return True
+
+
+def _read_log(path: str) -> bytes:
+    """The log's bytes (none when there is no log yet); AuditError when it cannot be read."""
+    if not check_path(path):
+        return b""
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -354,8 +361,10 @@ class AuditLock:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll: float = 0.1,
+        on_wait: Callable[[str], None] | None = None,
     ) -> AuditLock:
-        """Wait at most ``timeout`` seconds for the lock; LockError naming the holder after."""
+        """Wait at most ``timeout`` seconds for the lock (``on_wait(holder)`` once, when it has
+        to wait); LockError naming the holder after."""
         path = lock_path(log)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -373,12 +382,16 @@ class AuditLock:
                     break
                 except BlockingIOError:
                     left = deadline - clock()
-                    if left <= 0:
+                    if left <= 0 or on_wait is not None:
                         try:
                             holder = _describe_holder(os.pread(fd, 4096, 0))
                         except OSError:
                             holder = "another process"
-                        raise LockError(log, holder, _seconds(timeout)) from None
+                        if left <= 0:
+                            raise LockError(log, holder, _seconds(timeout)) from None
+                        if on_wait is not None:
+                            on_wait(holder)
+                            on_wait = None
                     sleep(min(poll, left))
                 except OSError as exc:
                     raise AuditError(

@@ -626,10 +626,16 @@ def apply(
         runs.check_metrics(metrics_file)
     lock = None
     if not dry_run:
+        auditlog.check_path(audit_log)
         lock = auditlog.AuditLock.acquire(
             audit_log,
             actor=auditlog.actor_from_env(os.environ),
             timeout=lock_timeout.seconds or 0.0,
+            on_wait=lambda holder: echo(
+                f"llmgw: waiting up to {lock_timeout.text} for the audit log's lock, held by "
+                f"{holder}",
+                err=True,
+            ),
         )
     try:
         return _apply(

@@ -29,6 +29,8 @@ def _target(path: str) -> str:
         st = os.stat(real)
     except FileNotFoundError:
         return real
+    except NotADirectoryError:
+        raise FileError(path, "a part of its path is not a folder") from None
     except OSError as exc:
         raise FileError(path, f"cannot be examined ({exc.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
