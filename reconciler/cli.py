@@ -1033,7 +1033,10 @@ def emulator_serve(
         echo(f"  export GENESYS_CLOUD_API_URL={url}")
         echo("Press Ctrl+C to stop.", err=True)
 
-    serve(config, on_ready=ready)
+    try:
+        serve(config, on_ready=ready)
+    except (_Terminated, KeyboardInterrupt):
+        pass  # uvicorn re-raises the signal it stopped on: for the emulator that is a clean stop
     return EXIT_OK
 
 

@@ -44,6 +44,7 @@ from reconciler.errors import (
     FileError,
     InvariantError,
     LlmgwError,
+    LockError,
     ManifestError,
     PlanMismatchError,
     StalePlanError,
@@ -485,14 +486,19 @@ async def execute(
         redact_mod.register_url(webhook)
     if metrics_file:
         check_metrics(metrics_file)
-    log = auditlog.AuditLog.open(
-        audit_path,
-        actor=auditlog.actor_from_env(env),
-        git_commit=git_commit(),
-        key=key,
-        lock=lock,
-        lock_timeout=lock_timeout,
-    )
+    try:
+        log = auditlog.AuditLog.open(
+            audit_path,
+            actor=auditlog.actor_from_env(env),
+            git_commit=git_commit(),
+            key=key,
+            lock=lock,
+            lock_timeout=lock_timeout,
+        )
+    except LockError:
+        raise
+    except AuditError as exc:
+        raise AuditError(f"{exc}; nothing was sent to the org") from None
     run = ApplyRun(prepared, ApplyResult(), audit_path=audit_path)
     run.audit_notes.extend(log.notes)
     context = {"environment": target.environment, "target": target.url}

@@ -3,9 +3,10 @@ and `llmgw apply ... --auto-approve --parallelism 1` as children.
 
 Covers: SIGTERM mid-apply: exit 143, no new write after the signal (every write the emulator
 saw has its audit line), the summary printed with the stop and the last record's hash, `audit
-verify --last HASH` intact, a rerun converging and the next plan empty; a second SIGTERM while a
-write is in flight exits at once (no summary); plan, drift and export exit 143 on SIGTERM
-during their read, without a traceback. --timeout: apply stops cleanly (exit 1, the timeout
+verify --last HASH` intact, a rerun converging and verified; Ctrl+C (SIGINT) stops the same
+way with 130; a second SIGTERM while a write is in flight exits at once (no summary); plan,
+drift and export exit 143 on SIGTERM during their read (plan 130 on SIGINT), without a
+traceback. --timeout: apply stops cleanly (exit 1, the timeout
 named, the summary, the chain intact); plan gives up its read with exit 1 naming the timeout;
 durations are parsed (90s, 10m, 1h30m, 500ms, plain seconds, 0 for none) and a bad one is a
 usage error (64).
@@ -72,6 +73,22 @@ def test_sigterm_mid_apply_stops_cleanly_and_a_rerun_converges(tmp_path: Path) -
         assert f"Apply complete: {12 - len(sent)} of {12 - len(sent)} applied" in text
 
 
+def test_ctrl_c_mid_apply_stops_the_same_way_with_130(tmp_path: Path) -> None:
+    write_org(tmp_path / "org", 2, prefix="intr")
+    with emulator(tmp_path, "--latency-ms", "200", "--rate-limit", "0") as url:
+        apply = Llmgw(tmp_path, "apply", url, *APPLY)
+        wait_for(lambda: len(writes(url)) >= 1, what="a write", proc=apply.proc)
+        apply.signal(signal.SIGINT)
+        code = apply.wait()
+        assert code == 130, apply.report()
+        assert "SIGINT received: finishing the writes in flight" in apply.stderr()
+        assert "Stopped: interrupted by SIGINT; no further write was sent." in apply.stdout()
+        _seq, last = _last_record(apply.stdout())
+        assert len([r for r in _records(tmp_path) if "requestId" in r]) == len(writes(url))
+        code, text = llmgw(tmp_path, url, "audit", "verify", "audit.jsonl", "--last", last)
+        assert code == 0, text
+
+
 def test_a_second_sigterm_exits_at_once(tmp_path: Path) -> None:
     write_org(tmp_path / "org", 3, prefix="twice")
     with emulator(tmp_path, "--latency-ms", "150", "--rate-limit", "0") as url:
@@ -96,21 +113,31 @@ def slow_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    "command",
-    [("plan", "org"), ("drift", "org"), ("export", "--out", "exported")],
-    ids=["plan", "drift", "export"],
+    ("command", "signum", "expected", "said"),
+    [
+        (("plan", "org"), signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        (("drift", "org"), signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        (("export", "--out", "exported"), signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        (("plan", "org"), signal.SIGINT, 130, "interrupted"),
+    ],
+    ids=["plan", "drift", "export", "plan-ctrl-c"],
 )
-def test_read_only_commands_exit_143_on_sigterm(
-    slow_org: str, tmp_path: Path, command: tuple[str, ...]
+def test_read_only_commands_end_at_once_on_a_signal(
+    slow_org: str,
+    tmp_path: Path,
+    command: tuple[str, ...],
+    signum: signal.Signals,
+    expected: int,
+    said: str,
 ) -> None:
     write_org(tmp_path / "org", 1, prefix="ro")
     before = len(requests_log(slow_org))
     proc = Llmgw(tmp_path, "read", slow_org, *command)
     wait_for(lambda: len(requests_log(slow_org)) > before, what="a request", proc=proc.proc)
-    proc.signal(signal.SIGTERM)
+    proc.signal(signum)
     code = proc.wait()
-    assert code == 143, proc.report()
-    assert "terminated (SIGTERM)" in proc.stderr()
+    assert code == expected, proc.report()
+    assert said in proc.stderr()
     assert "Traceback" not in proc.report() and "internal error" not in proc.report()
     assert not (tmp_path / "exported").exists()
 
