@@ -60,9 +60,23 @@ def _register_secrets() -> None:
         redact_mod.register(os.environ.get(name))
 
 
+_OUTPUT_LOST: list[str] = []  # why stdout or stderr could not be written, once
+
+
 def echo(text: Any = "", **kwargs: Any) -> None:
-    """``click.echo`` through the redactor: nothing this process prints can hold a secret."""
-    click.echo(redact(str(text)), **kwargs)
+    """``click.echo`` through the redactor: nothing this process prints can hold a secret. An
+    output that cannot be written (a closed pipe, a full disk under a redirect) never raises:
+    it is remembered, and the command exits 1 instead of 0 (``LlmgwGroup``)."""
+    try:
+        click.echo(redact(str(text)), **kwargs)
+    except OSError as exc:
+        stream = "stderr" if kwargs.get("err") else "stdout"
+        if not _OUTPUT_LOST:
+            _OUTPUT_LOST.append(f"{stream}: {exc.strerror or type(exc).__name__}")
+        try:  # later writes, and the interpreter's last flush, go nowhere instead of failing
+            setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 - held until exit
+        except OSError:
+            pass
 
 
 def _crash(exc: BaseException) -> int:
@@ -190,6 +204,11 @@ class LlmgwGroup(click.Group):
             code = _crash(e)
         finally:
             restore()
+        if _OUTPUT_LOST:
+            lost = _OUTPUT_LOST.pop()
+            _OUTPUT_LOST.clear()
+            echo(f"llmgw: error: the output could not be written ({lost})", err=True)
+            code = code or EXIT_FAIL
         if standalone_mode:
             sys.exit(code)
         return code

@@ -442,7 +442,7 @@ class Executor:
         op = r.op
         if self.stop.stopped:
             return  # not attempted
-        self.on_event("start", r)
+        self._event("start", r)
         started = self.clock()
         try:
             for req in op.requests:
@@ -476,7 +476,15 @@ class Executor:
         else:
             r.outcome = APPLIED
         r.latency_ms = round((self.clock() - started) * 1000, 1)
-        self.on_event("done", r)
+        self._event("done", r)
+
+    def _event(self, event: str, r: OpResult) -> None:
+        """Progress is for people: a callback that fails (a closed terminal, a full disk under a
+        redirected stderr) never stops or breaks a run that is writing to the org."""
+        try:
+            self.on_event(event, r)
+        except Exception:  # deliberately anything: progress is cosmetic
+            pass
 
     def _reason(self) -> str:
         return self.stop.reason.message if self.stop.reason else "stopped"

@@ -10,6 +10,7 @@ cut back so the chain verifies, and a rerun converges. A metrics file that canno
 at the end (fault injected: ENOSPC on rename) is a warning after a successful apply, exit 0.
 Two real applies on one audit log: the second waits for the lock and the chain holds both runs,
 never interleaved; with a short --lock-timeout the second refuses, naming the holder's pid.
+Output that cannot be written (stdout on /dev/full) is exit 1 with a message, not a crash.
 """
 
 from __future__ import annotations
@@ -180,3 +181,19 @@ def test_a_second_apply_refuses_after_the_lock_timeout_naming_the_holder(tmp_pat
         assert "Read the org" not in out  # refused before reading anything
         first.signal(signal.SIGTERM)  # no need to wait for the rest of it
         assert first.wait() == 143, first.report()
+
+
+def test_output_that_cannot_be_written_is_exit_1_not_a_crash(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "validate", "manifests/"],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "the output could not be written (stdout: No space left on device)" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr

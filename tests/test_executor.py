@@ -4,7 +4,8 @@ Covers: waves run in order and ids created in one wave resolve the references of
 request carries a request id; a replacement deletes, then creates; `index.processing` is waited
 out (polling GET) and resent with a new request id; a failure stops later waves but lets its
 wave finish; a precondition failure is reported as stale; every write (applied or failed)
-reaches the audit hook, a write that got no answer as outcome "unknown".
+reaches the audit hook, a write that got no answer as outcome "unknown"; a progress callback
+that raises never breaks the run.
 
 The invariants, whatever the plan says, each refused before anything is sent: a request
 retargeted to DELETE, a delete without prune, a delete or replacement of an object the live
@@ -529,3 +530,13 @@ async def test_an_audit_line_that_cannot_be_written_stops_the_run() -> None:
     assert result.stopped is not None and result.stopped.kind == "audit"
     assert "No space left on device" in result.stopped.message
     assert not result.ok
+
+
+async def test_a_failing_progress_callback_never_breaks_the_run() -> None:
+    def on_event(_event: str, _r: Any) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    sender = FakeSender()
+    plan = Plan((index_put("a"), index_put("b")))
+    result = await Executor(sender, plan, LiveState(), on_event=on_event).run()
+    assert result.ok and len(sender.calls) == 2
