@@ -5,7 +5,8 @@ sent, 1 on missing credentials naming every variable), apply (refused without a 
 --auto-approve; --dry-run sends nothing and masks the secret; a stale saved plan refused), drift
 (0 in sync, 2 drift, JSON and Markdown), export (0, then 1 without --force), audit verify (0
 intact, 1 torn); the secret never in any output. The README's example session is replayed
-command by command and must match (set UPDATE_README=1 to rewrite it from a real run).
+command by command and must match, the audit records' hashes (which change with their
+timestamps) replaced by stable stand-ins (set UPDATE_README=1 to rewrite it from a real run).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 real app, no network).
 
 Covers: plan -> apply -> verified empty plan, with the request count of a cheap read; a saved
-plan applied exactly and refused when stale (manifests, target, an object moved) before any
-write; two concurrent applies cannot overwrite each other; apply converging through injected
+plan re-derived and applied, and refused when stale (manifests, target, an object moved) before
+any write; two concurrent applies cannot overwrite each other; apply converging through injected
 429/503/dropped connections without duplicating a create; destructive operations refused without
 permission; dry run sends no write; drift finding an out-of-band PUT (exit-worthy, with the
 field), an ignore entry silencing it for drift, plan and apply until it expires; export of a
