@@ -185,7 +185,7 @@ class LlmgwGroup(click.Group):
             e.show()
             code = EXIT_USAGE
         except _Terminated:
-            echo("llmgw: terminated (SIGTERM); nothing more was sent", err=True)
+            echo("llmgw: terminated (SIGTERM); no write was sent", err=True)
             code = EXIT_TERMINATED
         except (click.Abort, KeyboardInterrupt):
             echo("llmgw: interrupted", err=True)
