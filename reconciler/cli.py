@@ -3,7 +3,12 @@
 Thin by design: it parses options, wires the core together, renders results and maps outcomes to
 the exit codes of the contract (docs/cli in README): 0 ok, 1 expected failure, 2 changes/drift
 (only where promised), 3 internal error (traceback written to a log file), 64 usage error, 130
-interrupted. The core never prints and never exits.
+interrupted (SIGINT), 143 terminated (SIGTERM). The core never prints and never exits.
+
+Signals are this module's too (``_SignalPolicy``): outside apply's writes, SIGTERM and SIGINT end
+the command at once (a read cancelled, nothing written); while apply writes, the first asks the
+run to stop cleanly (no new writes, in-flight ones finished, audit lines and the summary
+written) and the second exits at once.
 """
 
 from __future__ import annotations
@@ -11,29 +16,37 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import os
+import re
+import signal
 import sys
 import tempfile
+import time
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar, NamedTuple
 
 import click
 
 from reconciler import __version__, output
 from reconciler import redact as redact_mod
-from reconciler.errors import ConfigError, LlmgwError, ManifestError
+from reconciler.errors import ConfigError, DeadlineError, LlmgwError, ManifestError
 from reconciler.redact import clip, redact
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    success (valid / no changes / in sync / applied)
-  1    expected failure (invalid manifests, refused or failed apply, API error)
+  1    expected failure (invalid manifests, refused, stale or failed apply, API error,
+       --timeout reached)
   2    changes present (plan --detailed-exitcode) or drift found (drift)
   3    internal error (one line on stderr; traceback in the log file it names)
   64   usage error (unknown option, missing argument)
-  130  interrupted
+  130  interrupted (Ctrl+C, SIGINT)
+  143  terminated (SIGTERM, as CI runners and Kubernetes send)
+On 130 and 143 apply stops cleanly: no new writes, the ones in flight finished,
+audit lines and the summary written; a second signal exits at once.
 """
 
 
@@ -47,9 +60,23 @@ def _register_secrets() -> None:
         redact_mod.register(os.environ.get(name))
 
 
+_OUTPUT_LOST: list[str] = []  # why stdout or stderr could not be written, once
+
+
 def echo(text: Any = "", **kwargs: Any) -> None:
-    """``click.echo`` through the redactor: nothing this process prints can hold a secret."""
-    click.echo(redact(str(text)), **kwargs)
+    """``click.echo`` through the redactor: nothing this process prints can hold a secret. An
+    output that cannot be written (a closed pipe, a full disk under a redirect) never raises:
+    it is remembered, and the command exits 1 instead of 0 (``LlmgwGroup``)."""
+    try:
+        click.echo(redact(str(text)), **kwargs)
+    except OSError as exc:
+        stream = "stderr" if kwargs.get("err") else "stdout"
+        if not _OUTPUT_LOST:
+            _OUTPUT_LOST.append(f"{stream}: {exc.strerror or type(exc).__name__}")
+        try:  # later writes, and the interpreter's last flush, go nowhere instead of failing
+            setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 - held until exit
+        except OSError:
+            pass
 
 
 def _crash(exc: BaseException) -> int:
@@ -64,6 +91,78 @@ def _crash(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside apply's writes: the command ends at once (exit 143). Not a
+    KeyboardInterrupt, so click's prompts do not turn it into an abort (130)."""
+
+
+class _SignalPolicy:
+    """SIGINT and SIGTERM for this process. ``stop`` is set while apply writes (and until the
+    command ends): then a signal asks for a clean stop, and a second one exits at once."""
+
+    def __init__(self) -> None:
+        self.stop: Any = None  # executor.Stop while apply writes
+        self.received: list[int] = []
+        self.main_task: Any = None
+
+    def install(self) -> Callable[[], None]:
+        """Python-level handlers; returns the function that puts the previous ones back."""
+        try:
+            old = {sig: signal.signal(sig, self.python_handler) for sig in _SIGNALS}
+        except ValueError:  # not the main thread: leave the process's handlers alone
+            return lambda: None
+        self.stop, self.received, self.main_task = None, [], None
+
+        def restore() -> None:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def reinstall(self) -> None:
+        try:
+            for sig in _SIGNALS:
+                signal.signal(sig, self.python_handler)
+        except ValueError:
+            pass
+
+    def python_handler(self, signum: int, _frame: Any) -> None:
+        if self.stop is not None:
+            return self.graceful(signum)
+        self.received.append(signum)
+        if signum == signal.SIGTERM:
+            raise _Terminated
+        raise KeyboardInterrupt
+
+    def loop_handler(self, signum: int) -> None:
+        if self.stop is not None:
+            return self.graceful(signum)
+        self.received.append(signum)
+        if self.main_task is not None:
+            self.main_task.cancel()
+
+    def graceful(self, signum: int) -> None:
+        from reconciler.executor import StopReason
+
+        self.received.append(signum)
+        name = signal.Signals(signum).name
+        if len(self.received) > 1:
+            echo(f"llmgw: {name} again: exiting at once (writes in flight abandoned)", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        echo(
+            f"llmgw: {name} received: finishing the writes in flight, sending no new ones "
+            "(send it again to exit at once)",
+            err=True,
+        )
+        self.stop.request(StopReason("signal", f"interrupted by {name}", signum))
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = _SignalPolicy()
+
+
 class LlmgwGroup(click.Group):
     """Maps every outcome to the documented exit codes, in-process and under CliRunner alike."""
 
@@ -76,6 +175,7 @@ class LlmgwGroup(click.Group):
         **extra: Any,
     ) -> Any:
         _register_secrets()
+        restore = SIGNALS.install()
         try:
             rv = super().main(
                 args, prog_name or "llmgw", complete_var, standalone_mode=False, **extra
@@ -84,6 +184,9 @@ class LlmgwGroup(click.Group):
         except click.UsageError as e:
             e.show()
             code = EXIT_USAGE
+        except _Terminated:
+            echo("llmgw: terminated (SIGTERM); no write was sent", err=True)
+            code = EXIT_TERMINATED
         except (click.Abort, KeyboardInterrupt):
             echo("llmgw: interrupted", err=True)
             code = EXIT_INTERRUPTED
@@ -99,6 +202,13 @@ class LlmgwGroup(click.Group):
             code = EXIT_FAIL
         except Exception as e:  # a bug: one line, traceback to a log file
             code = _crash(e)
+        finally:
+            restore()
+        if _OUTPUT_LOST:
+            lost = _OUTPUT_LOST.pop()
+            _OUTPUT_LOST.clear()
+            echo(f"llmgw: error: the output could not be written ({lost})", err=True)
+            code = code or EXIT_FAIL
         if standalone_mode:
             sys.exit(code)
         return code
@@ -209,18 +319,101 @@ def _setup_logging(verbose: int) -> None:
         log.setLevel(logging.DEBUG)
 
 
-def _run(coro: Any) -> Any:
+class Duration(NamedTuple):
+    seconds: float | None  # None: no limit
+    text: str
+
+
+class DurationType(click.ParamType):
+    """90s, 10m, 1h, 1h30m, 500ms, or plain seconds; 0 means no limit."""
+
+    name = "DURATION"
+    _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+    _UNIT: ClassVar[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        text = str(value).strip()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", text):
+            seconds = sum(float(n) * self._UNIT[u] for n, u in self._PART.findall(text))
+        else:
+            self.fail(f"{value!r} is not a duration: write e.g. 90s, 10m, 1h or 1h30m", param, ctx)
+        return Duration(seconds if seconds > 0 else None, text)
+
+
+DURATION = DurationType()
+
+
+def timeout_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--timeout",
+        type=DURATION,
+        default="30m",
+        show_default=True,
+        help="Stop the run after this long (90s, 10m, 1h; 0: never), cleanly, exit 1.",
+    )(f)
+
+
+def _deadline(timeout: Duration) -> float | None:
+    return None if timeout.seconds is None else time.monotonic() + timeout.seconds
+
+
+def _run(
+    coro: Coroutine[Any, Any, Any],
+    *,
+    deadline: float | None = None,
+    timeout: Duration | None = None,
+    command: str = "",
+) -> Any:
     """``asyncio.run(coro)``, returning the result through a box: on Python 3.11 asyncio.run
     formats the repr of its task's result (CPython #112559), which for a 12,000-object plan
-    took 1.5 s after the work was done."""
+    took 1.5 s after the work was done. A signal cancels the run (unless apply is writing:
+    then ``SIGNALS`` asks it to stop cleanly); ``deadline`` (monotonic time) is DeadlineError."""
     import asyncio
 
     box: list[Any] = []
+    expired: list[bool] = []
 
     async def main() -> None:
-        box.append(await coro)
+        loop = asyncio.get_running_loop()
+        SIGNALS.main_task = asyncio.current_task()
+        installed = []
+        for sig in _SIGNALS:
+            try:
+                loop.add_signal_handler(sig, SIGNALS.loop_handler, sig)
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):
+                pass  # not the main thread: the process's own handling stays
+        try:
+            if deadline is None:
+                box.append(await coro)
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline) as cm:
+                        box.append(await coro)
+                except TimeoutError:
+                    if not cm.expired():
+                        raise
+                    expired.append(True)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            SIGNALS.main_task = None
+            SIGNALS.reinstall()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        if not SIGNALS.received:
+            raise
+        if SIGNALS.received[0] == signal.SIGTERM:
+            raise _Terminated from None
+        raise KeyboardInterrupt from None
+    if expired:
+        raise DeadlineError(command, timeout.text if timeout else "")
     return box[0]
 
 
@@ -264,6 +457,7 @@ def ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--prune", is_flag=True, help="Plan deletes of managed objects in no manifest.")
 @ignore_option
+@timeout_option
 @remote_options
 @common_output("text", "json", "markdown")
 def plan(
@@ -272,6 +466,7 @@ def plan(
     detailed_exitcode: bool,
     prune: bool,
     ignore_file: str | None,
+    timeout: Duration,
     parallelism: int,
     environment: str | None,
     output_format: str,
@@ -281,18 +476,26 @@ def plan(
     """Validate, read the live org (read scopes only) and print what apply would change.
 
     Sends no write. Exit 0 on success; with --detailed-exitcode 0 means no changes and 2 means
-    changes; 1 is an error (invalid manifests, unreachable org, missing scope).
+    changes; 1 is an error (invalid manifests, unreachable org, missing scope, --out not
+    writable: checked before the org is read).
     """
     from reconciler import planfile, runs
 
     _setup_logging(verbose)
+    deadline = _deadline(timeout)
     target = _target(parallelism, environment)
-    run = _run(runs.make_plan(target, list(paths), prune=prune, ignore_file=ignore_file))
-    secret = target.settings.client_secret
     if out:
-        planfile.save(run.saved, out, secret)
+        planfile.check_writable(out)
+    run = _run(
+        runs.make_plan(target, list(paths), prune=prune, ignore_file=ignore_file),
+        deadline=deadline,
+        timeout=timeout,
+        command="plan",
+    )
+    if out:
+        planfile.save(run.saved, out)
     if output_format == "json":
-        echo(planfile.dumps(run.saved, secret), nl=False)
+        echo(planfile.dumps(run.saved), nl=False)
     elif output_format == "markdown":
         echo(
             output.plan_markdown(
@@ -380,7 +583,15 @@ class _Progress:
     is_flag=True,
     help="Also record prompt changes in the gateway's audit log (needs ai:gateway:write).",
 )
+@click.option(
+    "--lock-timeout",
+    type=DURATION,
+    default="10s",
+    show_default=True,
+    help="How long to wait for another apply holding the audit log's lock (then exit 1).",
+)
 @ignore_option
+@timeout_option
 @remote_options
 @common_output("text", "json")
 def apply(
@@ -393,7 +604,9 @@ def apply(
     webhook: str | None,
     metrics_file: str | None,
     mirror_audit: bool,
+    lock_timeout: Duration,
     ignore_file: str | None,
+    timeout: Duration,
     parallelism: int,
     environment: str | None,
     output_format: str,
@@ -402,17 +615,99 @@ def apply(
 ) -> int:
     """Apply the manifests (PATH...) or a saved plan (PLANFILE, from `plan --out`).
 
-    A saved plan is applied exactly, after checking it is not stale: the manifests' hash, the
-    target and every planned object's precondition must still match. Deletes need --prune and
-    index replacements --allow-replace (or the llmgw/allow-replace annotation); otherwise
-    nothing is sent. Exit 0 when everything planned was applied and verified, 1 otherwise.
+    \b
+    A saved plan is checked, not trusted: apply derives the operations again from the
+    manifests the plan records (their hash and the ignore file's must still match) and the
+    live org, refuses the plan if any object moved since it was made (stale), and refuses it
+    if its operations or requests differ from that derivation in any way (an edited file);
+    then it executes the derivation. Nothing is sent before these checks pass.
+
+    Deletes need --prune and index replacements --allow-replace (or the llmgw/allow-replace
+    annotation), whatever a plan file says; an object without the management label is never
+    deleted. Before the first write, the audit log is locked (a second apply waits
+    --lock-timeout) and given a run-start record, and the metrics file is probed: a file that
+    cannot be written is exit 1 with nothing sent. Each write's audit line is fsync'ed before the
+    next write; if one cannot be written the run stops. The summary ends with the audit log's
+    last record hash (keep it: `llmgw audit verify FILE --last HASH`). Exit 0 when everything
+    planned was applied and verified, 1 otherwise (or 130/143 when interrupted).
     """
+    from reconciler import audit as auditlog
     from reconciler import runs
+    from reconciler.executor import Stop
 
     _setup_logging(verbose)
+    deadline = _deadline(timeout)
     style = _styler(no_color)
     target = _target(parallelism, environment)
+    if webhook:
+        redact_mod.register_url(webhook)
     plan_file = paths[0] if _is_plan_file(paths) else None
+    if metrics_file and not dry_run:
+        runs.check_metrics(metrics_file)
+    lock = None
+    if not dry_run:
+        auditlog.check_path(audit_log)
+        lock = auditlog.AuditLock.acquire(
+            audit_log,
+            actor=auditlog.actor_from_env(os.environ),
+            timeout=lock_timeout.seconds or 0.0,
+            on_wait=lambda holder: echo(
+                f"llmgw: waiting up to {lock_timeout.text} for the audit log's lock, held by "
+                f"{holder}",
+                err=True,
+            ),
+        )
+    try:
+        return _apply(
+            target,
+            paths,
+            plan_file,
+            lock,
+            deadline,
+            timeout,
+            style,
+            auto_approve=auto_approve,
+            dry_run=dry_run,
+            prune=prune,
+            allow_replace=allow_replace,
+            audit_log=audit_log,
+            webhook=webhook,
+            metrics_file=metrics_file,
+            mirror_audit=mirror_audit,
+            ignore_file=ignore_file,
+            output_format=output_format,
+            verbose=verbose,
+            stop=Stop(),
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _apply(
+    target: Any,
+    paths: tuple[str, ...],
+    plan_file: str | None,
+    lock: Any,
+    deadline: float | None,
+    timeout: Duration,
+    style: output.Style,
+    *,
+    auto_approve: bool,
+    dry_run: bool,
+    prune: bool,
+    allow_replace: bool,
+    audit_log: str,
+    webhook: str | None,
+    metrics_file: str | None,
+    mirror_audit: bool,
+    ignore_file: str | None,
+    output_format: str,
+    verbose: int,
+    stop: Any,
+) -> int:
+    from reconciler import runs
+
     prepared = _run(
         runs.prepare_apply(
             target,
@@ -421,9 +716,11 @@ def apply(
             prune=prune,
             allow_replace=allow_replace,
             ignore_file=ignore_file,
-        )
+        ),
+        deadline=deadline,
+        timeout=timeout,
+        command="apply",
     )
-    secret = target.settings.client_secret
     as_json = output_format == "json"
     if not as_json:
         echo(
@@ -437,7 +734,7 @@ def apply(
             )
         )
     if dry_run:
-        reqs = runs.dry_run_requests(prepared.plan, secret)
+        reqs = runs.dry_run_requests(prepared.plan)
         if as_json:
             import json
 
@@ -460,10 +757,14 @@ def apply(
                 "review the plan, then pass --auto-approve (CI) or run it in a terminal",
             )
         where = target.environment or target.url
+        asked = time.monotonic()
         if not click.confirm(f"\nApply {n} change{'s' if n != 1 else ''} to {where}?"):
             echo("Apply cancelled; nothing was sent.", err=True)
             return EXIT_FAIL
+        if deadline is not None:  # a person thinking is not the run being slow
+            deadline += time.monotonic() - asked
     progress = _Progress(n, sys.stderr.isatty() and not as_json)
+    SIGNALS.stop = stop  # from here on a signal stops the run cleanly
     try:
         run = _run(
             runs.execute(
@@ -474,6 +775,10 @@ def apply(
                 webhook=webhook,
                 metrics_file=metrics_file,
                 mirror_audit=mirror_audit,
+                stop=stop,
+                deadline=deadline,
+                timeout_text=timeout.text,
+                lock=lock,
             )
         )
     finally:
@@ -485,6 +790,20 @@ def apply(
         echo(output.apply_text(run, style=style))
         if verbose:
             echo(output.endpoint_table(run.metrics))
+    if run.metrics_error:
+        echo(f"llmgw: warning: metrics file not written: {run.metrics_error}", err=True)
+    stopped = run.stopped
+    if stopped is not None and stopped.kind == "signal" and stopped.signum:
+        return 128 + int(stopped.signum)
+    if stopped is not None and stopped.kind == "timeout":
+        echo(
+            f"llmgw: error: {stopped.message}: the run stopped and sent no further write; "
+            "re-run apply to converge (what was applied is not redone), or pass a longer "
+            "--timeout",
+            err=True,
+        )
+    elif stopped is not None:
+        echo(f"llmgw: error: {stopped.message}: the run stopped before any further write", err=True)
     return EXIT_OK if run.ok else EXIT_FAIL
 
 
@@ -497,6 +816,7 @@ def apply(
     help="Write Prometheus metrics for node_exporter's textfile collector.",
 )
 @ignore_option
+@timeout_option
 @remote_options
 @common_output("text", "json", "markdown")
 def drift(
@@ -504,6 +824,7 @@ def drift(
     webhook: str | None,
     metrics_file: str | None,
     ignore_file: str | None,
+    timeout: Duration,
     parallelism: int,
     environment: str | None,
     output_format: str,
@@ -513,12 +834,16 @@ def drift(
     """Compare the live org with the manifests, read-only (read scopes only, no write possible).
 
     Reports modified, missing and orphaned objects (drift) and unmanaged ones (information
-    only). Exit 0 in sync, 2 drift found, 1 error.
+    only). Exit 0 in sync, 2 drift found, 1 error (a --metrics-file that cannot be written is
+    found before the org is read).
     """
     from reconciler import runs
 
     _setup_logging(verbose)
+    deadline = _deadline(timeout)
     target = _target(parallelism, environment)
+    if webhook:
+        redact_mod.register_url(webhook)
     run = _run(
         runs.detect_drift(
             target,
@@ -526,7 +851,10 @@ def drift(
             ignore_file=ignore_file,
             webhook=webhook,
             metrics_file=metrics_file,
-        )
+        ),
+        deadline=deadline,
+        timeout=timeout,
+        command="drift",
     )
     expired = run.desired.ignores.expired
     kw: dict[str, Any] = {
@@ -542,6 +870,8 @@ def drift(
         echo(output.drift_text(run.report, style=_styler(no_color), **kw))
     if run.webhook_error:
         echo(f"llmgw: warning: webhook not delivered: {run.webhook_error}", err=True)
+    if run.metrics_error:
+        echo(f"llmgw: warning: metrics file not written: {run.metrics_error}", err=True)
     return EXIT_OK if run.report.in_sync else EXIT_CHANGES
 
 
@@ -553,6 +883,7 @@ KIND_NAMES = ("PromptTemplate", "PromptVersion", "Prompt", "TrafficSplit", "Vect
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Repeatable.")
 @click.option("--name", metavar="REGEX", help="Only objects whose identity matches.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@timeout_option
 @remote_options
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
 def export(
@@ -560,6 +891,7 @@ def export(
     kinds: tuple[str, ...],
     name: str | None,
     force: bool,
+    timeout: Duration,
     parallelism: int,
     environment: str | None,
     verbose: int,
@@ -572,8 +904,14 @@ def export(
     from reconciler import runs
 
     _setup_logging(verbose)
+    deadline = _deadline(timeout)
     target = _target(parallelism, environment)
-    run = _run(runs.export_org(target, out_dir, kinds=kinds, name=name, force=force))
+    run = _run(
+        runs.export_org(target, out_dir, kinds=kinds, name=name, force=force),
+        deadline=deadline,
+        timeout=timeout,
+        command="export",
+    )
     for path in run.written:
         echo(f"wrote {path}")
     objects = sum(len(f.refs) for f in run.files)
@@ -591,12 +929,33 @@ def audit() -> None:
 
 @audit.command("verify", epilog=EXIT_CODES_HELP)
 @click.argument("file", type=click.Path(dir_okay=False))
-def audit_verify(file: str) -> int:
-    """Check an audit log's hash chain. Exit 0 intact, 1 broken or torn."""
+@click.option(
+    "--last",
+    metavar="HASH",
+    help="Also check that the log ends at this record (the hash an apply summary printed).",
+)
+def audit_verify(file: str, last: str | None) -> int:
+    """Check an audit log's hash chain. Exit 0 intact, 1 broken, torn, or not verifiable.
+
+    \b
+    A log written with LLMGW_AUDIT_KEY set is keyed (HMAC-SHA256): it verifies only with
+    that key in the environment, and nobody without the key can rewrite it so that it
+    verifies. A hash chain cannot show whether records were cut from its end: each apply
+    prints its last record's hash, and --last HASH checks that the log ends there.
+    """
     from reconciler import audit as auditlog
 
-    result = auditlog.verify(file)
+    key = auditlog.key_from_env(os.environ)
+    result = auditlog.verify(file, key=key, last=last)
     echo(f"{file}: {result.message()}")
+    if result.ok and last:
+        echo(f"ends at record {result.last_seq} ({result.last_hash}), as expected")
+    elif result.ok and result.last_hash:
+        echo(
+            f"last record: {result.last_seq} {result.last_hash}\n"
+            "A hash chain cannot show whether records were cut from its end: compare that hash "
+            "with the one the last apply printed, or pass --last HASH."
+        )
     return EXIT_OK if result.ok else EXIT_FAIL
 
 
@@ -694,7 +1053,10 @@ def emulator_serve(
         echo(f"  export GENESYS_CLOUD_API_URL={url}")
         echo("Press Ctrl+C to stop.", err=True)
 
-    serve(config, on_ready=ready)
+    try:
+        serve(config, on_ready=ready)
+    except (_Terminated, KeyboardInterrupt):
+        pass  # uvicorn re-raises the signal it stopped on: for the emulator that is a clean stop
     return EXIT_OK
 
 

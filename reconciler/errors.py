@@ -9,8 +9,13 @@ No message ever contains a credential or a bearer token: the client redacts befo
     ├── ManifestError               manifests failed validation; carries every Problem of the run
     ├── PlanError                   a plan cannot be made (immutable change, live reference missing)
     ├── StalePlanError              a saved or fresh plan no longer matches the live org
+    ├── PlanMismatchError           a saved plan differs from what its manifests and the org give
+    ├── InvariantError              a plan breaks a rule the executor enforces whatever it says
     ├── ApplyError                  apply stopped; carries the run summary
+    ├── DeadlineError               the run did not finish within --timeout
+    ├── FileError                   a file llmgw writes (saved plan, metrics) cannot be written
     ├── AuditError                  an audit log cannot be read or appended
+    │   └── LockError               another run holds the audit log's lock
     └── RemoteError                 anything the gateway answered or failed to answer
         ├── TransportError          connection refused/dropped, timeout, after retries
         ├── ProtocolError           an answer llmgw cannot read (shape, size, paging, redirect)
@@ -104,8 +109,93 @@ class ApplyError(LlmgwError):
         return self.message
 
 
+class PlanMismatchError(LlmgwError):
+    """A saved plan's operations are not what its recorded manifests and the live org give:
+    the file was edited, or was written by another llmgw. ``differences`` name the first few."""
+
+    def __init__(self, differences: Sequence[str], more: int = 0, tool: str | None = None) -> None:
+        super().__init__()
+        self.differences = list(differences)
+        self.more = more
+        self.tool = tool
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {d}" for d in self.differences)
+        if self.more:
+            lines += f"\n  - ... and {self.more} more difference{'s' if self.more != 1 else ''}"
+        made_by = f" (it was written by {self.tool})" if self.tool else ""
+        return (
+            "the saved plan is not what its manifests and the org give, nothing was written:\n"
+            f"{lines}\n"
+            f"the plan file was edited, or llmgw changed{made_by}; re-run `llmgw plan` and "
+            "review it again"
+        )
+
+
+class InvariantError(LlmgwError):
+    """A plan asks for something the executor never does, whatever the plan says: a delete of an
+    object without the management label, a delete without --prune, a replacement without
+    permission, a request to a path or with a method its operation does not use."""
+
+    def __init__(self, violations: Sequence[str]) -> None:
+        super().__init__()
+        self.violations = list(violations)
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        return f"apply refused, nothing was sent:\n{lines}"
+
+
+class DeadlineError(LlmgwError):
+    """The run did not finish within its deadline (``--timeout``)."""
+
+    def __init__(self, command: str, limit: str, doing: str = "") -> None:
+        super().__init__()
+        self.command = command
+        self.limit = limit
+        self.doing = doing
+
+    def __str__(self) -> str:
+        doing = f" while {self.doing}" if self.doing else ""
+        return (
+            f"{self.command} did not finish within --timeout {self.limit}{doing}, and stopped "
+            "(nothing was written); pass a longer --timeout, or check the gateway's latency "
+            "and rate limit (-vv shows each phase)"
+        )
+
+
+class FileError(LlmgwError):
+    """A file the run must write (a saved plan, a metrics file) cannot be written."""
+
+    def __init__(self, path: str, reason: str, fix: str = "choose another path") -> None:
+        super().__init__()
+        self.path = path
+        self.reason = reason
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason} ({self.fix})"
+
+
 class AuditError(LlmgwError):
     """An audit log is unreadable or cannot be appended to."""
+
+
+class LockError(AuditError):
+    """Another run holds the audit log's lock; ``holder`` says who, as its lock file records."""
+
+    def __init__(self, path: str, holder: str, waited: str) -> None:
+        super().__init__()
+        self.path = path
+        self.holder = holder
+        self.waited = waited
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path} is locked by another apply ({self.holder}); waited {self.waited}. "
+            "Two applies never share an audit log: wait for that one to finish, or pass a "
+            "longer --lock-timeout"
+        )
 
 
 class RemoteError(LlmgwError):

@@ -8,6 +8,19 @@ across its retries, so a retried create never duplicates. A failed operation sto
 operations already in flight finish. ``index.processing`` is not a failure: the executor waits
 (bounded) for the index to become ACTIVE and sends again.
 
+Whatever the plan says, some things never happen (checked for the whole plan before the first
+write, and again for each request as it is sent): a DELETE of an object the live state does not
+show with the management label; a delete without ``prune``; a replacement without
+``allow_replace`` or the manifest's annotation; a request whose method and path are not the ones
+the endpoint table gives the operation's kind and action, or that goes to another object than
+the operation names. A violation is ``InvariantError`` before the run, or stops the run.
+
+A run can be stopped (``Stop``): by a signal, the run deadline, an audit line that could not be
+written, an invariant. From then on no new request is sent; requests in flight finish, or are
+abandoned once the stop's grace period is over (their audit line says the outcome is unknown).
+The audit hook is called after every write, and the next write is sent only once it returned; an
+``AuditError`` from it stops the run, and the write is listed as applied without an audit line.
+
 It never decides what to do (the planner did) and never prints: progress goes to a callback,
 every write to the audit hook.
 """
@@ -15,26 +28,273 @@ every write to the audit hook.
 from __future__ import annotations
 
 import asyncio
+import string
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from reconciler.endpoints import FIELDS
+from reconciler.endpoints import FIELDS, HEADERS, PATHS
 from reconciler.errors import (
+    AuditError,
+    InvariantError,
     LlmgwError,
     PreconditionFailedError,
     ProcessingError,
     RemoteError,
+    TransportError,
 )
 from reconciler.model import Kind
 from reconciler.normalize import LiveState, Ref, fingerprint
 from reconciler.planner import Operation, OpType, Plan, Request
 
 APPLIED, FAILED, NOT_ATTEMPTED = "applied", "failed", "not attempted"
+UNKNOWN = "unknown"  # an audit line's outcome when no answer came: the write may have happened
+
+T, V, P, S, X = (
+    Kind.PROMPT_TEMPLATE.value,
+    Kind.PROMPT_VERSION.value,
+    Kind.PROMPT.value,
+    Kind.TRAFFIC_SPLIT.value,
+    Kind.VECTOR_INDEX.value,
+)
+
+R = TypeVar("R")
 
 
+# -- what each operation may send ----------------------------------------------------------------
+_EDIT = (OpType.UPDATE, OpType.ADOPT)
+WRITES: dict[tuple[str, OpType], tuple[tuple[str, str], ...]] = {
+    (T, OpType.CREATE): (("POST", PATHS.templates),),
+    **{(T, a): (("PUT", PATHS.template),) for a in _EDIT},
+    (T, OpType.DELETE): (("DELETE", PATHS.template),),
+    (V, OpType.CREATE): (("POST", PATHS.versions),),
+    **{(V, a): (("PATCH", PATHS.version),) for a in _EDIT},
+    (V, OpType.DELETE): (("DELETE", PATHS.version),),
+    (P, OpType.CREATE): (("POST", PATHS.prompts),),
+    **{(P, a): (("PUT", PATHS.prompt),) for a in _EDIT},
+    (P, OpType.DELETE): (("DELETE", PATHS.prompt),),
+    **{(S, a): (("PUT", PATHS.prompt),) for a in _EDIT},
+    **{(X, a): (("PUT", PATHS.index),) for a in (OpType.CREATE, *_EDIT)},
+    (X, OpType.REPLACE): (("DELETE", PATHS.index), ("PUT", PATHS.index)),
+    (X, OpType.DELETE): (("DELETE", PATHS.index),),
+}
+"""(kind, action) -> the (method, path template) of each request, in order: nothing else is
+ever sent for that operation."""
+
+ALLOWED_HEADERS = frozenset(
+    h.lower() for h in (HEADERS.if_match, HEADERS.if_none_match, HEADERS.ab_test)
+)
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _safe_segment(value: str) -> bool:
+    """An id that stays one path segment: no separator, query, escape or control character."""
+    return (
+        bool(value)
+        and value not in (".", "..")
+        and not any(c in value for c in "/?#%\\")
+        and all(c.isprintable() and not c.isspace() for c in value)
+    )
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What the person running apply permitted: deletes (``--prune``) and replacements
+    (``--allow-replace``, or the ``llmgw/allow-replace`` annotation of these manifests' refs)."""
+
+    prune: bool = False
+    allow_replace: bool = False
+    replace_annotated: frozenset[str] = frozenset()
+
+    def may_replace(self, ref: str) -> bool:
+        return self.allow_replace or ref in self.replace_annotated
+
+
+def own_path(op: Operation, method: str, ids: Mapping[str, str]) -> str | None:
+    """The concrete path of the object ``op`` names (its collection for a POST), or None while
+    an id it needs is not known."""
+    try:
+        if op.kind == T:
+            if method == "POST":
+                return PATHS.templates
+            return PATHS.template.format(templateId=ids[f"{T}/{op.key}"])
+        if op.kind == V:
+            template, _, version = op.key.rpartition("@")
+            tid = ids[f"{T}/{template}"]
+            if method == "POST":
+                return PATHS.versions.format(templateId=tid)
+            return PATHS.version.format(templateId=tid, version=version)
+        if op.kind in (P, S):
+            if method == "POST":
+                return PATHS.prompts
+            return PATHS.prompt.format(promptId=ids[f"{P}/{op.key}"])
+        if op.kind == X:
+            store, _, name = op.key.partition("/")
+            return PATHS.index.format(vectorStoreId=store, indexId=name)
+    except KeyError:
+        return None
+    return None
+
+
+def _where(n: int, op: Operation) -> str:
+    return f"operation {n} ({op.action.value} {op.ref})"
+
+
+def check_operation(n: int, op: Operation, live: LiveState, permissions: Permissions) -> list[str]:
+    """What is wrong with ``op`` as a whole (its permission, its methods and path templates)."""
+    out: list[str] = []
+    where = _where(n, op)
+    expected = WRITES.get((op.kind, op.action))
+    if expected is None:
+        return [f"{where}: llmgw never plans this action for this kind"]
+    if op.action == OpType.DELETE and not permissions.prune:
+        out.append(f"{where}: a delete needs --prune")
+    if op.action == OpType.REPLACE and not permissions.may_replace(op.ref):
+        out.append(
+            f"{where}: replacing it deletes its stored vectors; needs --allow-replace or the "
+            'annotation llmgw/allow-replace: "true" in its manifest'
+        )
+    if op.action in (OpType.DELETE, OpType.REPLACE):
+        have = live.get(op.ref)
+        if have is None:
+            out.append(f"{where}: not in the org, so there is nothing of it to delete")
+        elif not have.managed:
+            out.append(
+                f"{where}: the org shows it without the label managed-by: llmgw; llmgw never "
+                "deletes an object it does not manage"
+            )
+    got = tuple((r.method.upper(), r.path) for r in op.requests)
+    if got != expected:
+        want = ", ".join(f"{m} {p}" for m, p in expected)
+        sent = ", ".join(f"{m} {p}" for m, p in got) or "no request"
+        a = "an" if op.action.value[0] in "aeiou" else "a"
+        out.append(f"{where}: sends {sent}; {a} {op.action.value} of a {op.kind} sends {want}")
+    for i, r in enumerate(op.requests, start=1):
+        if set(r.params) != _placeholders(r.path):
+            out.append(
+                f"{where}, request {i}: parameters {sorted(r.params)} do not fill the path "
+                f"{r.path} (it takes {sorted(_placeholders(r.path))})"
+            )
+        bad = sorted(h for h in r.headers if h.lower() not in ALLOWED_HEADERS)
+        if bad:
+            out.append(f"{where}, request {i}: headers llmgw never sets: {', '.join(bad)}")
+    return out
+
+
+def check_request(
+    n: int,
+    op: Operation,
+    req: Request,
+    path: str,
+    params: Mapping[str, str],
+    ids: Mapping[str, str],
+) -> list[str]:
+    """What is wrong with one request as it is about to be sent (its concrete path)."""
+    where = _where(n, op)
+    out = [
+        f"{where}: the id {v!r} in {req.method} {req.path} is not a single path segment"
+        for v in params.values()
+        if not _safe_segment(v)
+    ]
+    own = own_path(op, req.method.upper(), ids)
+    if own is None:
+        out.append(f"{where}: the id of the object it names is not known; nothing sent to {path}")
+    elif path != own:
+        out.append(f"{where}: {req.method} {path} goes to another object than {op.ref} ({own})")
+    return out
+
+
+def check_plan(plan: Plan, live: LiveState, permissions: Permissions) -> list[str]:
+    """Every invariant the plan breaks, before anything is sent (concrete paths where the ids
+    are known already; the others are checked again as each request is sent)."""
+    ids = {ref: o.remote_id for ref, o in live.objects.items() if o.remote_id is not None}
+    out: list[str] = []
+    for n, op in enumerate(plan.changes, start=1):
+        problems = check_operation(n, op, live, permissions)
+        if not problems:
+            for req in op.requests:
+                try:
+                    params = {k: str(resolve(v, ids)) for k, v in req.params.items()}
+                except KeyError:
+                    continue  # an object this run creates first
+                path = req.path.format(**params)
+                problems += check_request(n, op, req, path, params, ids)
+        out.extend(problems)
+    return out
+
+
+# -- stopping ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StopReason:
+    kind: str  # signal | timeout | audit | invariant
+    message: str
+    signum: int | None = None
+
+
+class Stop:
+    """Why a run stopped, shared by whoever may stop it and the executor that obeys. After the
+    first ``request``, requests in flight have ``grace_seconds`` to finish before they are
+    abandoned. Used from the event loop's thread only."""
+
+    def __init__(self, grace_seconds: float = 30.0) -> None:
+        self.grace_seconds = grace_seconds
+        self.reason: StopReason | None = None
+        self.stopped_event = asyncio.Event()
+        self.abandon_event = asyncio.Event()
+
+    @property
+    def stopped(self) -> bool:
+        return self.reason is not None
+
+    def request(self, reason: StopReason) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self.stopped_event.set()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.abandon_event.set()
+            return
+        loop.call_later(max(0.0, self.grace_seconds), self.abandon_event.set)
+
+
+class _Stopped(Exception):
+    """Internal: the run was stopped before this request was sent."""
+
+
+class _Abandoned(Exception):
+    """Internal: the request was in flight when the grace period ended."""
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _race(aw: Awaitable[R], event: asyncio.Event) -> tuple[bool, R | None]:
+    """(True, result) when ``aw`` finished first, (False, None) when ``event`` was set first
+    (``aw`` is cancelled then)."""
+    task = asyncio.ensure_future(aw)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _pending = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()  # its end is of no use; retrieved so that nothing logs it
+            task.add_done_callback(_retrieve)
+    if task in done and not task.cancelled():
+        return True, task.result()
+    return False, None
+
+
+# -- results -------------------------------------------------------------------------------------
 class Response(Protocol):
     status: int
     body: Any
@@ -63,18 +323,25 @@ class OpResult:
     status: int | None = None
     latency_ms: float = 0.0
     index_status: str | None = None
+    sent: int = 0  # requests answered with success
 
 
 @dataclass
 class ApplyResult:
     results: list[OpResult] = field(default_factory=list)
+    stopped: StopReason | None = None
+    unaudited: list[str] = field(default_factory=list)  # applied writes with no audit line
 
     def by_outcome(self, outcome: str) -> list[OpResult]:
         return [r for r in self.results if r.outcome == outcome]
 
     @property
     def ok(self) -> bool:
-        return all(r.outcome == APPLIED for r in self.results)
+        return (
+            all(r.outcome == APPLIED for r in self.results)
+            and self.stopped is None
+            and not self.unaudited
+        )
 
     @property
     def stale(self) -> list[OpResult]:
@@ -104,6 +371,8 @@ class Executor:
         plan: Plan,
         live: LiveState,
         *,
+        permissions: Permissions | None = None,
+        stop: Stop | None = None,
         parallelism: int = 8,
         audit: Callable[[dict[str, Any]], object] | None = None,
         on_event: Callable[[str, OpResult], None] | None = None,
@@ -114,6 +383,9 @@ class Executor:
     ) -> None:
         self.sender = sender
         self.plan = plan
+        self.live = live
+        self.permissions = permissions or Permissions()
+        self.stop = stop or Stop()
         self.parallelism = max(1, parallelism)
         self.audit = audit
         self.on_event = on_event or (lambda _e, _r: None)
@@ -129,9 +401,18 @@ class Executor:
             self.before[ref] = fingerprint(obj.fields)
         self.written: dict[str, int | str | None] = {}  # ref -> precondition after our write
         self._lock = asyncio.Lock()
+        self._result = ApplyResult()
+        self._number: dict[int, int] = {}
 
     async def run(self) -> ApplyResult:
-        result = ApplyResult([OpResult(op) for op in self.plan.changes])
+        """InvariantError (nothing sent) when the plan breaks a rule; else the outcome of
+        every operation."""
+        violations = check_plan(self.plan, self.live, self.permissions)
+        if violations:
+            raise InvariantError(violations)
+        changes = self.plan.changes
+        result = self._result = ApplyResult([OpResult(op) for op in changes])
+        self._number = {id(op): n for n, op in enumerate(changes, start=1)}
         by_op = {id(r.op): r for r in result.results}
         sem = asyncio.Semaphore(self.parallelism)
 
@@ -140,9 +421,12 @@ class Executor:
                 await self._operation(by_op[id(op)])
 
         for wave in self.plan.waves():
+            if self.stop.stopped:
+                break
             await asyncio.gather(*(one(op) for op in wave))
             if any(by_op[id(op)].outcome != APPLIED for op in wave):
                 break
+        result.stopped = self.stop.reason
         return result
 
     def _precondition(self, op: Operation, req: Request) -> dict[str, str]:
@@ -156,36 +440,77 @@ class Executor:
 
     async def _operation(self, r: OpResult) -> None:
         op = r.op
-        self.on_event("start", r)
+        if self.stop.stopped:
+            return  # not attempted
+        self._event("start", r)
         started = self.clock()
         try:
             for req in op.requests:
                 await self._send(op, req, r)
+        except _Stopped:
+            if r.sent:
+                r.outcome = FAILED
+                r.error = (
+                    f"stopped after {r.sent} of its {len(op.requests)} requests "
+                    f"({self._reason()}); re-run apply to finish it"
+                )
+            else:
+                r.outcome = NOT_ATTEMPTED
+        except _Abandoned:
+            r.outcome = FAILED
+            r.error = (
+                "still in flight when the run stopped and abandoned after the grace period: it "
+                "may or may not have been applied; re-run `llmgw plan` to see"
+            )
         except PreconditionFailedError as exc:
             r.outcome, r.stale = FAILED, True
             r.error = (
                 f"{op.ref} changed in the org since the plan was made "
                 f"({exc.code or exc.status}); re-run `llmgw plan`"
             )
+        except InvariantError as exc:
+            r.outcome, r.error = FAILED, "; ".join(exc.violations)
+            self.stop.request(StopReason("invariant", f"refused a request: {r.error}"))
         except (RemoteError, LlmgwError) as exc:
             r.outcome, r.error = FAILED, str(exc)
         else:
             r.outcome = APPLIED
         r.latency_ms = round((self.clock() - started) * 1000, 1)
-        self.on_event("done", r)
+        self._event("done", r)
+
+    def _event(self, event: str, r: OpResult) -> None:
+        """Progress is for people: a callback that fails (a closed terminal, a full disk under a
+        redirected stderr) never stops or breaks a run that is writing to the org."""
+        try:
+            self.on_event(event, r)
+        except Exception:  # deliberately anything: progress is cosmetic
+            pass
+
+    def _reason(self) -> str:
+        return self.stop.reason.message if self.stop.reason else "stopped"
 
     async def _send(self, op: Operation, req: Request, r: OpResult) -> None:
         deadline = self.clock() + self.index_wait_seconds
+        n = self._number.get(id(op), 0)
         while True:
+            if self.stop.stopped:
+                raise _Stopped
             async with self._lock:
-                path = concrete_path(req, self.ids)
+                params = {k: str(resolve(v, self.ids)) for k, v in req.params.items()}
+                path = req.path.format(**params)
                 body = resolve(req.body, self.ids) if req.body is not None else None
                 headers = self._precondition(op, req)
+                problems = check_request(n, op, req, path, params, self.ids)
+            if problems:
+                raise InvariantError(problems)
             request_id = str(uuid.uuid4())
             t0 = self.clock()
             try:
-                resp = await self.sender.request(
-                    req.method, path, json=body, headers=headers, request_id=request_id
+                done, resp = await _race(
+                    self.sender.request(
+                        req.method, path, json=body, headers=headers, request_id=request_id
+                    ),
+                    self.stop.abandon_event,
                 )
             except ProcessingError as exc:
                 self._audit(op, req, path, request_id, None, exc, t0)
@@ -196,15 +521,22 @@ class Executor:
             except RemoteError as exc:
                 self._audit(op, req, path, request_id, None, exc, t0)
                 raise
+            if not done or resp is None:
+                self._audit(op, req, path, request_id, None, None, t0, abandoned=True)
+                raise _Abandoned
             r.status = resp.status
+            r.sent += 1
             self._record(op, req, resp)
             self._audit(op, req, path, request_id, resp, None, t0)
             return
 
     async def _wait_active(self, path: str, deadline: float) -> None:
-        """Poll the index until it is no longer PROCESSING (or the deadline passes)."""
+        """Poll the index until it is no longer PROCESSING (or the deadline passes, or the run
+        stops)."""
         while self.clock() < deadline:
-            await self.sleep(self.poll_seconds)
+            slept, _ = await _race(self.sleep(self.poll_seconds), self.stop.stopped_event)
+            if not slept:
+                raise _Stopped
             try:
                 resp = await self.sender.request("GET", path)
             except RemoteError:
@@ -245,29 +577,47 @@ class Executor:
         resp: Any,
         error: Exception | None,
         t0: float,
+        *,
+        abandoned: bool = False,
     ) -> None:
-        if self.audit is None:
-            return
+        """One audit line per request sent. When the hook cannot write it, the run stops: no
+        further write is sent, and an applied write is listed as having no audit line."""
         body = resp.body if resp is not None else None
         status = resp.status if resp is not None else getattr(error, "status", None)
-        self.audit(
-            {
-                "operation": op.action.value,
-                "kind": op.kind,
-                "identity": op.key,
-                "requestId": request_id,
-                "correlationId": (
-                    resp.correlation_id
-                    if resp is not None
-                    else getattr(error, "correlation_id", None)
-                ),
-                "method": req.method,
-                "path": path,
-                "status": status,
-                "outcome": APPLIED if error is None else FAILED,
-                "latencyMs": round((self.clock() - t0) * 1000, 1),
-                "beforeHash": None if op.action == OpType.CREATE else self.before.get(op.ref),
-                "afterHash": fingerprint(body) if body is not None else None,
-                "error": str(error)[:300] if error is not None else None,
-            }
-        )
+        if abandoned:
+            outcome, message = UNKNOWN, "abandoned at shutdown with no answer"
+        elif isinstance(error, TransportError):
+            outcome, message = UNKNOWN, str(error)  # no answer: it may have been applied
+        elif error is not None:
+            outcome, message = FAILED, str(error)
+        else:
+            outcome, message = APPLIED, None
+        if self.audit is None:
+            return
+        record = {
+            "operation": op.action.value,
+            "kind": op.kind,
+            "identity": op.key,
+            "requestId": request_id,
+            "correlationId": (
+                resp.correlation_id if resp is not None else getattr(error, "correlation_id", None)
+            ),
+            "method": req.method,
+            "path": path,
+            "status": status,
+            "outcome": outcome,
+            "latencyMs": round((self.clock() - t0) * 1000, 1),
+            "beforeHash": None if op.action == OpType.CREATE else self.before.get(op.ref),
+            "afterHash": fingerprint(body) if body is not None else None,
+            "error": message[:300] if message is not None else None,
+        }
+        try:
+            self.audit(record)
+        except AuditError as exc:
+            if outcome != FAILED:
+                self._result.unaudited.append(
+                    f"{req.method} {path} ({op.action.value} {op.ref}: {outcome}"
+                    + (f", {status}" if status is not None else "")
+                    + ")"
+                )
+            self.stop.request(StopReason("audit", f"the audit log could not be written: {exc}"))

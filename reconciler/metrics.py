@@ -2,18 +2,21 @@
 
 Pure formatting plus one atomic file write: no HTTP. ``apply_metrics`` and ``drift_metrics``
 build the exposition text of one run; ``write_textfile`` replaces the file atomically (the
-collector must never read half a file). The last-success timestamp survives a failed run: it is
-carried over from the previous file.
+collector must never read half a file), and ``check_writable`` is called before a run sends
+anything, so a full disk is found before the first write, not after the last. Label values and
+help texts go through ``reconciler.redact``. The last-success timestamp survives a failed run: it
+is carried over from the previous file.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reconciler import files
+from reconciler.redact import redact
 
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -48,13 +51,13 @@ def prometheus_text(families: Iterable[Family]) -> str:
     for fam in families:
         if not _NAME.match(fam.name):
             raise ValueError(f"invalid metric name {fam.name!r}")
-        out.append(f"# HELP {fam.name} {fam.help.replace(chr(10), ' ')}")
+        out.append(f"# HELP {fam.name} {redact(fam.help).replace(chr(10), ' ')}")
         out.append(f"# TYPE {fam.name} {fam.type}")
         for labels, value in fam.samples:
             for k in labels:
                 if not _LABEL.match(k):
                     raise ValueError(f"invalid label name {k!r}")
-            lab = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
+            lab = ",".join(f'{k}="{_escape(redact(str(v)))}"' for k, v in sorted(labels.items()))
             out.append(
                 f"{fam.name}{{{lab}}} {_number(value)}" if lab else f"{fam.name} {_number(value)}"
             )
@@ -85,19 +88,15 @@ def parse_textfile(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
     return out
 
 
+def check_writable(path: str) -> None:
+    """FileError unless the metrics file can be written (before a run sends anything)."""
+    files.check_writable(path)
+
+
 def write_textfile(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".llmgw-metrics-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Replace the file atomically, world-readable for the collector; FileError when it
+    cannot."""
+    files.write_atomic(path, text, mode=0o644)
 
 
 def _last_success(

@@ -389,6 +389,14 @@ def apply_text(run: Any, *, style: Style = plain) -> str:
             lines.append(
                 style("Verified: live matches the manifests (the plan is now empty).", fg="green")
             )
+    if run.stopped is not None:
+        lines.append(
+            style(
+                f"Stopped: {run.stopped.message}; no further write was sent.", fg="red", bold=True
+            )
+        )
+    for w in res.unaudited:
+        lines.append(style(f"applied, but no audit line: {w}", fg="red"))
     total = len(res.results)
     head = (
         f"Apply {'complete' if run.ok else 'FAILED'}: {len(applied)} of {total} applied, "
@@ -406,7 +414,13 @@ def apply_text(run: Any, *, style: Style = plain) -> str:
     for note in run.audit_notes:
         lines.append(style(f"note: {note}", fg="yellow"))
     if run.audit_path:
-        lines.append(f"Audit log: {run.audit_path}")
+        tail = run.audit_tail
+        last = f" (last record {tail[0]}: {tail[1]})" if tail and tail[0] else ""
+        lines.append(f"Audit log: {run.audit_path}{last}")
+    if run.audit_error:
+        lines.append(
+            style(f"warning: the audit log stopped taking records: {run.audit_error}", fg="red")
+        )
     if run.webhook_error:
         lines.append(style(f"warning: webhook not delivered: {run.webhook_error}", fg="yellow"))
     return "\n".join(lines)
@@ -445,6 +459,12 @@ def apply_json(run: Any) -> str:
         "requests": run.requests,
         "durationSeconds": round(run.duration_s, 3),
         "auditLog": run.audit_path,
+        "auditLastRecord": (
+            {"seq": run.audit_tail[0], "hash": run.audit_tail[1]} if run.audit_tail else None
+        ),
+        "auditError": run.audit_error,
+        "stopped": run.stopped.message if run.stopped is not None else None,
+        "unaudited": list(res.unaudited),
         "notes": list(run.audit_notes),
         "webhookError": run.webhook_error,
         "endpoints": [

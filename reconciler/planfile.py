@@ -1,11 +1,16 @@
 """Saved plans: the portable, versioned JSON form of a Plan (``plan --out``, ``--output json``).
 
 A saved plan holds the format version, the git commit, the manifest paths as given and a hash of
-their contents, the target API URL, and for every operation its kind, identity, action, field
-diff, the precondition it observed and the exact requests it will make (references to ids that do
-not exist yet are ``{"$ref": "Kind/key"}``). It never holds a secret: credentials are not part of
-a plan, and ``dump`` refuses a document containing the client secret. Round trip:
-``load(dump(x)) == x``.
+their contents, the ignore file's path and hash (and the date its expiries were read on), the
+target API URL, and for every operation its kind, identity, action, field diff, the precondition
+it observed and the exact requests it will make (references to ids that do not exist yet are
+``{"$ref": "Kind/key"}``). Every string goes through ``reconciler.redact`` on the way out, so it
+never holds a secret.
+
+A saved plan is checked, never trusted: apply derives the operations again from the recorded
+manifests and the live org, and ``compare`` names every way the file differs from that
+derivation (compared after the same redaction, so a masked value never counts as an edit).
+Pure apart from ``save``/``load`` and the hashes of files.
 """
 
 from __future__ import annotations
@@ -13,18 +18,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__
+from reconciler import __version__, files
+from reconciler import redact as redact_mod
 from reconciler.diffing import DiffItem
 from reconciler.errors import ConfigError
 from reconciler.normalize import Ref
 from reconciler.planner import Operation, OpType, Plan, Request
+from reconciler.text import shown
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+TOOL = f"llmgw {__version__}"
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,11 @@ class SavedPlan:
     environment: str | None = None
     requests_made: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    ignore_path: str | None = None  # as given, or the default file when present; None: none
+    ignore_hash: str | None = None
+    ignores_date: str | None = None  # the day the ignore entries' expiries were read on
+    tool: str = TOOL
+    raw_operations: tuple[Any, ...] = ()  # as the file holds them (load), for ``compare``
 
 
 def manifests_hash(files: Sequence[str], cwd: str | None = None) -> str:
@@ -48,6 +63,44 @@ def manifests_hash(files: Sequence[str], cwd: str | None = None) -> str:
         h.update(Path(base, f).read_bytes())
         h.update(b"\0")
     return "sha256:" + h.hexdigest()
+
+
+def file_hash(path: str | None) -> str | None:
+    """sha256 of a file's bytes; None when there is no such file."""
+    if path is None:
+        return None
+    try:
+        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+_SECRET_NAME = re.compile(
+    r"(?i)^(?:.*[_-])?(?:client_?secret|secret|password|passwd|api_?key|access_?token|"
+    r"refresh_?token|token|authorization|credentials?)$"
+)
+
+
+def secret_field(name: str) -> bool:
+    """A field whose name says it holds a credential (``clientSecret``, ``api_key``, ``token``),
+    but not one that merely mentions the word (``maxTokens``)."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return bool(_SECRET_NAME.match(snake))
+
+
+def scrubbed(value: Any) -> Any:
+    """A JSON-like value as llmgw writes it to a file or prints it: every string through
+    ``reconciler.redact``, and the value of a field named like a credential masked."""
+    if isinstance(value, dict):
+        return {
+            k: redact_mod.MASK if secret_field(str(k)) and v is not None else scrubbed(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrubbed(v) for v in value]
+    if isinstance(value, str):
+        return redact_mod.redact(value)
+    return value
 
 
 def _enc(value: Any) -> Any:
@@ -131,15 +184,21 @@ def _operation(d: dict[str, Any]) -> Operation:
 
 
 def to_dict(saved: SavedPlan, *, verbose: bool = True) -> dict[str, Any]:
+    """The file's content, redacted."""
     plan = saved.plan
     ops = plan.operations if verbose else tuple(plan.changes)
-    return {
+    data = {
         "formatVersion": FORMAT_VERSION,
-        "tool": f"llmgw {__version__}",
+        "tool": TOOL,
         "gitCommit": saved.git_commit,
         "environment": saved.environment,
         "target": saved.target,
         "manifests": {"paths": list(saved.paths), "hash": saved.manifests_hash},
+        "ignoreFile": {
+            "path": saved.ignore_path,
+            "hash": saved.ignore_hash,
+            "date": saved.ignores_date,
+        },
         "prune": plan.prune,
         "summary": {**plan.counts(), "text": plan.summary()},
         "requestsMade": saved.requests_made,
@@ -149,24 +208,21 @@ def to_dict(saved: SavedPlan, *, verbose: bool = True) -> dict[str, Any]:
         "warnings": [w.as_dict() for w in plan.warnings],
         **saved.extra,
     }
+    return dict(scrubbed(data))
 
 
-def dumps(saved: SavedPlan, secret: str | None = None) -> str:
-    text = json.dumps(to_dict(saved), indent=2, ensure_ascii=False, sort_keys=False)
-    if secret and len(secret) >= 4 and secret in text:
-        raise ConfigError(
-            "refusing to write a plan that contains the client secret",
-            "remove the secret from the manifests",
-        )
-    return text + "\n"
+def dumps(saved: SavedPlan) -> str:
+    return json.dumps(to_dict(saved), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def save(saved: SavedPlan, path: str, secret: str | None = None) -> None:
-    text = dumps(saved, secret)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def check_writable(path: str) -> None:
+    """FileError unless ``save`` can write ``path`` (checked before a run reads the org)."""
+    files.check_writable(path)
+
+
+def save(saved: SavedPlan, path: str) -> None:
+    """Write the plan atomically (FileError when it cannot)."""
+    files.write_atomic(path, dumps(saved))
 
 
 def load(path: str) -> SavedPlan:
@@ -188,7 +244,9 @@ def load(path: str) -> SavedPlan:
             f"re-run `llmgw plan --out` with llmgw {__version__}",
         )
     try:
-        ops = tuple(_operation(o) for o in data["operations"])
+        raw_ops = tuple(data["operations"])
+        ops = tuple(_operation(o) for o in raw_ops)
+        ignore = data.get("ignoreFile") or {}
         plan = Plan(
             ops,
             tuple(data.get("orphaned", [])),
@@ -204,8 +262,145 @@ def load(path: str) -> SavedPlan:
             data.get("gitCommit"),
             data.get("environment"),
             int(data.get("requestsMade") or 0),
+            ignore_path=ignore.get("path"),
+            ignore_hash=ignore.get("hash"),
+            ignores_date=ignore.get("date"),
+            tool=str(data.get("tool") or "an unknown llmgw"),
+            raw_operations=raw_ops,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(
             f"{path}: damaged plan file ({exc})", "re-run `llmgw plan --out`"
         ) from None
+
+
+# -- checking a saved plan against its derivation ----------------------------------------------
+_MISSING = object()
+GIVE = "the manifests and the org give"
+
+
+def _normal(value: Any) -> Any:
+    """The JSON value a file holds for ``value`` (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(value, ensure_ascii=False))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON text: 0 and 0.0, or 1 and true, are different edits of a file."""
+    if a is _MISSING or b is _MISSING:
+        return a is b
+    return json.dumps(a, sort_keys=True, ensure_ascii=False) == json.dumps(
+        b, sort_keys=True, ensure_ascii=False
+    )
+
+
+def _json_diff(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    if _same(a, b):
+        return []
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            sub = f"{path}.{k}" if path else str(k)
+            out += _json_diff(a.get(k, _MISSING), b.get(k, _MISSING), sub)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        out = []
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            out += _json_diff(x, y, f"{path}[{i}]")
+        return out
+    return [(path, a, b)]
+
+
+def _val(v: Any) -> str:
+    return "nothing" if v is _MISSING else shown(v)
+
+
+def _ident(d: Any) -> tuple[str, str]:
+    if not isinstance(d, dict):
+        return ("?", "?")
+    return (str(d.get("action")), f"{d.get('kind')}/{d.get('identity')}")
+
+
+def _request_line(r: Any) -> str:
+    if not isinstance(r, dict):
+        return shown(r)
+    return f"{r.get('method')} {r.get('path')}"
+
+
+def _operation_differences(n: int, have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    where = f"operation {n} ({want.get('kind')}/{want.get('identity')})"
+    out: list[str] = []
+    hreqs, wreqs = have.get("requests"), want.get("requests") or []
+    if not isinstance(hreqs, list) or len(hreqs) != len(wreqs):
+        count = len(hreqs) if isinstance(hreqs, list) else 0
+        listed = ", ".join(_request_line(r) for r in hreqs) if isinstance(hreqs, list) else ""
+        out.append(
+            f"{where}: the plan file says {count} request(s) ({listed or 'none'}); {GIVE} "
+            f"{len(wreqs)} ({', '.join(_request_line(r) for r in wreqs) or 'none'})"
+        )
+    else:
+        for k, (h, w) in enumerate(zip(hreqs, wreqs, strict=True), start=1):
+            label = f"{where}" + (f", request {k}" if len(wreqs) > 1 else "")
+            if not isinstance(h, dict):
+                out.append(f"{label}: the plan file says {shown(h)}; {GIVE} {_request_line(w)}")
+                continue
+            if not (
+                _same(h.get("method"), w.get("method")) and _same(h.get("path"), w.get("path"))
+            ):
+                out.append(
+                    f"{label}: the plan file says {_request_line(h)}; {GIVE} {_request_line(w)}"
+                )
+            rest_h = {x: y for x, y in h.items() if x not in ("method", "path")}
+            rest_w = {x: y for x, y in w.items() if x not in ("method", "path")}
+            for path, a, b in _json_diff(rest_h, rest_w):
+                out.append(f"{label} {path}: the plan file says {_val(a)}; {GIVE} {_val(b)}")
+    rest_h = {x: y for x, y in have.items() if x != "requests"}
+    rest_w = {x: y for x, y in want.items() if x != "requests"}
+    for path, a, b in _json_diff(rest_h, rest_w):
+        out.append(f"{where} {path}: the plan file says {_val(a)}; {GIVE} {_val(b)}")
+    return out
+
+
+def compare(
+    raw_operations: Sequence[Any], derived: Sequence[Operation], *, limit: int = 5
+) -> tuple[list[str], int]:
+    """How the operations a plan file holds differ from ``derived`` (what the manifests and the
+    live org give now): the first ``limit`` differences, and how many more there are. Compared
+    as the file would hold the derivation (redacted, as JSON), operation by operation in order:
+    action, kind, identity, then each request's method, path, params, body, headers and
+    precondition, then every other field."""
+    want = [_normal(scrubbed(operation_dict(op))) for op in derived]
+    have = [_normal(op) for op in raw_operations]
+    hid, wid = [_ident(d) for d in have], [_ident(d) for d in want]
+    out: list[str] = []
+    if hid != wid:
+        hset, wset = Counter(hid), Counter(wid)
+        wrefs = {ref: action for action, ref in wid}
+        hrefs = {ref for _, ref in hid}
+        for i, (action, ref) in enumerate(hid, start=1):
+            if (action, ref) in wset:
+                continue
+            if ref in wrefs:
+                out.append(
+                    f"operation {i} ({ref}): the plan file says {action}; {GIVE} {wrefs[ref]}"
+                )
+            else:
+                out.append(
+                    f"operation {i} ({action} {ref}): {GIVE} no such operation (it was added to "
+                    "the plan file)"
+                )
+        for j, (action, ref) in enumerate(wid, start=1):
+            if (action, ref) not in hset and ref not in hrefs:
+                out.append(
+                    f"{GIVE} operation {j} ({action} {ref}), which the plan file lacks (it was "
+                    "removed from it)"
+                )
+        if not out:
+            k = next(i for i, (x, y) in enumerate(zip(hid, wid, strict=True)) if x != y)
+            out.append(
+                f"operation {k + 1}: the plan file has {' '.join(hid[k])} there; {GIVE} "
+                f"{' '.join(wid[k])} (the operations were reordered)"
+            )
+    else:
+        for n, (h, w) in enumerate(zip(have, want, strict=True), start=1):
+            out += _operation_differences(n, h, w)
+    return out[:limit], max(0, len(out) - limit)

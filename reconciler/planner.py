@@ -566,6 +566,21 @@ class _Planner:
         if live.managed and not changes:
             return self._noop(d, live, Phase.BASE)
         frozen = [c.path for c in changes if parse_path(c.path)[0] in IMMUTABLE[X]]
+        if frozen and not live.managed:
+            # adopting it by replacement would delete vectors llmgw never owned
+            self.problems.append(
+                _problem(
+                    d,
+                    f"spec.{frozen[0]}",
+                    f"index {name} exists in the org without the label managed-by: llmgw, with "
+                    f"other {', '.join(frozen)}; replacing it would delete stored vectors "
+                    "llmgw never owned",
+                    f"set {', '.join(frozen)} to the org's values so llmgw adopts the index as "
+                    "it is (and change them in a later apply), or give the manifest another "
+                    "index name",
+                )
+            )
+            return
         if frozen:
             delete = Request(
                 "DELETE",

@@ -5,11 +5,21 @@ when they are invalid), opens one client per run, reads the live org, calls the 
 executes, audits and verifies. It never prints, never prompts and never exits: the CLI renders
 what these functions return and decides the exit code; callbacks carry progress and the
 confirmation question. Every outside effect has one owner: HTTP the client, files the audit log,
-metrics and export modules.
+metrics, planfile and export modules.
+
+A saved plan is checked, never trusted: ``prepare_apply`` derives the operations again from the
+manifests the plan records (their hash, and the ignore file's, must still match) and the live
+org, refuses a stale plan (an object moved) with ``StalePlanError`` and any other difference with
+``PlanMismatchError``, and executes the derivation, never the file's requests. ``execute`` checks
+every file it will write before the first write (the audit log by its run-start record, the
+metrics file by a probe), holds the audit log's lock for the run, and stops cleanly (``Stop``)
+on a signal, the run deadline or an audit line that cannot be written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -25,10 +35,32 @@ from reconciler import export as exportmod
 from reconciler import ignores as ignoremod
 from reconciler import metrics as metricsmod
 from reconciler import planfile
+from reconciler import redact as redact_mod
 from reconciler.client import GatewayClient, Settings, post_webhook
 from reconciler.endpoints import PATHS
-from reconciler.errors import ConfigError, LlmgwError, ManifestError, StalePlanError
-from reconciler.executor import APPLIED, ApplyResult, Executor, OpResult
+from reconciler.errors import (
+    AuditError,
+    ConfigError,
+    FileError,
+    InvariantError,
+    LlmgwError,
+    LockError,
+    ManifestError,
+    PlanMismatchError,
+    StalePlanError,
+)
+from reconciler.executor import (
+    APPLIED,
+    FAILED,
+    NOT_ATTEMPTED,
+    ApplyResult,
+    Executor,
+    OpResult,
+    Permissions,
+    Stop,
+    StopReason,
+    check_plan,
+)
 from reconciler.gateway import GatewayReader
 from reconciler.live import read_live
 from reconciler.model import Kind, Problem
@@ -55,6 +87,7 @@ class Target:
         return self.settings.target
 
     def client(self, *, read_only: bool) -> GatewayClient:
+        redact_mod.register(self.settings.client_secret)
         return GatewayClient(
             self.settings,
             parallelism=self.parallelism,
@@ -110,6 +143,13 @@ def git_commit() -> str | None:
     return auditlog.git_commit(os.getcwd())
 
 
+def ignore_source(ignore_file: str | None) -> str | None:
+    """The ignore file a run reads: the one given, else the default one when present."""
+    if ignore_file is not None:
+        return ignore_file
+    return ignoremod.DEFAULT_FILE if os.path.exists(ignoremod.DEFAULT_FILE) else None
+
+
 # -- plan ----------------------------------------------------------------------------------------
 @dataclass
 class PlanRun:
@@ -128,8 +168,15 @@ async def _read(client: GatewayClient, desired: Desired) -> LiveState:
 
 
 def _saved(
-    target: Target, paths: Sequence[str], desired: Desired, result: Plan, requests: int
+    target: Target,
+    paths: Sequence[str],
+    desired: Desired,
+    result: Plan,
+    requests: int,
+    ignore_file: str | None,
+    today: dt.date,
 ) -> planfile.SavedPlan:
+    ignores = ignore_source(ignore_file)
     return planfile.SavedPlan(
         result,
         target.url,
@@ -138,6 +185,9 @@ def _saved(
         git_commit(),
         target.environment,
         requests,
+        ignore_path=ignores,
+        ignore_hash=planfile.file_hash(ignores),
+        ignores_date=today.isoformat(),
     )
 
 
@@ -151,6 +201,7 @@ async def make_plan(
 ) -> PlanRun:
     """Validate, read live with read scopes only, plan. Raises ManifestError or PlanError."""
     t0 = time.perf_counter()
+    today = today or dt.date.today()
     desired = load_desired(paths, ignore_file=ignore_file, today=today)
     t1 = time.perf_counter()
     log.debug("validated %d objects in %.2f s", len(desired.objects), t1 - t0)
@@ -162,7 +213,7 @@ async def make_plan(
     )
     result = plan(desired.objects, live, prune=prune, ignores=desired.ignores.by_ref())
     result = _with_warnings(result, desired)
-    saved = _saved(target, paths, desired, result, live.requests)
+    saved = _saved(target, paths, desired, result, live.requests, ignore_file, today)
     log.debug("planned in %.2f s", time.perf_counter() - t2)
     return PlanRun(result, live, desired, saved, live.requests)
 
@@ -195,9 +246,9 @@ def _with_warnings(result: Plan, desired: Desired) -> Plan:
 
 # -- apply ---------------------------------------------------------------------------------------
 def stale_reasons(result: Plan, live: LiveState) -> list[str]:
-    """Every planned change whose object moved since the plan observed it."""
+    """Every planned object (no-ops included) that moved since the plan observed it."""
     reasons = []
-    for op in result.changes:
+    for op in result.operations:
         have = live.get(op.ref)
         if op.kind == Kind.TRAFFIC_SPLIT.value and have is None:
             have = live.get(f"{Kind.PROMPT.value}/{op.key}")
@@ -231,7 +282,7 @@ def refusals(result: Plan, *, prune: bool, allow_replace: bool) -> list[str]:
 
 @dataclass
 class Prepared:
-    """A plan ready to execute: fresh (from manifests) or saved (re-checked against live)."""
+    """A plan ready to execute: fresh, or derived again for a saved plan that matched it."""
 
     plan: Plan
     live: LiveState
@@ -239,6 +290,96 @@ class Prepared:
     saved: planfile.SavedPlan
     requests: int
     from_file: str | None = None
+    permissions: Permissions = field(default_factory=Permissions)
+
+
+def _saved_inputs(saved: planfile.SavedPlan, target: Target, ignore_file: str | None) -> list[str]:
+    """Why the inputs a saved plan records (target, ignore file) no longer hold."""
+    reasons = []
+    if saved.target.rstrip("/") != target.url.rstrip("/"):
+        reasons.append(f"the plan was made for {saved.target}, this run targets {target.url}")
+    if ignore_file is not None and ignore_file != saved.ignore_path:
+        raise ConfigError(
+            f"the saved plan was made with the ignore file {saved.ignore_path or '(none)'}; "
+            f"--ignore-file {ignore_file} cannot change it",
+            f"re-run `llmgw plan --ignore-file {ignore_file} --out FILE`, or leave "
+            "--ignore-file out",
+        )
+    now = planfile.file_hash(saved.ignore_path)
+    if saved.ignore_path is None:
+        if os.path.exists(ignoremod.DEFAULT_FILE):
+            reasons.append(
+                f"the ignore file {ignoremod.DEFAULT_FILE} exists now; the plan was made "
+                "without one"
+            )
+    elif now is None:
+        reasons.append(f"the ignore file {saved.ignore_path} was removed since the plan was made")
+    elif now != saved.ignore_hash:
+        reasons.append(f"the ignore file {saved.ignore_path} changed since the plan was made")
+    return reasons
+
+
+def _moved_since(
+    saved: planfile.SavedPlan, derived: Plan, desired: Desired, today: dt.date
+) -> list[str]:
+    """Differences between a saved plan and its derivation that the org or the calendar
+    explain (so the plan is stale, not edited)."""
+    reasons = []
+    made = None
+    try:
+        made = dt.date.fromisoformat(saved.ignores_date or "")
+    except ValueError:
+        pass
+    for e in desired.ignores.expired:
+        if made is not None and made <= e.expires < today:
+            reasons.append(
+                f"ignore entry {e.identity} {e.field} expired on {e.expires.isoformat()}, after "
+                f"the plan was made on {made.isoformat()}: the field is compared again"
+            )
+    known = {ref for op in saved.plan.operations for ref in (op.ref, *op.covers)}
+    for op in derived.changes:
+        if op.action.value == "delete" and op.ref not in known | set(saved.plan.orphaned):
+            reasons.append(
+                f"{op.ref}: labelled managed-by: llmgw and in no manifest since the plan was made"
+            )
+    return reasons
+
+
+async def _check_saved(
+    target: Target,
+    plan_file: str,
+    *,
+    ignore_file: str | None,
+    today: dt.date,
+) -> Prepared:
+    """Load a saved plan and derive it again; the derivation when the file matches it."""
+    saved = planfile.load(plan_file)
+    reasons = _saved_inputs(saved, target, ignore_file)
+    present = saved.ignore_path if planfile.file_hash(saved.ignore_path) else None
+    desired = load_desired(saved.paths, ignore_file=present, today=today)
+    if planfile.manifests_hash(desired.report.files) != saved.manifests_hash:
+        reasons.append(
+            "the manifests changed since the plan was made (" + ", ".join(saved.paths) + ")"
+        )
+    if reasons:
+        raise StalePlanError(reasons)
+    async with target.client(read_only=True) as client:
+        live = await _read(client, desired)
+    derived = plan(desired.objects, live, prune=saved.plan.prune, ignores=desired.ignores.by_ref())
+    differences, more = planfile.compare(saved.raw_operations, derived.operations)
+    if differences:
+        # an object that moved since the plan explains a difference: stale, not edited (the
+        # file's operations are asked only about objects the derivation has too)
+        refs = {ref for op in derived.operations for ref in (op.ref, *op.covers)}
+        planned = Plan(tuple(op for op in saved.plan.operations if op.ref in refs))
+        moved = stale_reasons(planned, live) + _moved_since(saved, derived, desired, today)
+        if moved:
+            raise StalePlanError(moved)
+        raise PlanMismatchError(
+            differences, more, saved.tool if saved.tool != planfile.TOOL else None
+        )
+    derived = _with_warnings(derived, desired)
+    return Prepared(derived, live, desired, saved, live.requests, plan_file)
 
 
 async def prepare_apply(
@@ -251,35 +392,30 @@ async def prepare_apply(
     ignore_file: str | None = None,
     today: dt.date | None = None,
 ) -> Prepared:
-    """Plan afresh, or load a saved plan and refuse it when stale. Refuses destructive operations
-    without permission. Sends no write."""
+    """Plan afresh; or load a saved plan, derive it again from its manifests and the live org,
+    and refuse it when stale or when it differs from the derivation in any way. Refuses
+    destructive operations without permission, and anything the executor would refuse. Sends no
+    write."""
+    today = today or dt.date.today()
     if plan_file is None:
         run = await make_plan(target, paths, prune=prune, ignore_file=ignore_file, today=today)
         prepared = Prepared(run.plan, run.live, run.desired, run.saved, run.requests)
     else:
-        saved = planfile.load(plan_file)
-        reasons = []
-        if saved.target.rstrip("/") != target.url.rstrip("/"):
-            reasons.append(f"the plan was made for {saved.target}, this run targets {target.url}")
-        desired = load_desired(saved.paths, ignore_file=ignore_file, today=today)
-        if planfile.manifests_hash(desired.report.files) != saved.manifests_hash:
-            reasons.append(
-                "the manifests changed since the plan was made (" + ", ".join(saved.paths) + ")"
-            )
-        if reasons:
-            raise StalePlanError(reasons)
-        async with target.client(read_only=True) as client:
-            live = await _read(client, desired)
-        reasons = stale_reasons(saved.plan, live)
-        if reasons:
-            raise StalePlanError(reasons)
-        prepared = Prepared(saved.plan, live, desired, saved, live.requests, plan_file)
+        prepared = await _check_saved(target, plan_file, ignore_file=ignore_file, today=today)
     refused = refusals(prepared.plan, prune=prune, allow_replace=allow_replace)
     if refused:
         raise ConfigError(
             "apply refused, nothing was sent:\n" + "\n".join(f"  - {r}" for r in refused),
             "review the destructive operations and pass the flag that permits them",
         )
+    prepared.permissions = Permissions(
+        prune,
+        allow_replace,
+        frozenset(ref for ref, o in prepared.desired.objects.items() if o.allow_replace),
+    )
+    violations = check_plan(prepared.plan, prepared.live, prepared.permissions)
+    if violations:
+        raise InvariantError(violations)
     return prepared
 
 
@@ -292,18 +428,31 @@ class ApplyRun:
     index_health: dict[str, str] = field(default_factory=dict)
     audit_path: str | None = None
     audit_notes: list[str] = field(default_factory=list)
+    audit_tail: tuple[int, str] | None = None  # the last record's seq and hash
+    audit_error: str | None = None  # why the audit log stopped taking records
     webhook_error: str | None = None
+    metrics_error: str | None = None
     metrics: list[Any] = field(default_factory=list)
     requests: int = 0
     duration_s: float = 0.0
+    stopped: StopReason | None = None
 
     @property
     def ok(self) -> bool:
         return (
             self.result.ok
+            and self.stopped is None
             and self.verify_error is None
             and (self.verify_plan is None or not self.verify_plan.changes)
         )
+
+
+def _counts(result: ApplyResult) -> dict[str, int]:
+    return {
+        "applied": len(result.by_outcome(APPLIED)),
+        "failed": len(result.by_outcome(FAILED)),
+        "notAttempted": len(result.by_outcome(NOT_ATTEMPTED)),
+    }
 
 
 async def execute(
@@ -317,73 +466,184 @@ async def execute(
     mirror_audit: bool = False,
     env: Mapping[str, str] | None = None,
     index_wait_seconds: float = 120.0,
+    stop: Stop | None = None,
+    deadline: float | None = None,
+    timeout_text: str = "",
+    lock: auditlog.AuditLock | None = None,
+    lock_timeout: float = 10.0,
 ) -> ApplyRun:
-    """Run the plan's waves, audit every write, then verify with a fresh read."""
+    """Run the plan's waves, audit every write, then verify with a fresh read.
+
+    Before the first write: the metrics file is probed and the audit log locked, read and given
+    a run-start record (FileError, AuditError: nothing is sent). ``stop`` (a signal handler's)
+    and ``deadline`` (loop time) stop the run cleanly: no new writes, in-flight ones finished or
+    abandoned, the summary returned with ``stopped`` set."""
     env = os.environ if env is None else env
     started = time.monotonic()
-    log = auditlog.AuditLog.open(
-        audit_path,
-        actor=auditlog.actor_from_env(env),
-        git_commit=git_commit(),
-        redact=[target.settings.client_secret],
-    )
-    run = ApplyRun(prepared, ApplyResult(), audit_path=audit_path)
-    run.audit_notes.extend(getattr(log, "notes", []))
+    stop = stop or Stop()
+    key = auditlog.key_from_env(env)
+    if webhook:
+        redact_mod.register_url(webhook)
+    if metrics_file:
+        check_metrics(metrics_file)
     try:
+        log = auditlog.AuditLog.open(
+            audit_path,
+            actor=auditlog.actor_from_env(env),
+            git_commit=git_commit(),
+            key=key,
+            lock=lock,
+            lock_timeout=lock_timeout,
+        )
+    except LockError:
+        raise
+    except AuditError as exc:
+        raise AuditError(f"{exc}; nothing was sent to the org") from None
+    run = ApplyRun(prepared, ApplyResult(), audit_path=audit_path)
+    run.audit_notes.extend(log.notes)
+    context = {"environment": target.environment, "target": target.url}
+    loop = asyncio.get_running_loop()
+    timer = None
+    outcome = "error"
+    try:
+        try:
+            log.append(
+                {
+                    "event": "run-start",
+                    "operations": len(prepared.plan.changes),
+                    "planFile": prepared.from_file,
+                    "manifestsHash": prepared.saved.manifests_hash,
+                    "pid": os.getpid(),
+                    **context,
+                }
+            )
+        except AuditError as exc:
+            raise AuditError(
+                f"{exc}; nothing was sent to the org. Free space on that file system, or "
+                "choose another --audit-log"
+            ) from None
+        if deadline is not None:
+            reason = StopReason(
+                "timeout",
+                f"the run did not finish within --timeout {timeout_text}".rstrip(),
+            )
+            timer = loop.call_at(deadline, stop.request, reason)
         async with target.client(read_only=False) as client:
             executor = Executor(
                 client,
                 prepared.plan,
                 prepared.live,
+                permissions=prepared.permissions,
+                stop=stop,
                 parallelism=target.parallelism,
-                audit=lambda rec: log.append(
-                    {**rec, "environment": target.environment, "target": target.url}
-                ),
+                audit=lambda rec: log.append({**rec, **context}),
                 on_event=on_event,
                 index_wait_seconds=index_wait_seconds,
             )
-            run.result = await executor.run()
-            if run.result.ok:
-                try:
-                    live = await _read(client, prepared.desired)
-                    run.verify_plan = plan(
-                        prepared.desired.objects,
-                        live,
-                        prune=prepared.plan.prune,
-                        ignores=prepared.desired.ignores.by_ref(),
-                    )
-                    run.index_health = _index_health(prepared.plan, live)
-                except LlmgwError as exc:  # reported as a failed verification
-                    run.verify_error = str(exc)
-            if mirror_audit:
+            try:
+                run.result = await executor.run()
+            finally:
+                run.requests = client.requests_sent
+                run.metrics = list(client.metrics())
+            if run.result.ok and not stop.stopped:
+                await _verify(client, run, stop)
+            if mirror_audit and not stop.stopped:
                 await _mirror(client, run)
             run.requests = client.requests_sent
             run.metrics = list(client.metrics())
+        outcome = "done"
     finally:
+        if timer is not None:
+            timer.cancel()
+        run.stopped = stop.reason
+        run.duration_s = time.monotonic() - started
+        if log.failed is None:
+            try:
+                log.append(
+                    {
+                        "event": "run-end",
+                        "outcome": outcome if run.stopped is None else "stopped",
+                        "ok": run.ok if outcome == "done" else False,
+                        "stopped": run.stopped.message if run.stopped else None,
+                        **_counts(run.result),
+                        "requests": run.requests,
+                        **context,
+                    }
+                )
+            except AuditError:
+                pass  # reported below: the log says why it failed
+        run.audit_error = log.failed
+        run.audit_tail = log.tail
         log.close()
-    run.duration_s = time.monotonic() - started
     if webhook:
-        run.webhook_error = await post_webhook(webhook, apply_summary(run, target))
+        payload = planfile.scrubbed(apply_summary(run, target))
+        run.webhook_error = await post_webhook(webhook, payload)
     if metrics_file:
-        metricsmod.write_textfile(
-            metrics_file,
-            metricsmod.apply_metrics(
-                [(r.op.kind, r.outcome) for r in run.result.results],
-                run.metrics,
-                run.duration_s,
-                time.time(),
-                run.ok,
-                previous=_read_text(metrics_file),
-            ),
-        )
+        try:
+            metricsmod.write_textfile(
+                metrics_file,
+                metricsmod.apply_metrics(
+                    [(r.op.kind, r.outcome) for r in run.result.results],
+                    run.metrics,
+                    run.duration_s,
+                    time.time(),
+                    run.ok,
+                    previous=_read_text(metrics_file),
+                ),
+            )
+        except FileError as exc:  # the org was written: a metrics file never undoes that
+            run.metrics_error = str(exc)
     return run
+
+
+def check_metrics(path: str) -> None:
+    """FileError (saying nothing was sent) unless the metrics file can be written."""
+    try:
+        metricsmod.check_writable(path)
+    except FileError as exc:
+        raise FileError(
+            exc.path, exc.reason, "choose another --metrics-file; nothing was sent"
+        ) from None
+
+
+async def _verify(client: GatewayClient, run: ApplyRun, stop: Stop) -> None:
+    """The verification read, given up when the run is stopped meanwhile."""
+    prepared = run.prepared
+
+    async def read() -> None:
+        live = await _read(client, prepared.desired)
+        run.verify_plan = plan(
+            prepared.desired.objects,
+            live,
+            prune=prepared.plan.prune,
+            ignores=prepared.desired.ignores.by_ref(),
+        )
+        run.index_health = _index_health(prepared.plan, live)
+
+    task = asyncio.ensure_future(read())
+    waiter = asyncio.ensure_future(stop.stopped_event.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, LlmgwError):  # reported as a failed verification
+        run.verify_error = str(exc)
+    elif exc is not None:
+        raise exc
 
 
 def _read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
@@ -422,17 +682,26 @@ async def _mirror(client: GatewayClient, run: ApplyRun) -> None:
 
 def apply_summary(run: ApplyRun, target: Target) -> dict[str, Any]:
     res = run.result
+    counts = _counts(res)
     return {
         "text": (
             f"llmgw apply on {target.environment or target.url}: "
-            f"{len(res.by_outcome(APPLIED))} applied, {len(res.by_outcome('failed'))} failed, "
-            f"{len(res.by_outcome('not attempted'))} not attempted"
+            f"{counts['applied']} applied, {counts['failed']} failed, "
+            f"{counts['notAttempted']} not attempted"
             + ("" if run.ok else " (FAILED)")
+            + (f"; stopped: {run.stopped.message}" if run.stopped else "")
         ),
         "ok": run.ok,
         "target": target.url,
         "environment": target.environment,
         "gitCommit": run.prepared.saved.git_commit,
+        "stopped": run.stopped.message if run.stopped else None,
+        "unaudited": list(res.unaudited),
+        "auditLog": (
+            {"path": run.audit_path, "lastSeq": run.audit_tail[0], "lastHash": run.audit_tail[1]}
+            if run.audit_tail
+            else None
+        ),
         "operations": [
             {
                 "ref": r.op.ref,
@@ -446,8 +715,9 @@ def apply_summary(run: ApplyRun, target: Target) -> dict[str, Any]:
     }
 
 
-def dry_run_requests(result: Plan, secret: str | None = None) -> list[dict[str, Any]]:
-    """The ordered requests apply would send (ids not yet known shown as references)."""
+def dry_run_requests(result: Plan) -> list[dict[str, Any]]:
+    """The ordered requests apply would send (ids not yet known shown as references), redacted
+    as every output is."""
     out = []
     for wave_no, wave in enumerate(result.waves(), start=1):
         for op in wave:
@@ -457,23 +727,8 @@ def dry_run_requests(result: Plan, secret: str | None = None) -> list[dict[str, 
                 )["requests"][0]
                 entry["wave"] = wave_no
                 entry["operation"] = f"{op.action.value} {op.ref}"
-                out.append(_mask(entry, secret))
+                out.append(planfile.scrubbed(entry))
     return out
-
-
-def _mask(value: Any, secret: str | None) -> Any:
-    if isinstance(value, dict):
-        return {k: "***" if _secret_field(k) else _mask(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secret) for v in value]
-    if isinstance(value, str) and secret and len(secret) >= 4:
-        return value.replace(secret, "***")
-    return value
-
-
-def _secret_field(name: str) -> bool:
-    low = name.lower()
-    return any(w in low for w in ("secret", "password", "token", "apikey", "api_key"))
 
 
 # -- drift ---------------------------------------------------------------------------------------
@@ -484,6 +739,7 @@ class DriftRun:
     requests: int
     duration_s: float
     webhook_error: str | None = None
+    metrics_error: str | None = None
 
 
 async def detect_drift(
@@ -495,22 +751,32 @@ async def detect_drift(
     webhook: str | None = None,
     metrics_file: str | None = None,
 ) -> DriftRun:
-    """Read-only by construction: the client refuses any write before sending it."""
+    """Read-only by construction: the client refuses any write before sending it. The metrics
+    file is probed before the org is read; failing to write it at the end is a warning."""
     started = time.monotonic()
+    if webhook:
+        redact_mod.register_url(webhook)
+    if metrics_file:
+        check_metrics(metrics_file)
     desired = load_desired(paths, ignore_file=ignore_file, today=today)
     try:
         async with target.client(read_only=True) as client:
             live = await _read(client, desired)
     except Exception:
         if metrics_file:
-            _drift_metrics(metrics_file, None, time.monotonic() - started)
+            with contextlib.suppress(FileError):  # the read's own error is the one to report
+                _drift_metrics(metrics_file, None, time.monotonic() - started)
         raise
     report = driftmod.detect(desired.objects, live, desired.ignores.by_ref())
     run = DriftRun(report, desired, live.requests, time.monotonic() - started)
     if webhook and not report.in_sync:
-        run.webhook_error = await post_webhook(webhook, drift_payload(run, target))
+        payload = planfile.scrubbed(drift_payload(run, target))
+        run.webhook_error = await post_webhook(webhook, payload)
     if metrics_file:
-        _drift_metrics(metrics_file, report, run.duration_s)
+        try:
+            _drift_metrics(metrics_file, report, run.duration_s)
+        except FileError as exc:
+            run.metrics_error = str(exc)
     return run
 
 

@@ -5,11 +5,13 @@ sent, 1 on missing credentials naming every variable), apply (refused without a 
 --auto-approve; --dry-run sends nothing and masks the secret; a stale saved plan refused), drift
 (0 in sync, 2 drift, JSON and Markdown), export (0, then 1 without --force), audit verify (0
 intact, 1 torn); the secret never in any output. The README's example session is replayed
-command by command and must match (set UPDATE_README=1 to rewrite it from a real run).
+command by command and must match, the audit records' hashes (which change with their
+timestamps) replaced by stable stand-ins (set UPDATE_README=1 to rewrite it from a real run).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -148,9 +150,15 @@ SESSION = [
 ]
 
 
+def _example_hash(m: re.Match[str]) -> str:
+    """A record's hash changes with its timestamp: the README shows a stable stand-in."""
+    return m.group(1) + hashlib.sha256(f"README record {m.group(2)}".encode()).hexdigest()
+
+
 def _normalise(text: str, url: str) -> str:
     text = text.replace(url, "http://127.0.0.1:8787")
     text = re.sub(r"\d+\.\d s\)", "0.1 s)", text)
+    text = re.sub(r"(last record (\d+): )[0-9a-f]{64}", _example_hash, text)
     return text.rstrip()
 
 

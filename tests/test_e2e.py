@@ -2,8 +2,8 @@
 real app, no network).
 
 Covers: plan -> apply -> verified empty plan, with the request count of a cheap read; a saved
-plan applied exactly and refused when stale (manifests, target, an object moved) before any
-write; two concurrent applies cannot overwrite each other; apply converging through injected
+plan re-derived and applied, and refused when stale (manifests, target, an object moved) before
+any write; two concurrent applies cannot overwrite each other; apply converging through injected
 429/503/dropped connections without duplicating a create; destructive operations refused without
 permission; dry run sends no write; drift finding an out-of-band PUT (exit-worthy, with the
 field), an ignore entry silencing it for drift, plan and apply until it expires; export of a
@@ -276,7 +276,7 @@ async def test_plan_request_count_follows_the_formula(tmp_path: Path) -> None:
 async def test_dry_run_sends_no_write(org: Org, manifests: Path) -> None:
     target = org.target()
     prepared = await runs.prepare_apply(target, paths=[str(manifests)])
-    requests = runs.dry_run_requests(prepared.plan, "emulator-secret")
+    requests = runs.dry_run_requests(prepared.plan)
     assert requests and requests[0]["method"] == "POST"
     assert not _writes(await org.requests_log())
 

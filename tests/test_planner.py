@@ -4,7 +4,9 @@ Covers: an empty org plans creates in dependency phases; a live copy of the mani
 no-ops (the normalisation round trip never shows a diff); an out-of-band change plans exactly that
 field as a merge-PUT with the observed ETag; unlabelled objects are adopted; immutable version
 fields are an error; a withdrawal waits for its split to move; an index's immutable field plans a
-destructive replace; a Prompt and its split changing together make one PUT; prune deletes only
+destructive replace, but an unlabelled index with another immutable field is an error naming the
+fix (replacing it would delete vectors llmgw never owned); a Prompt and its split changing
+together make one PUT; prune deletes only
 labelled objects, in reverse order; org-only checks (models, output limits, references); ignore
 entries hide a field and keep the live value in the request.
 """
@@ -224,6 +226,24 @@ def test_index_immutable_change_plans_destructive_replace() -> None:
     assert op.requests[1].headers == {"If-None-Match": "*"}
     want[ref].annotations["llmgw/allow-replace"] = "true"
     assert plan(want, live).changes[0].allowed is True
+
+
+def test_unlabelled_index_is_never_replaced() -> None:
+    want = desired()
+    ref = f"VectorIndex/{STORE}/prod-embedding-index-v2"
+    live = live_copy(want, managed=False)
+    want[ref].fields["dimensions"] = 3072
+    want[ref].annotations["llmgw/allow-replace"] = "true"  # permission does not make it ours
+    with pytest.raises(PlanError) as err:
+        plan(want, live)
+    (problem,) = err.value.problems
+    assert "without the label managed-by: llmgw" in problem.message
+    assert "vectors llmgw never owned" in problem.message
+    assert "so llmgw adopts the index as it is" in problem.fix
+    assert problem.path == "spec.dimensions"
+    want[ref].fields["dimensions"] = 1536  # the org's value: adopted, nothing deleted
+    (op,) = [o for o in plan(want, live).changes if o.ref == ref]
+    assert op.action == OpType.ADOPT and [r.method for r in op.requests] == ["PUT"]
 
 
 def test_prompt_and_split_change_in_one_put() -> None:
