@@ -677,7 +677,8 @@ def apply(
             ignore_file=ignore_file,
             output_format=output_format,
             verbose=verbose,
-            stop=Stop(),
+            # requests in flight get as long to finish as any attempt may take
+            stop=Stop(grace_seconds=target.settings.request_timeout),
         )
     finally:
         if lock is not None:

@@ -67,6 +67,7 @@ from reconciler.errors import (
     ProtocolError,
     RateLimitError,
     RemoteError,
+    RunStopped,
     ScopeError,
     ServerError,
     TransportError,
@@ -687,6 +688,17 @@ class _Answer:
     content: bytes
 
 
+@dataclass
+class TokenStore:
+    """The run's one OAuth token, shared by the clients of one run (apply reads with one and
+    writes with another): minting a second token is what the contract calls abuse. Plain data,
+    so it may cross event loops; each client keeps its own lock."""
+
+    token: str | None = None
+    expires: float = 0.0
+    margin: float = 60.0
+
+
 class GatewayClient:
     """One run's connection to the gateway. Use as ``async with GatewayClient(...) as c``.
 
@@ -711,8 +723,10 @@ class GatewayClient:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         deadline: Callable[[float], AbstractAsyncContextManager[Any]] = asyncio.timeout,
+        tokens: TokenStore | None = None,
     ) -> None:
         self.settings = settings
+        self.tokens = tokens if tokens is not None else TokenStore()
         redact.register(settings.client_secret)  # for library callers; the CLI did it already
         self.read_only = read_only
         self.parallelism = max(1, parallelism)
@@ -740,9 +754,6 @@ class GatewayClient:
             limits=httpx.Limits(max_connections=self.parallelism + 2),
             follow_redirects=False,
         )
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_margin = 60.0
         self._token_lock = asyncio.Lock()
         self._pacer = _Pacer(clock)
         self._stats = _Stats()
@@ -840,13 +851,10 @@ class GatewayClient:
     # -- token --
     async def _get_token(self, *, renew: bool = False) -> str:
         async with self._token_lock:
-            if (
-                not renew
-                and self._token
-                and self.clock() < self._token_expires - self._token_margin
-            ):
-                return self._token
-            self._token = None
+            store = self.tokens
+            if not renew and store.token and self.clock() < store.expires - store.margin:
+                return store.token
+            store.token = None
             url = self.settings.login_url + PATHS.token
             deadline = self.clock() + self.max_retry_seconds
             attempt = 0
@@ -947,10 +955,10 @@ class GatewayClient:
             or not 0 < lifetime < math.inf
         ):
             raise bad(f"expires_in is {shown(lifetime)}, not a positive number of seconds")
-        self._token = token
-        self._token_expires = self.clock() + float(lifetime)
+        self.tokens.token = token
+        self.tokens.expires = self.clock() + float(lifetime)
         # renewed 60 s before expiry, or halfway through a shorter life (never on every request)
-        self._token_margin = min(60.0, float(lifetime) / 2)
+        self.tokens.margin = min(60.0, float(lifetime) / 2)
         return token
 
     # -- requests --
@@ -963,7 +971,11 @@ class GatewayClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Response:
+        """One request, retried as the module docstring says. ``may_send`` is asked just before
+        each attempt goes on the wire (after pacing and backoff waits): False raises
+        ``RunStopped``, so a stopped run sends nothing it had not sent already."""
         method = method.upper()
         if self.read_only and method not in ("GET", "HEAD"):
             raise LlmgwError(
@@ -992,6 +1004,8 @@ class GatewayClient:
                     if wait > 0:
                         log.debug("pacing: waiting %.2fs for the rate window", wait)
                         await self.sleep(wait)
+                    if may_send is not None and not may_send():
+                        raise RunStopped(method, path)
                     self.requests_sent += 1
                     started = self.clock()  # latency is the request's, not the queue's
                     try:

@@ -15,6 +15,7 @@ No message ever contains a credential or a bearer token: the client redacts befo
     ├── DeadlineError               the run did not finish within --timeout
     ├── FileError                   a file llmgw writes (saved plan, metrics) cannot be written
     ├── AuditError                  an audit log cannot be read or appended
+    ├── RunStopped                  a stopped run did not send a request it was about to send
     │   └── LockError               another run holds the audit log's lock
     └── RemoteError                 anything the gateway answered or failed to answer
         ├── TransportError          connection refused/dropped, timeout, after retries
@@ -196,6 +197,18 @@ class LockError(AuditError):
             "Two applies never share an audit log: wait for that one to finish, or pass a "
             "longer --lock-timeout"
         )
+
+
+class RunStopped(LlmgwError):
+    """The run was stopped (a signal, the run deadline, an audit failure) while this request
+    waited for its turn: it was not sent."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__()
+        self.method, self.path = method, path
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} was not sent: the run was stopped"
 
 
 class RemoteError(LlmgwError):

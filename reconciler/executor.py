@@ -43,6 +43,7 @@ from reconciler.errors import (
     PreconditionFailedError,
     ProcessingError,
     RemoteError,
+    RunStopped,
     TransportError,
 )
 from reconciler.model import Kind
@@ -238,8 +239,10 @@ class StopReason:
 
 class Stop:
     """Why a run stopped, shared by whoever may stop it and the executor that obeys. After the
-    first ``request``, requests in flight have ``grace_seconds`` to finish before they are
-    abandoned. Used from the event loop's thread only."""
+    first ``request``, requests in flight have ``grace_seconds`` to finish (the CLI gives them
+    the client's deadline of one attempt) before they are abandoned; a request still waiting
+    for pacing or a retry is never sent (the client asks ``may_send``). Used from the event
+    loop's thread only."""
 
     def __init__(self, grace_seconds: float = 30.0) -> None:
         self.grace_seconds = grace_seconds
@@ -311,6 +314,7 @@ class Sender(Protocol):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Any: ...
 
 
@@ -508,10 +512,17 @@ class Executor:
             try:
                 done, resp = await _race(
                     self.sender.request(
-                        req.method, path, json=body, headers=headers, request_id=request_id
+                        req.method,
+                        path,
+                        json=body,
+                        headers=headers,
+                        request_id=request_id,
+                        may_send=lambda: not self.stop.stopped,
                     ),
                     self.stop.abandon_event,
                 )
+            except RunStopped:  # stopped while it waited for pacing or a retry: never sent
+                raise _Stopped from None
             except ProcessingError as exc:
                 self._audit(op, req, path, request_id, None, exc, t0)
                 if self.clock() >= deadline:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import FileError
+from reconciler.files import write_atomic
 from reconciler.loader import dump_yaml
 from reconciler.model import API_VERSION, MANAGED_LABEL, Kind
 from reconciler.normalize import LiveState, Obj
@@ -149,13 +151,29 @@ def conflicts(files: Iterable[ExportFile], out_dir: str) -> list[str]:
 
 
 def write(files: Iterable[ExportFile], out_dir: str) -> list[str]:
-    """Write every file (atomically each); the caller has checked conflicts."""
-    written = []
+    """Write every file (atomically each, through ``files.write_atomic``); the caller has
+    checked conflicts. A folder that cannot be made or a file that cannot be written (a full
+    disk, a read-only mount) is ``FileError`` naming it, with the files written before it."""
+    written: list[str] = []
     for f in files:
         target = Path(out_dir, f.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_text(f.text, encoding="utf-8")
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileError(
+                str(target.parent),
+                f"cannot be created ({exc.strerror})",
+                _written_so_far(written),
+            ) from None
+        try:
+            write_atomic(str(target), f.text)
+        except FileError as exc:
+            raise FileError(exc.path, exc.reason, _written_so_far(written)) from None
         written.append(str(target))
     return written
+
+
+def _written_so_far(written: list[str]) -> str:
+    if not written:
+        return "nothing was written; free space or choose another --out folder"
+    return f"{len(written)} files were written before it; free space and export again with --force"

@@ -36,7 +36,7 @@ from reconciler import ignores as ignoremod
 from reconciler import metrics as metricsmod
 from reconciler import planfile
 from reconciler import redact as redact_mod
-from reconciler.client import GatewayClient, Settings, post_webhook
+from reconciler.client import GatewayClient, Settings, TokenStore, post_webhook
 from reconciler.endpoints import PATHS
 from reconciler.errors import (
     AuditError,
@@ -81,6 +81,8 @@ class Target:
     transport: Any = None
     parallelism: int = 8
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    # one OAuth token for the whole run, whichever clients it opens (apply: a read, then writes)
+    tokens: TokenStore = field(default_factory=TokenStore, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -93,6 +95,7 @@ class Target:
             parallelism=self.parallelism,
             read_only=read_only,
             transport=self.transport,
+            tokens=self.tokens,
             **self.client_options,
         )
 

@@ -396,3 +396,24 @@ async def test_thousand_objects_through_faults_in_one_run(tmp_path: Path) -> Non
     assert len(g.templates) == 250 and len(g.prompts) == 250
     assert sum(len(v) for v in g.versions.values()) == 250
     assert audit.verify(str(tmp_path / "audit.jsonl")).ok
+
+
+async def test_one_token_per_run_and_a_stopped_run_sends_nothing_more(
+    org: Org, manifests: Path, tmp_path: Path
+) -> None:
+    """apply reads with one client and writes with another: both use the run's one token (the
+    contract: minting tokens is abuse, not pacing). And a request the client holds while the
+    run stops is never put on the wire (``may_send``)."""
+    from reconciler.errors import RunStopped
+
+    target = org.target()
+    run = await _apply(target, [str(manifests)], tmp_path)
+    assert run.ok
+    tokens = [r for r in org.app.log if r["path"] == "/oauth/token"]
+    assert len(tokens) == 1, tokens
+    before = len(org.app.log)
+    async with target.client(read_only=True) as client:
+        with pytest.raises(RunStopped):
+            await client.request("GET", PATHS.templates, may_send=lambda: False)
+        assert client.requests_sent == 0
+    assert len(org.app.log) == before  # nothing new reached the org, not even a token request

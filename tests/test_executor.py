@@ -34,6 +34,7 @@ from reconciler.errors import (
     InvariantError,
     PreconditionFailedError,
     ProcessingError,
+    RunStopped,
     ServerError,
     TransportError,
 )
@@ -64,14 +65,19 @@ class Resp:
 
 
 class FakeSender:
+    """The client's interface: ``before_send`` plays the wait for pacing or a retry, after
+    which the client asks ``may_send`` before the request goes on the wire."""
+
     def __init__(
         self,
         script: dict[tuple[str, str], list[Any]] | None = None,
         on_call: Any = None,
+        before_send: Any = None,
     ) -> None:
         self.calls: list[tuple[str, str, Any, dict[str, str], str | None]] = []
         self.script = script or {}
         self.on_call = on_call
+        self.before_send = before_send
 
     async def request(
         self,
@@ -81,7 +87,12 @@ class FakeSender:
         json: Any = None,
         headers: Any = None,
         request_id: str | None = None,
+        may_send: Any = None,
     ) -> Resp:
+        if self.before_send is not None:
+            await self.before_send(method, path)
+        if may_send is not None and not may_send():
+            raise RunStopped(method, path)
         self.calls.append((method, path, json, dict(headers or {}), request_id))
         if self.on_call is not None:
             await self.on_call(method, path)
@@ -469,6 +480,22 @@ async def test_a_stop_during_a_wave_finishes_in_flight_and_sends_no_new_request(
     assert [c[1][-1] for c in sender.calls] == ["a"]
     assert [r.outcome for r in result.results] == [APPLIED, NOT_ATTEMPTED, NOT_ATTEMPTED]
     assert [a["outcome"] for a in audit] == [APPLIED]
+
+
+async def test_a_request_waiting_for_its_turn_when_the_run_stops_is_never_sent() -> None:
+    """Handed to the client, waiting for pacing or a retry's backoff: the stop wins."""
+    stop = Stop()
+
+    async def before_send(method: str, path: str) -> None:
+        if path.endswith("/b"):
+            stop.request(StopReason("signal", "interrupted by SIGTERM", 15))
+
+    sender = FakeSender(before_send=before_send)
+    plan = Plan(tuple(index_put(n) for n in "abc"))
+    result = await Executor(sender, plan, LiveState(), stop=stop, parallelism=1).run()
+    assert [c[1][-1] for c in sender.calls] == ["a"]
+    assert [r.outcome for r in result.results] == [APPLIED, NOT_ATTEMPTED, NOT_ATTEMPTED]
+    assert result.stopped == stop.reason
 
 
 async def test_in_flight_past_the_grace_period_is_abandoned_as_unknown() -> None:

@@ -3,13 +3,18 @@
 Covers: one file per template (with its versions), per prompt (with its split) and per vector
 store; the files validate clean; planning them against the same (unlabelled) org gives only
 adoptions, and against a labelled org nothing; no server-managed field or management label is
-written; --kind and --name narrow the output; existing files are reported as conflicts.
+written; --kind and --name narrow the output; existing files are reported as conflicts; a
+file that cannot be written (a device where a file should go, a folder that cannot be made) is a
+FileError saying what was written before it, never a crash.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from reconciler.errors import FileError
 from reconciler.export import conflicts, render, write
 from reconciler.normalize import desired_state
 from reconciler.planner import plan
@@ -46,3 +51,17 @@ def test_export_filters_and_conflicts(tmp_path: Path) -> None:
     assert "kind: TrafficSplit" not in only[0].text
     write(only, str(tmp_path))
     assert conflicts(only, str(tmp_path)) == ["prompts/support-agent.yaml"]
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    files = render(live_copy(desired(), managed=False))
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "support-agent.yaml").symlink_to("/dev/full")
+    with pytest.raises(FileError) as info:
+        write(files, str(tmp_path))
+    assert "is a device" in str(info.value) or "not a regular file" in str(info.value)
+    assert "2 files were written before it" in str(info.value)
+    (tmp_path / "blocked").write_text("a file where a folder should be")
+    with pytest.raises(FileError) as info:
+        write(files, str(tmp_path / "blocked"))
+    assert "cannot be created" in str(info.value) and "nothing was written" in str(info.value)
