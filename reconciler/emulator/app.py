@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import math
 import random
@@ -37,11 +38,11 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from reconciler.emulator import body as bodies
 from reconciler.emulator.config import FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
 from reconciler.endpoints import HEADERS, PAGING, PATHS, SCOPES
@@ -51,6 +52,52 @@ WINDOW = 60.0  # seconds of a rate window (API and token endpoint alike)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ADMIN_PREFIX = "/__emulator/"
 LOG_LIMIT = 20000
+ADMIN_METHODS: dict[str, tuple[str, ...]] = {
+    "requests": ("GET",),
+    "faults": ("GET", "PUT", "POST"),
+    "reset": ("POST",),
+    "state": ("GET", "PUT"),
+}
+MAX_REQUEST_ID = 256  # characters of an X-Genesys-Request-Id (a UUID has 36)
+MAX_LATENCY_MS = 3_600_000  # injected latency and jitter: at most an hour
+MAX_INGEST_DELAY = 86_400.0  # seconds
+
+
+class TooLarge(Exception):
+    """A request body over the bound (``413``); carries the bound."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit} bytes")
+        self.limit = limit
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read from the stream and refused past ``limit`` bytes (``TooLarge``) without
+    holding more than that: a declared Content-Length over the bound is refused before reading.
+    The rest of an oversized body is drained (up to 64 times the bound) so that a real client
+    sees the 413 rather than a connection reset while it is still sending."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        await _drain(request, 64 * limit)
+        raise TooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            await _drain(request, 64 * limit - size)
+            raise TooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(request: Request, budget: int) -> None:
+    """Read and discard what is left of a request body, at most ``budget`` bytes."""
+    with contextlib.suppress(RuntimeError, ClientDisconnect):  # RuntimeError: already consumed
+        async for chunk in request.stream():
+            budget -= len(chunk)
+            if budget <= 0:
+                return
 
 
 class ConnectionDropped(Exception):
@@ -254,6 +301,35 @@ class Window:
         return max(0, math.ceil(self.start + WINDOW - now))
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _finite(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, not {value!r:.40}")
+    return float(value)
+
+
+def _replayable_status(value: Any) -> int:
+    """Only state-machine answers below 500 (never a 429) are remembered for replay."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 200 <= value < 500:
+        raise ValueError(f"status {value!r:.40} is not a remembered answer's (200..499)")
+    if value == 429:
+        raise ValueError("a 429 is never remembered")
+    return value
+
+
+def _header(value: Any) -> str:
+    """A header name or value that can be sent again: visible latin-1, no line breaks."""
+    text = _text(value)
+    if any(c in text for c in "\r\n\0") or not all(ord(c) < 256 for c in text):
+        raise ValueError(f"{text[:40]!r} cannot be sent as a header")
+    return text
+
+
 def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -357,20 +433,28 @@ class Emulator:
         return {**self.gateway.snapshot(), "idempotency": memory}
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        self.gateway.restore(data)
-        self.encoder.clear()
-        self.idempotency = {}
-        try:
-            for m in data.get("idempotency") or []:
-                self.idempotency[(str(m["client"]), str(m["requestId"]))] = Remembered(
-                    float(m["expires"]),
-                    int(m["status"]),
-                    str(m["body"]).encode("utf-8"),
-                    {str(k): str(v) for k, v in dict(m.get("headers") or {}).items()},
-                    str(m.get("contextId") or ""),
+        """Replace the org and the idempotency memory with a snapshot, or change nothing:
+        ``ValueError`` (naming what is wrong) when any part of it is not a snapshot."""
+        memory: dict[tuple[str, str], Remembered] = {}
+        entries = data.get("idempotency") if isinstance(data, Mapping) else None
+        if entries is not None and not isinstance(entries, list):
+            raise ValueError("not an emulator state snapshot: idempotency must be a list")
+        for n, m in enumerate(entries or []):
+            try:
+                memory[(_text(m["client"]), _text(m["requestId"]))] = Remembered(
+                    _finite(m["expires"]),
+                    _replayable_status(m["status"]),
+                    _text(m["body"]).encode("utf-8"),
+                    {_header(k): _header(v) for k, v in (m.get("headers") or {}).items()},
+                    _text(m.get("contextId") or ""),
                 )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"not an emulator state snapshot (idempotency): {exc}") from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(
+                    f"not an emulator state snapshot: idempotency[{n}]: {exc!s:.200}"
+                ) from None
+        self.gateway.restore(data)  # validates all, then replaces the org at once
+        self.encoder.clear()
+        self.idempotency = memory
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -387,7 +471,7 @@ class Emulator:
             # Read the whole request first (unread bytes would turn the close into a reset),
             # start an answer that promises more than it sends, so every HTTP client sees an
             # incomplete message, then let the server close the connection.
-            await request.body()
+            await _drain(request, bodies.MAX_ADMIN_BODY_BYTES)
             await send(
                 {
                     "type": "http.response.start",
@@ -419,7 +503,7 @@ class Emulator:
         window: Window | None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        hdrs = {**(headers or {}), H.correlation_id: cid, **self._rate_headers(window)}
+        hdrs = {H.correlation_id: cid, **self._rate_headers(window), **(headers or {})}
         if content is None or status == 204:
             return Response(status_code=status, headers=hdrs)
         return Response(content, status_code=status, headers=hdrs, media_type="application/json")
@@ -438,11 +522,17 @@ class Emulator:
         return self._respond(status, body, cid, window, headers)
 
     def _oauth_error(
-        self, status: int, error: str, description: str, cid: str, **headers: str
+        self,
+        status: int,
+        error: str,
+        description: str,
+        cid: str,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
-        return self._respond(
-            status, _dumps({"error": error, "description": description}), cid, None, headers
-        )
+        """RFC 6749 section 5.2's ``error_description``, and ``description`` as the real
+        platform's login service names it: both, so clients written against either read it."""
+        body = {"error": error, "error_description": description, "description": description}
+        return self._respond(status, _dumps(body), cid, None, headers)
 
     def _record(self, request: Request, status: int | str, cid: str, **extra: Any) -> None:
         self.log.append(
@@ -467,6 +557,15 @@ class Emulator:
 
     # -- the pipeline --
     async def handle(self, request: Request) -> Response:
+        """The answer to one request; a request id the client sent is echoed on it (seed 001
+        reads ``X-Genesys-Request-Id`` back from the answer)."""
+        response = await self._handle(request)
+        rid = request.headers.get(H.request_id)
+        if rid is not None:
+            response.headers[H.request_id] = rid
+        return response
+
+    async def _handle(self, request: Request) -> Response:
         cid = str(uuid.uuid4())
         path, method = request.url.path, request.method
         if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
@@ -497,11 +596,21 @@ class Emulator:
                 "missing, unknown or expired bearer token; request a new one at " + PATHS.token,
                 cid,
                 None,
+                headers={"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'},
             )
         window = self.rate_windows.get(value)
         if window is None or now >= window.start + WINDOW:
             window = self.rate_windows[value] = Window(now)
         rid = request.headers.get(H.request_id) if method in WRITES else None
+        if rid is not None and len(rid) > MAX_REQUEST_ID:
+            self._record(request, 400, cid, client=token.client)
+            return self._error(
+                400,
+                "validation.failed",
+                f"{H.request_id} is over {MAX_REQUEST_ID} characters; send a UUID",
+                cid,
+                window,
+            )
         key = (token.client, rid) if rid else None
 
         # 2. idempotency: a repeat gets the first answer, before any other check
@@ -546,7 +655,21 @@ class Emulator:
                 self._record(
                     request, f"{kind} (injected)", cid, rid=rid, client=token.client, fault=kind
                 )
-                extra = {H.retry_after: "1"} if status in (429, 503) else None
+                if status == 429:
+                    # as a real 429 reads: the window is spent until Retry-After
+                    return self._error(
+                        status,
+                        code,
+                        message,
+                        cid,
+                        window,
+                        headers={
+                            H.retry_after: "1",
+                            H.rate_count: str(max(window.count, self.config.rate_limit)),
+                            H.rate_reset: "1",
+                        },
+                    )
+                extra = {H.retry_after: "1"} if status == 503 else None
                 return self._error(status, code, message, cid, window, headers=extra)
         if self._draw("drop-before"):
             self._record(
@@ -611,12 +734,17 @@ class Emulator:
         """Parse the body and run the state machine; refusals become Genesys error bodies."""
         body: Any = None
         if request.method in ("POST", "PUT", "PATCH"):
-            raw = await request.body()
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    return self._refusal(400, "validation.failed", "the body is not JSON", cid)
+            try:
+                body = bodies.parse(await read_body(request, bodies.MAX_BODY_BYTES))
+            except TooLarge as exc:
+                return self._refusal(
+                    413,
+                    "request.too.large",
+                    f"the request body is over {exc.limit} bytes; send a smaller one",
+                    cid,
+                )
+            except bodies.BodyError as exc:
+                return self._refusal(400, "validation.failed", exc.message, cid, [exc.message])
         call = Call(
             params=params,
             query=dict(request.query_params),
@@ -658,9 +786,14 @@ class Emulator:
     async def _token(self, request: Request, cid: str) -> Response:
         if request.method != "POST":
             return self._oauth_error(
-                405, "invalid_request", "use POST with a form body", cid, Allow="POST"
+                405, "invalid_request", "use POST with a form body", cid, {"Allow": "POST"}
             )
-        raw = await request.body()
+        try:
+            raw = await read_body(request, bodies.MAX_BODY_BYTES)
+        except TooLarge as exc:
+            return self._oauth_error(
+                413, "invalid_request", f"the token request is over {exc.limit} bytes", cid
+            )
         try:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
         except UnicodeDecodeError:
@@ -677,8 +810,24 @@ class Emulator:
         if client is None or not secrets.compare_digest(
             (secret or "").encode("utf-8"), client.secret.encode("utf-8")
         ):
-            return self._oauth_error(401, "invalid_client", "client authentication failed", cid)
-        if form.get("grant_type") != "client_credentials":
+            return self._oauth_error(
+                401,
+                "invalid_client",
+                "client authentication failed",
+                cid,
+                {"WWW-Authenticate": 'Basic realm="oauth"'},
+            )
+        grant = form.get("grant_type")
+        if grant is None:
+            json_sent = "json" in request.headers.get("content-type", "")
+            return self._oauth_error(
+                400,
+                "invalid_request",
+                "grant_type is required: send the form body grant_type=client_credentials"
+                + (" (application/x-www-form-urlencoded, not JSON)" if json_sent else ""),
+                cid,
+            )
+        if grant != "client_credentials":
             return self._oauth_error(
                 400, "unsupported_grant_type", "use grant_type=client_credentials", cid
             )
@@ -693,7 +842,7 @@ class Emulator:
                 "invalid_request",
                 "rate limit exceeded",
                 cid,
-                **{H.retry_after: str(max(1, w.reset_in(now)))},
+                {H.retry_after: str(max(1, w.reset_in(now)))},
             )
         w.count += 1
         granted = client.scopes
@@ -725,16 +874,40 @@ class Emulator:
         def ok(body: Any) -> Response:
             return self._respond(200, _dumps(body), cid, None)
 
-        if name == "requests" and method == "GET":
-            return ok({"requests": self.log})
-        if name == "faults" and method == "GET":
-            return ok(self.faults())
-        if name == "faults" and method in ("PUT", "POST"):
-            try:
-                self.set_faults(json.loads(await request.body() or b"{}"))
-            except (ValueError, TypeError) as exc:
-                return self._error(400, "validation.failed", str(exc), cid, None)
-            return ok(self.faults())
+        async def data() -> Any:
+            """The JSON body ({} when empty); ``BodyError`` or ``TooLarge`` when unreadable."""
+            raw = await read_body(request, bodies.MAX_ADMIN_BODY_BYTES)
+            value = bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8)  # snapshots nest deeper
+            return {} if value is None else value
+
+        allowed = ADMIN_METHODS.get(name)
+        if allowed is not None and method not in allowed:
+            return self._error(
+                405,
+                "method.not.allowed",
+                f"{method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
+                cid,
+                None,
+                headers={"Allow": ", ".join(allowed)},
+            )
+        try:
+            if name == "requests" and method == "GET":
+                return ok({"requests": self.log})
+            if name == "faults" and method == "GET":
+                return ok(self.faults())
+            if name == "faults" and method in ("PUT", "POST"):
+                self.set_faults(await data())
+                return ok(self.faults())
+            if name == "state" and method == "PUT":
+                self.restore(await data())
+                self._changed()
+                return ok({"restored": True})
+        except TooLarge as exc:
+            return self._error(
+                413, "request.too.large", f"the body is over {exc.limit} bytes", cid, None
+            )
+        except (ValueError, TypeError) as exc:  # BodyError is a ValueError
+            return self._error(400, "validation.failed", str(exc), cid, None, [str(exc)])
         if name == "reset" and method == "POST":
             self.gateway.reset()
             self.reset_runtime()
@@ -742,13 +915,6 @@ class Emulator:
             return ok({"reset": True})
         if name == "state" and method == "GET":
             return ok(self.snapshot())
-        if name == "state" and method == "PUT":
-            try:
-                self.restore(json.loads(await request.body() or b"{}"))
-            except ValueError as exc:
-                return self._error(400, "validation.failed", str(exc), cid, None)
-            self._changed()
-            return ok({"restored": True})
         return self._error(
             404, "not.found", f"no admin endpoint {method} {request.url.path}", cid, None
         )
@@ -785,11 +951,16 @@ class Emulator:
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
                 raise ValueError(f"fault rate {k}={v!r} is outside 0..1")
         numbers = {}
-        for k in ("latencyMs", "jitterMs", "ingestDelay"):
+        for k, most in (
+            ("latencyMs", MAX_LATENCY_MS),
+            ("jitterMs", MAX_LATENCY_MS),
+            ("ingestDelay", MAX_INGEST_DELAY),
+        ):
             if k in data:
                 v = data[k]
-                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-                    raise ValueError(f"{k} must be a number of 0 or more")
+                # a comparison chain is False for NaN, and int(inf) would raise after changes
+                if not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= most):
+                    raise ValueError(f"{k} must be a number from 0 to {most:g}, not {v!r}")
                 numbers[k] = v
         models = {}
         for k in ("failingModels", "refusingModels"):
@@ -798,7 +969,8 @@ class Emulator:
                 if not isinstance(v, list) or not all(isinstance(m, str) for m in v):
                     raise ValueError(f"{k} must be a list of model ids")
                 models[k] = set(v)
-        if "seed" in data and not (data["seed"] is None or isinstance(data["seed"], int)):
+        seed = data.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError("seed must be an integer or null")
         self.rates = {k: float(v) for k, v in rates.items()}
         if "latencyMs" in numbers:
@@ -833,10 +1005,11 @@ class EmulatorApp(Starlette):
     benchmarks."""
 
     def __init__(self, emulator: Emulator) -> None:
-        super().__init__(
-            routes=[Route("/{path:path}", endpoint=emulator, methods=None)],
-            exception_handlers={Exception: _server_error},
-        )
+        super().__init__(routes=[], exception_handlers={Exception: _server_error})
+        # Every request goes to the emulator, which routes by the endpoint table: a Starlette
+        # route would answer a path its pattern cannot match (a line break, say) with a
+        # plain-text 404 instead of the Genesys error body.
+        self.router.default = emulator
         self.state.emulator = emulator
 
     @property
