@@ -1459,3 +1459,16 @@ async def test_seed_000_version_created_withdrawn(api: Api) -> None:
     # what seed 000 calls "promoting a version with an active rollback flag" stays a 409
     r = await api("POST", P, json=prompt(tid, trafficDistribution={"defaultVersion": "2.1.0"}))
     assert_error(r, 409, "version.withdrawn")
+
+
+async def test_a_request_id_names_one_operation(api: Api) -> None:
+    # found by the fuzz run: the id of a refused POST, sent again with PUT on the same path,
+    # replayed the POST's 400 instead of answering 405
+    key = {RID: "same-id"}
+    first = await api("POST", T, json=template(), headers=key)
+    assert first.status_code == 201
+    assert_error(await api("PUT", T, json=template(), headers=key), 405, "method.not.allowed")
+    r = await api("PUT", f"{T}/{first.json()['id']}", json=template(description="d"), headers=key)
+    assert r.status_code == 200 and r.json()["version"] == 2  # acted: another operation
+    again = await api("POST", T, json=template(), headers=key)
+    assert again.status_code == 201 and again.content == first.content  # the repeat replays

@@ -404,7 +404,9 @@ class Emulator:
         login service forgetting its clients."""
         self.rate_windows: dict[str, Window] = {}
         self.token_windows = {}
-        self.idempotency: dict[tuple[str, str], Remembered] = {}
+        # (client, method, path, request id): a request id names one operation, so the same id
+        # on another method or path is another request, never a replay of the first's answer
+        self.idempotency: dict[tuple[str, str, str, str], Remembered] = {}
         self._remembered_since_sweep = 0
         self.log: list[dict[str, Any]] = []
         self.rates: dict[str, float] = {k: float(v) for k, v in self.config.fault_rates.items()}
@@ -420,6 +422,8 @@ class Emulator:
         memory = [
             {
                 "client": client,
+                "method": method,
+                "path": path,
                 "requestId": rid,
                 "expires": r.expires,
                 "status": r.status,
@@ -427,7 +431,7 @@ class Emulator:
                 "headers": r.headers,
                 "contextId": r.context_id,
             }
-            for (client, rid), r in self.idempotency.items()
+            for (client, method, path, rid), r in self.idempotency.items()
             if r.expires > now
         ]
         return {**self.gateway.snapshot(), "idempotency": memory}
@@ -435,13 +439,16 @@ class Emulator:
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the org and the idempotency memory with a snapshot, or change nothing:
         ``ValueError`` (naming what is wrong) when any part of it is not a snapshot."""
-        memory: dict[tuple[str, str], Remembered] = {}
+        memory: dict[tuple[str, str, str, str], Remembered] = {}
         entries = data.get("idempotency") if isinstance(data, Mapping) else None
         if entries is not None and not isinstance(entries, list):
             raise ValueError("not an emulator state snapshot: idempotency must be a list")
         for n, m in enumerate(entries or []):
+            if isinstance(m, Mapping) and not {"method", "path"} <= set(m):
+                continue  # written before ids were per operation: it can match no request now
             try:
-                memory[(_text(m["client"]), _text(m["requestId"]))] = Remembered(
+                key = (_text(m["client"]), _text(m["method"]), _text(m["path"]))
+                memory[(*key, _text(m["requestId"]))] = Remembered(
                     _finite(m["expires"]),
                     _replayable_status(m["status"]),
                     _text(m["body"]).encode("utf-8"),
@@ -611,7 +618,7 @@ class Emulator:
                 cid,
                 window,
             )
-        key = (token.client, rid) if rid else None
+        key = (token.client, method, path, rid) if rid else None
 
         # 2. idempotency: a repeat gets the first answer, before any other check
         if key is not None:

@@ -1321,8 +1321,9 @@ class Gateway:
 
     def invoke(self, body: Any) -> Answer:
         """Seed 003: the version served follows the split (sticky by sessionId when asked)."""
-        body = _clean(_object(body), ())
+        body = _object(body)
         _unknown(body, ("promptId", "userInput", "sessionId", "options"))
+        body = _clean(body, ())
         if not isinstance(body.get("promptId"), str):
             raise invalid("promptId is required (a string)")
         if not isinstance(body.get("userInput", ""), str):
@@ -1369,8 +1370,9 @@ class Gateway:
 
     def dispatch(self, body: Any) -> Answer:
         """Seed 001's routed dispatch: the primary model, then the fallbacks in order."""
-        body = _clean(_object(body), ())
+        body = _object(body)
         _unknown(body, DISPATCH_FIELDS)
+        body = _clean(body, ())
         problems: list[str] = []
         if not isinstance(body.get("modelId"), str):
             problems.append("modelId is required (a string)")
@@ -1403,7 +1405,7 @@ class Gateway:
         chain = [body["modelId"], *fallbacks]
         unknown = [m for m in chain if m not in MODEL_IDS]
         if unknown:
-            raise invalid("model(s) not in the models list: " + ", ".join(unknown))
+            raise invalid("model(s) not in the models list: " + ", ".join(map(repr, unknown)))
         served, attempts = self._serve(chain)
         if served is None:
             raise ApiError(
@@ -1450,8 +1452,9 @@ class Gateway:
 
     def analytics(self, body: Any) -> Answer:
         """Seed 002's usage query: rows grouped by the keys asked, with the metrics asked."""
-        body = _clean(_object(body), ())
+        body = _object(body)
         _unknown(body, ("dateFrom", "dateTo", "groupBy", "metrics"))
+        body = _clean(body, ())
         group_by = body.get("groupBy", [])
         if not _names_in(group_by, ANALYTICS_GROUPS):
             raise invalid(f"groupBy is a list of {', '.join(ANALYTICS_GROUPS)}")
@@ -1499,8 +1502,9 @@ class Gateway:
 
     def audit_log(self, body: Any) -> Answer:
         """Seed 003's compliance records: kept, never changed."""
-        body = _clean(_object(body), ())
+        body = _object(body)
         _unknown(body, AUDIT_FIELDS)
+        body = _clean(body, ())
         problems = []
         if not isinstance(body.get("action"), str) or not body["action"]:
             problems.append("action is required (a string)")
