@@ -3,7 +3,8 @@
 ``create_app`` returns a Starlette application whose single catch-all route hands every request
 to one ``Emulator``, which runs the contract's pipeline in its order (``docs/contract.md``):
 
-1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted);
+1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted),
+   and the OpenAPI document (``openapi.OPENAPI_PATH``, no token, never faulted);
 2. injected latency; ``POST /oauth/token`` (client credentials, 60 a minute per client);
 3. the bearer token (401), then the idempotency lookup of a write's ``X-Genesys-Request-Id``
    (a repeat gets the first answer, before any other check), then the per-token rate window
@@ -43,6 +44,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from reconciler.emulator import body as bodies
+from reconciler.emulator import openapi
 from reconciler.emulator.config import FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
 from reconciler.endpoints import HEADERS, PAGING, PATHS, SCOPES
@@ -395,6 +397,7 @@ class Emulator:
         self.token_windows: dict[str, Window] = {}
         self.on_change: Callable[[], None] | None = None  # the server persists --state here
         self.encoder = _Encoder()
+        self._openapi_json: bytes | None = None
         self.reset_runtime()
 
     def reset_runtime(self) -> None:
@@ -579,6 +582,8 @@ class Emulator:
             if not self.config.admin:
                 return self._error(404, "not.found", f"no endpoint {path}", cid, None)
             return await self._admin(request, cid)
+        if path == openapi.OPENAPI_PATH:
+            return self._openapi(method, cid)
         if self.latency_ms or self.jitter_ms:
             ms = self.latency_ms + self.faults_rng.uniform(0, self.jitter_ms)
             await self.sleep(ms / 1000)
@@ -788,6 +793,21 @@ class Emulator:
             for t in [t for t, tok in self.tokens.items() if tok.expires <= now]:
                 del self.tokens[t]
                 self.rate_windows.pop(t, None)
+
+    # -- the OpenAPI document (no token, never delayed or faulted, like a platform's spec) --
+    def _openapi(self, method: str, cid: str) -> Response:
+        if method != "GET":
+            return self._error(
+                405,
+                "method.not.allowed",
+                f"{method} is not allowed on {openapi.OPENAPI_PATH}; use GET",
+                cid,
+                None,
+                headers={"Allow": "GET"},
+            )
+        if self._openapi_json is None:
+            self._openapi_json = _dumps(openapi.document(ENDPOINTS))
+        return self._respond(200, self._openapi_json, cid, None)
 
     # -- OAuth (client credentials) --
     async def _token(self, request: Request, cid: str) -> Response:
