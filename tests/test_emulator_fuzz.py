@@ -14,7 +14,9 @@ requests by design, and the document says so per operation.
 Each case runs against the same seeded org (a template with two versions, a bound and an unbound
 prompt, an active and an ingesting index), restored before the case; positive cases use its ids
 for three quarters of their path parameters and id-valued body fields, so validation past the
-404 is reached too. The run is bounded and deterministic: ``MAX_EXAMPLES`` per operation,
+404 is reached too. The test-only admin endpoints are fuzzed the same way on an ``--admin``
+emulator of their own (whose document has them), so faults they set never reach the API cases.
+The run is bounded and deterministic: ``MAX_EXAMPLES`` per operation,
 derandomized, no deadline, no example database, an injected clock. Bugs it found are kept as
 fixed examples in ``test_emulator_robustness.py`` and ``test_emulator_contract.py``.
 """
@@ -171,6 +173,18 @@ def _before(case: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
 
 
+# The test-only endpoints, on an emulator of their own (--admin): the document it serves has
+# them; faults set here never reach the API cases above.
+ADMIN_APP = create_app(
+    EmulatorConfig(rate_limit=0, seed=12, ingest_delay=30.0, admin=True), clock=lambda: NOW
+)
+ADMIN_SCHEMA = schemathesis.openapi.from_asgi(OPENAPI_PATH, ADMIN_APP).include(
+    path_regex="^/__emulator/"
+)
+ADMIN_SESSION = asgi.get_client(ADMIN_APP)
+ADMIN_SESSION.trust_env = False
+
+
 @SCHEMA.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -186,3 +200,21 @@ def test_every_answer_is_documented(case: Any) -> None:
     )
     assert response.status_code < 500, response.text  # injected faults are off
     assert HEADERS.correlation_id in response.headers
+
+
+@ADMIN_SCHEMA.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_admin_answer_is_documented(case: Any) -> None:
+    emulator = ADMIN_APP.emulator
+    emulator.restore(ORG)
+    emulator.reset_runtime()
+    response = case.call_and_validate(
+        session=ADMIN_SESSION, excluded_checks=[positive_data_acceptance]
+    )
+    assert response.status_code < 500, response.text

@@ -265,6 +265,9 @@ async def test_odd_path_parameters_are_not_found(api: Api, segment: str) -> None
         b'{"ingestDelay": Infinity}',
         b'{"rates": {"503": 0.5}, "seed": true}',
         b"[" * 5000,
+        b'{"refusingModels": {}}',  # found by the fuzz run: {} was taken for "none"
+        b'{"rates": []}',
+        b"null",
     ],
 )
 async def test_refused_faults_change_nothing(api: Api, raw: bytes) -> None:
@@ -336,6 +339,14 @@ def _broken(snap: dict[str, Any], how: str) -> Any:
                 "headers": {"ETag": "a\r\nSet-Cookie: x"},
             }
         ]
+    elif how == "audit record null":  # found by the fuzz run: kept as {}
+        s["auditLogs"] = [None]
+    elif how == "versions of a template null":
+        s["versions"][tid] = None
+    elif how == "promptLabels of no prompt not a list":
+        s["promptLabels"] = {"gone": "1.0.0"}
+    elif how == "readyAt of no index not a number":
+        s["readyAt"] = {"gone/x": "soon"}
     elif how == "not an object":
         return [s]
     return s
@@ -356,6 +367,10 @@ BROKEN = [
     "telemetry not a list",
     "idempotency status 500",
     "idempotency header with a line break",
+    "audit record null",
+    "versions of a template null",
+    "promptLabels of no prompt not a list",
+    "readyAt of no index not a number",
     "not an object",
 ]
 

@@ -1,14 +1,16 @@
 """The OpenAPI 3.1 document of the contract (``reconciler/emulator/openapi.py``).
 
 Covers: the emulator serves it at ``/api/v2/docs/openapi.json`` without a token, never delayed or
-faulted, 405 for another method; the checked-in ``docs/openapi.json`` equals the generated
-document; it is a valid OpenAPI 3.1 document (the specification's own schema, as schemathesis
-ships it) whose schemas are valid JSON Schema 2020-12; its paths and methods are exactly the
-emulator's endpoint table plus the token endpoint and itself, each with the table's scope; a
-route without a description, or a description without a route, is an error when it is built;
-every operation documents the answers any operation can give (401, 403, 429, 500, 503; 413 with
-a body) and the headers of every answer; header, field and paging names come from the endpoint
-table; the seeded emulator's real answers validate against the answer schemas.
+faulted, 405 for another method, with the test-only admin endpoints only when run with
+``--admin`` (an admin endpoint without a description is an error); the checked-in
+``docs/openapi.json`` equals the generated document; it is a valid OpenAPI 3.1 document (the
+specification's own schema, as schemathesis ships it) whose schemas are valid JSON Schema
+2020-12; its paths and methods are exactly the emulator's endpoint table plus the token endpoint
+and itself, each with the table's scope; a route without a description, or a description without
+a route, is an error when it is built; every operation documents the answers any operation can
+give (401, 403, 429, 500, 503; 413 with a body) and the headers of every answer; header, field
+and paging names come from the endpoint table; the seeded emulator's real answers validate
+against the answer schemas.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from reconciler.emulator import openapi
-from reconciler.emulator.app import ENDPOINTS
+from reconciler.emulator.app import ADMIN_METHODS, ENDPOINTS
 from reconciler.endpoints import HEADERS, PATHS, SCOPES
 from tests.test_emulator_contract import IDX, INDEX, Api, P, T, template
 
@@ -43,11 +45,14 @@ def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 async def test_served_without_a_token_and_never_faulted() -> None:
-    a = Api(latency_ms=1000)
+    a = Api(latency_ms=1000)  # an --admin emulator: its document has the admin endpoints too
     await a.faults(rates={"503": 1.0, "drop-before": 1.0})
     r = await a.http.get(openapi.OPENAPI_PATH)
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
-    assert r.json() == json.loads(json.dumps(DOC)) and not a.sleeps
+    assert r.json() == json.loads(json.dumps(openapi.document(ENDPOINTS, ADMIN_METHODS)))
+    assert not a.sleeps
+    plain = Api(admin=False, fault_rates={"503": 1.0})
+    assert (await plain.http.get(openapi.OPENAPI_PATH)).json() == json.loads(json.dumps(DOC))
     assert r.headers[HEADERS.correlation_id]
     r = await a.http.post(openapi.OPENAPI_PATH)
     assert r.status_code == 405 and r.headers["Allow"] == "GET"
@@ -94,6 +99,22 @@ def test_routes_and_descriptions_cannot_drift() -> None:
         openapi.document([*ENDPOINTS, Route("GET", "/api/v2/ai/new-thing", SCOPES.prompt_read)])
     with pytest.raises(KeyError, match="describes routes the emulator lacks"):
         openapi.document(ENDPOINTS[1:])
+
+
+def test_admin_endpoints_only_in_an_admin_emulators_document() -> None:
+    assert not [p for p in DOC["paths"] if p.startswith("/__emulator/")]
+    assert "emulator admin" not in {t["name"] for t in DOC["tags"]}
+    admin = openapi.document(ENDPOINTS, ADMIN_METHODS)
+    ops = {k: op for k, op in _operations(admin).items() if k[1].startswith("/__emulator/")}
+    assert {(m, p.removeprefix("/__emulator/")) for m, p in ops} == {
+        (m, name) for name, methods in ADMIN_METHODS.items() for m in methods
+    }
+    assert all(op["security"] == [] and op["tags"] == ["emulator admin"] for op in ops.values())
+    jsonschema.Draft202012Validator(OPENAPI_31).validate(admin)
+    with pytest.raises(KeyError, match="clock"):
+        openapi.document(ENDPOINTS, {**ADMIN_METHODS, "clock": ("GET",)})
+    with pytest.raises(KeyError, match="methods"):
+        openapi.document(ENDPOINTS, {**ADMIN_METHODS, "reset": ("POST", "DELETE")})
 
 
 def test_every_operation_documents_the_answers_any_can_give() -> None:

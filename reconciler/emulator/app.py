@@ -45,14 +45,13 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.emulator import body as bodies
 from reconciler.emulator import openapi
-from reconciler.emulator.config import FAULT_KINDS, ClientSpec, EmulatorConfig
+from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
 from reconciler.endpoints import HEADERS, PAGING, PATHS, SCOPES
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 WINDOW = 60.0  # seconds of a rate window (API and token endpoint alike)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ADMIN_PREFIX = "/__emulator/"
 LOG_LIMIT = 20000
 ADMIN_METHODS: dict[str, tuple[str, ...]] = {
     "requests": ("GET",),
@@ -806,7 +805,8 @@ class Emulator:
                 headers={"Allow": "GET"},
             )
         if self._openapi_json is None:
-            self._openapi_json = _dumps(openapi.document(ENDPOINTS))
+            admin = ADMIN_METHODS if self.config.admin else None
+            self._openapi_json = _dumps(openapi.document(ENDPOINTS, admin))
         return self._respond(200, self._openapi_json, cid, None)
 
     # -- OAuth (client credentials) --
@@ -902,10 +902,11 @@ class Emulator:
             return self._respond(200, _dumps(body), cid, None)
 
         async def data() -> Any:
-            """The JSON body ({} when empty); ``BodyError`` or ``TooLarge`` when unreadable."""
+            """The JSON body ({} when empty, None for null); ``BodyError`` or ``TooLarge``."""
             raw = await read_body(request, bodies.MAX_ADMIN_BODY_BYTES)
-            value = bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8)  # snapshots nest deeper
-            return {} if value is None else value
+            if not raw.strip():
+                return {}
+            return bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8)  # snapshots nest deeper
 
         allowed = ADMIN_METHODS.get(name)
         if allowed is not None and method not in allowed:
@@ -969,7 +970,8 @@ class Emulator:
             raise ValueError(
                 f"unknown key(s) {', '.join(extra)}; known: {', '.join(sorted(known))}"
             )
-        rates = data.get("rates", self.rates) or {}
+        rates = data.get("rates", self.rates)
+        rates = {} if rates is None else rates  # null: no faults (but [] or 0 is a mistake)
         if not isinstance(rates, dict):
             raise ValueError("rates must map a fault kind to a probability")
         for k, v in rates.items():
@@ -992,7 +994,7 @@ class Emulator:
         models = {}
         for k in ("failingModels", "refusingModels"):
             if k in data:
-                v = data[k] or []
+                v = [] if data[k] is None else data[k]
                 if not isinstance(v, list) or not all(isinstance(m, str) for m in v):
                     raise ValueError(f"{k} must be a list of model ids")
                 models[k] = set(v)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler.emulator import body as bodies
+from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS
 from reconciler.emulator.state import (
     AB_HEADER,
     AB_KEYS,
@@ -1093,6 +1094,7 @@ TAGS = {
     "runtime": "invocations, routed dispatch, telemetry, analytics, audit records",
     "oauth": "the login host's token endpoint",
     "docs": "this document",
+    "emulator admin": "the emulator's test-only endpoints (llmgw emulator serve --admin)",
 }
 _TAG_OF = {
     PATHS.templates: "prompt templates",
@@ -1172,6 +1174,156 @@ def _docs_operation() -> dict[str, Any]:
     }
 
 
+def _admin_schemas() -> dict[str, Any]:
+    number = {"type": "number", "minimum": 0}
+    models = nullable({"type": "array", "items": STRING})
+    rates = obj({k: {"type": "number", "minimum": 0, "maximum": 1} for k in FAULT_KINDS})
+    loose = {"type": "object"}
+    return {
+        "FaultsWrite": obj(
+            {
+                "rates": nullable({**rates, "description": "replaces every rate"}),
+                "latencyMs": {**number, "maximum": 3_600_000},
+                "jitterMs": {**number, "maximum": 3_600_000},
+                "ingestDelay": {**number, "maximum": 86_400},
+                "failingModels": models,
+                "refusingModels": models,
+                "seed": nullable(INT),
+            },
+            description="each key present changes its own setting; all are checked first",
+        ),
+        "Faults": obj(
+            {
+                "rates": obj(rates["properties"], FAULT_KINDS),
+                "latencyMs": {**INT, "minimum": 0},
+                "jitterMs": {**INT, "minimum": 0},
+                "ingestDelay": number,
+                "failingModels": {"type": "array", "items": STRING},
+                "refusingModels": {"type": "array", "items": STRING},
+            },
+            ["rates", "latencyMs", "jitterMs", "ingestDelay", "failingModels", "refusingModels"],
+        ),
+        "RequestLog": obj(
+            {"requests": {"type": "array", "items": {"type": "object"}}}, ["requests"]
+        ),
+        "Reset": obj({"reset": {"const": True}}, ["reset"]),
+        "Restored": obj({"restored": {"const": True}}, ["restored"]),
+        "Snapshot": obj(
+            {
+                "format": {"const": 1},
+                "templates": {"type": "object", "additionalProperties": ref("Template")},
+                "versions": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": ref("Version"),
+                    },
+                },
+                "prompts": {"type": "object", "additionalProperties": ref("Prompt")},
+                "promptLabels": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": STRING},
+                },
+                "indexes": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": ref("Index"),
+                    },
+                },
+                "readyAt": {"type": "object", "additionalProperties": {"type": "number"}},
+                "telemetry": {"type": "array", "items": ref("TelemetryEntry")},
+                "auditLogs": {"type": "array", "items": ref("AuditRecordAnswer")},
+                "idempotency": {"type": "array", "items": loose},
+            },
+            ["format", "templates", "versions", "prompts", "indexes", "readyAt"],
+            closed=False,
+        ),
+        "SnapshotWrite": obj(
+            {
+                "format": {"const": 1},
+                "templates": nullable({"type": "object", "additionalProperties": loose}),
+                "versions": nullable(
+                    {
+                        "type": "object",
+                        "additionalProperties": {"type": "object", "additionalProperties": loose},
+                    }
+                ),
+                "prompts": nullable({"type": "object", "additionalProperties": loose}),
+                "promptLabels": nullable(
+                    {"type": "object", "additionalProperties": {"type": "array", "items": STRING}}
+                ),
+                "indexes": nullable(
+                    {
+                        "type": "object",
+                        "additionalProperties": {"type": "object", "additionalProperties": loose},
+                    }
+                ),
+                "readyAt": nullable({"type": "object", "additionalProperties": {"type": "number"}}),
+                "telemetry": nullable({"type": "array", "items": loose}),
+                "auditLogs": nullable({"type": "array", "items": loose}),
+                "idempotency": nullable({"type": "array", "items": loose}),
+            },
+            closed=False,
+            description="every object is replayed through the checks a client's write goes "
+            "through (400 naming the first that fails); nothing changes unless all pass; a "
+            "part left out or null is empty",
+        ),
+    }
+
+
+# name -> method -> (operationId, summary, request schema, answer schema)
+ADMIN_OPERATIONS: dict[str, dict[str, tuple[str, str, str | None, str]]] = {
+    "requests": {"GET": ("adminRequestLog", "The request log", None, "RequestLog")},
+    "faults": {
+        "GET": ("adminGetFaults", "The injected faults", None, "Faults"),
+        "PUT": ("adminSetFaults", "Change the injected faults", "FaultsWrite", "Faults"),
+        "POST": ("adminSetFaultsPost", "Change the injected faults", "FaultsWrite", "Faults"),
+    },
+    "reset": {"POST": ("adminReset", "Back to the seeded org", None, "Reset")},
+    "state": {
+        "GET": ("adminGetState", "The whole org as a snapshot", None, "Snapshot"),
+        "PUT": ("adminPutState", "Replace the org with a snapshot", "SnapshotWrite", "Restored"),
+    },
+}
+
+
+def _admin_paths(admin: Mapping[str, Iterable[str]]) -> dict[str, Any]:
+    """The test-only endpoints (``--admin``), from the emulator's admin table."""
+    paths: dict[str, Any] = {}
+    for name, methods in admin.items():
+        described = ADMIN_OPERATIONS[name]  # KeyError: an admin endpoint without a description
+        if set(methods) != set(described):
+            raise KeyError(f"admin endpoint {name}: methods {sorted(methods)} are not described")
+        item = paths.setdefault(f"{ADMIN_PREFIX}{name}", {})
+        for method in methods:
+            op_id, summary, body, answer = described[method]
+            op: dict[str, Any] = {
+                "operationId": op_id,
+                "summary": f"{summary} (test-only, --admin; no token, never faulted)",
+                "tags": ["emulator admin"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "done",
+                        "headers": _header_refs(),
+                        "content": {"application/json": {"schema": ref(answer)}},
+                    }
+                },
+            }
+            if body is not None:
+                op["requestBody"] = {
+                    "required": False,
+                    "content": {"application/json": {"schema": ref(body)}},
+                }
+                op["responses"]["400"] = _error(
+                    f"validation.failed: {BODY_400}, or a value out of range"
+                )
+                op["responses"]["413"] = _error("request.too.large: over 256 MiB")
+            item[method.lower()] = op
+    return paths
+
+
 def _domain() -> dict[str, Any]:
     return {"domain": {"default": REGIONS[0], "enum": list(REGIONS)}}
 
@@ -1192,9 +1344,13 @@ SCOPE_TEXT = {
 }
 
 
-def document(endpoints: Iterable[EndpointLike]) -> dict[str, Any]:
+def document(
+    endpoints: Iterable[EndpointLike], admin: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``endpoints`` (the emulator's table), the token endpoint and
-    this document's own path. ``KeyError`` names a route this module does not describe."""
+    this document's own path; with ``admin`` (the emulator's admin table, when it runs with
+    ``--admin``) the test-only endpoints too. ``KeyError`` names a route this module does not
+    describe."""
     paths: dict[str, dict[str, Any]] = {
         PATHS.token: {"post": _token_operation()},
         OPENAPI_PATH: {"get": _docs_operation()},
@@ -1214,6 +1370,9 @@ def document(endpoints: Iterable[EndpointLike]) -> dict[str, Any]:
     if stale:
         raise KeyError(f"emulator/openapi.py describes routes the emulator lacks: {stale}")
     schemas = _schemas()
+    if admin is not None:
+        paths.update(_admin_paths(admin))
+        schemas.update(_admin_schemas())
     for item in PAGES:
         schemas[f"{item}Page"] = _page(item)
     schemas["TelemetryPage"] = _cursor_page("TelemetryEntry")
@@ -1237,7 +1396,11 @@ def document(endpoints: Iterable[EndpointLike]) -> dict[str, Any]:
             },
             {"url": "https://api.{domain}", "variables": _domain()},
         ],
-        "tags": [{"name": t, "description": d} for t, d in TAGS.items()],
+        "tags": [
+            {"name": t, "description": d}
+            for t, d in TAGS.items()
+            if admin is not None or t != "emulator admin"
+        ],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),

@@ -165,6 +165,13 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _entry(value: Any, where: str) -> dict[str, Any]:
+    """One object of a snapshot: an object, never null."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object")
+    return value
+
+
 def _list(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
@@ -185,13 +192,27 @@ def _same(value: Any, expected: str, name: str) -> None:
         raise ValueError(f"{name} {value!r:.60} is not its key {expected!r:.60}")
 
 
+def _labels(history: Any) -> tuple[str, ...]:
+    """A prompt's release labels in a snapshot: a list of strings."""
+    history = _list(history, "promptLabels")
+    if not all(isinstance(x, str) for x in history):
+        raise ValueError("promptLabels are lists of version labels (strings)")
+    return tuple(history)
+
+
+def _finite_number(value: Any) -> float:
+    if not (_is_num(value) and math.isfinite(value)):
+        raise ValueError(f"{value!r:.40} is not a finite number")
+    return float(value)
+
+
 def _record(rec: Any) -> dict[str, Any]:
-    return _mapping(rec, "record")
+    return _entry(rec, "record")
 
 
 def _telemetry_row(row: Any) -> dict[str, Any]:
     """A telemetry entity as telemetry paging and analytics read it."""
-    row = _mapping(row, "row")
+    row = _entry(row, "row")
     if _parse_time(row.get("timestamp"), "timestamp") is None:
         raise ValueError("timestamp is required")
     if not isinstance(row.get("promptId"), str):
@@ -390,19 +411,23 @@ class Gateway:
         ):
             setattr(self, name, getattr(scratch, name))
 
-    def _replay(self, data: dict[str, Any]) -> Iterable[tuple[str, Callable[[], None]]]:
+    def _replay(self, data: dict[str, Any]) -> Iterable[tuple[str, Callable[[], object]]]:
         """The steps that load a snapshot into this (fresh) org, each named for messages."""
         for tid, t in _mapping(data.get("templates"), "templates").items():
             yield f"templates.{tid}", partial(self._restore_template, tid, t)
         for tid, vs in _mapping(data.get("versions"), "versions").items():
-            for v, obj in _mapping(vs, f"versions.{tid}").items():
+            for v, obj in _entry(vs, f"versions.{tid}").items():
                 yield f"versions.{tid}.{v}", partial(self._restore_version, tid, v, obj)
         labels = _mapping(data.get("promptLabels"), "promptLabels")
+        for pid, history in labels.items():  # every entry, whether its prompt is there or not
+            yield f"promptLabels.{pid}", partial(_labels, history)
         for pid, p in _mapping(data.get("prompts"), "prompts").items():
             yield f"prompts.{pid}", partial(self._restore_prompt, pid, p, labels.get(pid))
         ready = _mapping(data.get("readyAt"), "readyAt")
+        for key, at in ready.items():
+            yield f"readyAt.{key}", partial(_finite_number, at)
         for sid, idx in _mapping(data.get("indexes"), "indexes").items():
-            for iid, obj in _mapping(idx, f"indexes.{sid}").items():
+            for iid, obj in _entry(idx, f"indexes.{sid}").items():
                 yield f"indexes.{sid}.{iid}", partial(self._restore_index, sid, iid, obj, ready)
         for n, row in enumerate(_list(data.get("telemetry"), "telemetry")):
             yield f"telemetry[{n}]", partial(self._restore_row, self.telemetry, _telemetry_row, row)
@@ -416,7 +441,7 @@ class Gateway:
         rows.append(check(row))
 
     def _restore_template(self, tid: str, t: Any) -> None:
-        t = _mapping(t, "template")
+        t = _entry(t, "template")
         obj = self._template_from(t, tid)
         _same(t.get(TF.id), tid, TF.id)
         version = t.get(TF.version)
@@ -434,21 +459,18 @@ class Gateway:
         self.versions.setdefault(tid, {})
 
     def _restore_version(self, tid: str, version: str, v: Any) -> None:
-        v = _mapping(v, "version")
+        v = _entry(v, "version")
         _same(v.get(VF.version), version, VF.version)
         self.create_version(tid, {k: x for k, x in v.items() if k not in self._V_SERVER})
         stored = self.versions[tid][version]
         stored[DATE_CREATED] = _str(v, DATE_CREATED)
 
     def _restore_prompt(self, pid: str, p: Any, labels: Any) -> None:
-        p = _mapping(p, "prompt")
+        p = _entry(p, "prompt")
         _unknown(p, self._P_FIELDS | self._P_SERVER)
         if PF.model_alias in p:
             raise ValueError(f"a stored prompt has {PF.model}, never {PF.model_alias}")
-        history = _list(labels, "promptLabels")
-        if not all(isinstance(x, str) for x in history):
-            raise ValueError("promptLabels are lists of version labels (strings)")
-        self.prompt_labels[pid] = tuple(history)
+        self.prompt_labels[pid] = _labels(labels)
         fields = {k: x for k, x in p.items() if k not in self._P_SERVER and x is not None}
         self._check_prompt(fields, pid)
         _same(p.get(PF.id), pid, PF.id)
@@ -461,7 +483,7 @@ class Gateway:
         self.prompt_labels[pid] = self._own_labels(fields, pid)
 
     def _restore_index(self, sid: str, iid: str, idx: Any, ready: Mapping[str, Any]) -> None:
-        idx = _mapping(idx, "index")
+        idx = _entry(idx, "index")
         self.put_index(
             sid, iid, {k: x for k, x in idx.items() if k not in self._X_SERVER}, None, None
         )
@@ -474,10 +496,7 @@ class Gateway:
         key = f"{sid}/{iid}"
         self.ready_at.pop(key, None)
         if key in ready:
-            at = ready[key]
-            if not (_is_num(at) and math.isfinite(at)):
-                raise ValueError(f"readyAt.{key} must be a finite number")
-            self.ready_at[key] = float(at)
+            self.ready_at[key] = _finite_number(ready[key])
         self.indexes[sid][iid] = {
             **self.indexes[sid][iid],
             XF.status: status,
