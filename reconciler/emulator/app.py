@@ -1,23 +1,28 @@
 """The emulator's HTTP layer: who may ask, how often, and what goes wrong on the way.
 
-``create_app`` returns a Starlette application whose single catch-all route hands every request
-to one ``Emulator``, which runs the contract's pipeline in its order (``docs/contract.md``):
+``create_app`` returns a Starlette application that hands every request to one ``Emulator``
+(no Starlette route: the emulator routes by the endpoint table, so even a path no pattern could
+match gets a Genesys error body), which runs the contract's pipeline in its order
+(``docs/contract.md``):
 
 1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted),
    and the OpenAPI document (``openapi.OPENAPI_PATH``, no token, never faulted);
 2. injected latency; ``POST /oauth/token`` (client credentials, 60 a minute per client);
 3. the bearer token (401), then the idempotency lookup of a write's ``X-Genesys-Request-Id``
-   (a repeat gets the first answer, before any other check), then the per-token rate window
-   (429), then injected faults (429/500/503, connection dropped before acting);
-4. routing (404/405), the endpoint's scope (403 ``missing.scope``), the state machine
+   (per client and operation; a repeat gets the first answer, before any other check), then
+   the per-token rate window (429), then injected faults (429/500/503, connection dropped
+   before acting);
+4. routing (404/405), the endpoint's scope (403 ``missing.scope``), the body (at most
+   ``body.MAX_BODY_BYTES``, else 413; strict JSON, else 400: ``body``), the state machine
    (``state.Gateway``), remembering its answer for the request id, and possibly a connection
    dropped after committing.
 
-Every answer carries ``inin-correlation-id`` (the error body's ``contextId``) and the three
-``inin-ratelimit-*`` headers. The gateway's rules live in ``state``; nothing here decides what a
-valid object is. A dropped connection is a response started with a Content-Length and never
-finished, then ``ConnectionDropped`` raised: uvicorn closes the socket, the in-process transport
-maps it to ``httpx.RemoteProtocolError``, and neither turns it into a 500.
+Every answer carries ``inin-correlation-id`` (the error body's ``contextId``), the three
+``inin-ratelimit-*`` headers, and the request's ``X-Genesys-Request-Id`` when it had one. The
+gateway's rules live in ``state``; nothing here decides what a valid object is. A dropped
+connection is a response started with a Content-Length and never finished, then
+``ConnectionDropped`` raised: uvicorn closes the socket, the in-process transport maps it to
+``httpx.RemoteProtocolError``, and neither turns it into a 500.
 """
 
 from __future__ import annotations
