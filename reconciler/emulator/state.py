@@ -462,8 +462,8 @@ class Gateway:
         v = _entry(v, "version")
         _same(v.get(VF.version), version, VF.version)
         self.create_version(tid, {k: x for k, x in v.items() if k not in self._V_SERVER})
-        stored = self.versions[tid][version]
-        stored[DATE_CREATED] = _str(v, DATE_CREATED)
+        stored = self.versions[tid][version]  # a new object, never edited in place
+        self.versions[tid][version] = {**stored, DATE_CREATED: _str(v, DATE_CREATED)}
 
     def _restore_prompt(self, pid: str, p: Any, labels: Any) -> None:
         p = _entry(p, "prompt")
