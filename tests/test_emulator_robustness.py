@@ -348,6 +348,8 @@ def _broken(snap: dict[str, Any], how: str) -> Any:
         s["versions"][tid] = None
     elif how == "promptLabels of no prompt not a list":
         s["promptLabels"] = {"gone": "1.0.0"}
+    elif how == "promptLabels entry null":  # found by the fuzz run: taken for none
+        s["promptLabels"] = {pid: None}
     elif how == "readyAt of no index not a number":
         s["readyAt"] = {"gone/x": "soon"}
     elif how == "not an object":
@@ -373,6 +375,7 @@ BROKEN = [
     "audit record null",
     "versions of a template null",
     "promptLabels of no prompt not a list",
+    "promptLabels entry null",
     "readyAt of no index not a number",
     "not an object",
 ]

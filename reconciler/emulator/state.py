@@ -192,8 +192,11 @@ def _same(value: Any, expected: str, name: str) -> None:
         raise ValueError(f"{name} {value!r:.60} is not its key {expected!r:.60}")
 
 
-def _labels(history: Any) -> tuple[str, ...]:
-    """A prompt's release labels in a snapshot: a list of strings."""
+def _labels(history: Any, *, given: bool = False) -> tuple[str, ...]:
+    """A prompt's release labels in a snapshot: a list of strings (absent: none; an entry
+    ``given`` in the snapshot must be a list)."""
+    if given and history is None:
+        raise ValueError("promptLabels are lists of version labels, not null")
     history = _list(history, "promptLabels")
     if not all(isinstance(x, str) for x in history):
         raise ValueError("promptLabels are lists of version labels (strings)")
@@ -420,7 +423,7 @@ class Gateway:
                 yield f"versions.{tid}.{v}", partial(self._restore_version, tid, v, obj)
         labels = _mapping(data.get("promptLabels"), "promptLabels")
         for pid, history in labels.items():  # every entry, whether its prompt is there or not
-            yield f"promptLabels.{pid}", partial(_labels, history)
+            yield f"promptLabels.{pid}", partial(_labels, history, given=True)
         for pid, p in _mapping(data.get("prompts"), "prompts").items():
             yield f"prompts.{pid}", partial(self._restore_prompt, pid, p, labels.get(pid))
         ready = _mapping(data.get("readyAt"), "readyAt")
