@@ -357,6 +357,8 @@ def _broken(snap: dict[str, Any], how: str) -> Any:
         s["promptLabels"] = {pid: None}
     elif how == "readyAt of no index not a number":
         s["readyAt"] = {"gone/x": "soon"}
+    elif how == "format true":  # found by the fuzz run: True == 1 in Python
+        s["format"] = True
     elif how == "not an object":
         return [s]
     return s
@@ -382,6 +384,7 @@ BROKEN = [
     "promptLabels of no prompt not a list",
     "promptLabels entry null",
     "readyAt of no index not a number",
+    "format true",
     "not an object",
 ]
 

@@ -383,8 +383,9 @@ class Gateway:
         replaces this one."""
         if not isinstance(data, Mapping):
             raise ValueError("a state snapshot is a JSON object")
-        if data.get("format", SNAPSHOT_FORMAT) != SNAPSHOT_FORMAT:
-            raise ValueError(f"state format {data.get('format')!r} is not {SNAPSHOT_FORMAT}")
+        fmt = data.get("format", SNAPSHOT_FORMAT)
+        if isinstance(fmt, bool) or fmt != SNAPSHOT_FORMAT:  # True == 1 in Python, not in JSON
+            raise ValueError(f"state format {fmt!r} is not {SNAPSHOT_FORMAT}")
         scratch = Gateway(now=self.now, ingest_delay=self.ingest_delay, seed=self.seed)
         where = "snapshot"
         try:
