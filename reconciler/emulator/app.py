@@ -909,7 +909,7 @@ class Emulator:
         async def data() -> Any:
             """The JSON body ({} when empty, None for null); ``BodyError`` or ``TooLarge``."""
             raw = await read_body(request, bodies.MAX_ADMIN_BODY_BYTES)
-            if bodies.is_empty(raw):
+            if not raw:
                 return {}
             return bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8)  # snapshots nest deeper
 

@@ -29,15 +29,6 @@ MAX_DEPTH = 32
 """Nesting levels of arrays and objects a body may have (contract objects have at most 4)."""
 
 
-JSON_WHITESPACE = b" \t\r\n"
-"""What RFC 8259 calls whitespace (``bytes.strip()`` would also drop form feeds and the like)."""
-
-
-def is_empty(raw: bytes) -> bool:
-    """Whether a body carries nothing but JSON whitespace: no body at all."""
-    return not raw.strip(JSON_WHITESPACE)
-
-
 class BodyError(ValueError):
     """A body the emulator refuses to read, with the reason (``message``) shown to the client."""
 
@@ -75,10 +66,11 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 
 
 def parse(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """The JSON value of ``raw`` (None for an empty body); ``BodyError`` when it is not one the
-    gateway reads: not UTF-8, not JSON, NaN/Infinity, a non-finite number, an integer of more
-    than 4300 digits, or nesting deeper than ``max_depth``."""
-    if is_empty(raw):
+    """The JSON value of ``raw`` (None for no body: zero bytes); ``BodyError`` when it is not
+    one the gateway reads: not UTF-8, not JSON (whitespace alone included), NaN/Infinity, a
+    non-finite number, an integer of more than 4300 digits, or nesting deeper than
+    ``max_depth``."""
+    if not raw:
         return None
     try:
         text = raw.decode("utf-8")
