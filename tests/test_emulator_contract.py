@@ -19,7 +19,12 @@ Covers, endpoint by endpoint, success and failure answers:
   and routed dispatch, telemetry, analytics grouping, audit records;
 - faults: seeded reproducible sequence, latency and jitter through the injected sleep, admin
   endpoints (only with admin, no token, never faulted, reset to the seeded org);
-- state: snapshot/restore round trips (org and idempotency memory).
+- state: snapshot/restore round trips (org and idempotency memory);
+- seed reconciliations (docs/contract.md): a prompt without templateId splitting over its own
+  labels (003), dispatch metadata and the request id echoed (001), Go's empty webhook URL and
+  id beside indexId (004), OAuth errors with error_description, If-Match/If-None-Match forms
+  read the same for every kind, an injected 429's headers agreeing with Retry-After, a version
+  created withdrawn (000); a request id naming one operation (method and path).
 """
 
 from __future__ import annotations
