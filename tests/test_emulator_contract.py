@@ -1477,3 +1477,25 @@ async def test_a_request_id_names_one_operation(api: Api) -> None:
     assert r.status_code == 200 and r.json()["version"] == 2  # acted: another operation
     again = await api("POST", T, json=template(), headers=key)
     assert again.status_code == 201 and again.content == first.content  # the repeat replays
+
+
+async def test_seed_000_version_request_as_the_tutorial_sends_it(api: Api) -> None:
+    tid = (await api.template())["id"]
+    body = {
+        "templateId": tid,
+        "version": "2.1.0",
+        "content": "You are a support agent. Analyze the customer issue: {{customer_issue}}. "
+        "Provide a resolution using {{tone_preference}}. Reference policy: {{policy_doc}}.",
+        "variables": {
+            "customer_issue": "string",
+            "tone_preference": "string",
+            "policy_doc": "string",
+        },
+        "rollbackDirective": False,
+        "abTestingTrigger": {"enabled": True, "trafficPercent": 0.2, "variantId": "v2_1_0_beta"},
+        "metadata": {"author": "automation-pipeline", "purpose": "escalation-routing"},
+    }
+    headers = {HEADERS.ab_test: "variant=v2_1_0_beta,traffic=20"}
+    r = await api("POST", V(tid), json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["abTestingTrigger"] == body["abTestingTrigger"]
