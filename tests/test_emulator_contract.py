@@ -19,7 +19,12 @@ Covers, endpoint by endpoint, success and failure answers:
   and routed dispatch, telemetry, analytics grouping, audit records;
 - faults: seeded reproducible sequence, latency and jitter through the injected sleep, admin
   endpoints (only with admin, no token, never faulted, reset to the seeded org);
-- state: snapshot/restore round trips (org and idempotency memory).
+- state: snapshot/restore round trips (org and idempotency memory);
+- seed reconciliations (docs/contract.md): a prompt without templateId splitting over its own
+  labels (003), dispatch metadata and the request id echoed (001), Go's empty webhook URL and
+  id beside indexId (004), OAuth errors with error_description, If-Match/If-None-Match forms
+  read the same for every kind, an injected 429's headers agreeing with Retry-After, a version
+  created withdrawn (000); a request id naming one operation (method and path).
 """
 
 from __future__ import annotations
@@ -275,7 +280,11 @@ async def test_token_endpoint_allows_60_a_minute_per_client() -> None:
         assert (await a.login("c", "s")).status_code == 200
     r = await a.login("c", "s")
     assert r.status_code == 400
-    assert r.json() == {"error": "invalid_request", "description": "rate limit exceeded"}
+    assert r.json() == {
+        "error": "invalid_request",
+        "error_description": "rate limit exceeded",
+        "description": "rate limit exceeded",
+    }
     assert (await a.login("d", "s")).status_code == 200  # per client
     a.clock.t += 60
     assert (await a.login("c", "s")).status_code == 200
@@ -699,7 +708,7 @@ async def test_prompt_create_defaults_alias_and_etag(api: Api) -> None:
     assert_error(await api("POST", P, json=prompt(tid)), 409, "name.exists")
 
 
-@pytest.mark.parametrize("missing", ["name", "templateId", "modelEndpointRef", "systemPrompt"])
+@pytest.mark.parametrize("missing", ["name", "modelEndpointRef", "systemPrompt"])
 async def test_prompt_required_fields(api: Api, missing: str) -> None:
     tid = (await api.template())["id"]
     body = prompt(tid)
@@ -1243,3 +1252,250 @@ async def test_idempotency_memory_survives_a_snapshot(api: Api) -> None:
     b.app.emulator.restore(json.loads(json.dumps(api.app.emulator.snapshot())))
     replay = await b("POST", T, json=template(), headers={RID: "k"})
     assert replay.status_code == 201 and replay.content == first.content
+
+
+# -- seed reconciliations (docs/contract.md, "Seed reconciliations") ---------------------------
+
+
+async def test_seed_003_prompt_without_template_splits_over_its_own_labels(api: Api) -> None:
+    # seed 003's calls, in its order: create (no templateId), a new release, then a split
+    r = await api(
+        "POST",
+        P,
+        json={
+            "name": "support_agent",
+            "modelEndpointRef": "anthropic/claude-3-sonnet",
+            "systemPrompt": "You are a helpful customer support agent.",
+            "temperature": 0.2,
+            "safetyGuardrails": {"contentFiltering": ["pii", "profanity"], "maxTokens": 1500},
+            "version": "1.0.0",
+            "trafficDistribution": {"defaultVersion": "1.0.0"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert {"id", "version", "status"} <= set(p) and "templateId" not in p
+    url = f"{P}/{p['id']}"
+    r = await api("PUT", url, json={"systemPrompt": "You help, briefly.", "version": "1.1.0"})
+    assert r.status_code == 200 and r.json()["version"] == "1.1.0"
+    split = {
+        "versions": [{"version": "1.0.0", "weight": 0.8}, {"version": "1.1.0", "weight": 0.2}],
+        "splitStrategy": "random",
+    }
+    r = await api("PUT", url, json={"trafficDistribution": split})
+    assert r.status_code == 200 and r.json()["trafficDistribution"] == split
+    served = {(await _invoke(api, p["id"], f"s{i}")).json()["version"] for i in range(40)}
+    assert served == {"1.0.0", "1.1.0"}
+    # a label the prompt never carried is refused, naming the ones it did
+    r = await api("PUT", url, json={"trafficDistribution": {"defaultVersion": "2.0.0"}})
+    body = assert_error(r, 400, "validation.failed")
+    assert "1.0.0, 1.1.0" in body["message"]
+    # a bound prompt's split still names its template's versions, not its own labels
+    tid = (await api.template())["id"]
+    await api.version(tid, "3.0.0")
+    r = await api("PUT", url, json={"templateId": tid})
+    assert_error(r, 400, "validation.failed")
+    r = await api(
+        "PUT", url, json={"templateId": tid, "trafficDistribution": {"defaultVersion": "3.0.0"}}
+    )
+    assert r.status_code == 200 and r.json()["templateId"] == tid
+    # the labels survive a snapshot
+    b = Api()
+    b.app.emulator.restore(api.app.emulator.snapshot())
+    r = await b("PUT", url, json={"templateId": None, "trafficDistribution": split})
+    assert r.status_code == 200 and "templateId" not in r.json()
+
+
+async def test_seed_001_dispatch_metadata_and_the_request_id_echoed(api: Api) -> None:
+    body = {
+        "modelId": "model-gen-4",
+        "prompt": "Summarize this transcript",
+        "parameters": {"temperature": 0.7, "maxTokens": 2048, "topP": 0.95},
+        "fallbackModels": ["model-fallback-3"],
+        "safetyFilters": ["pii", "profanity"],
+        "metadata": {"routingVersion": "v1.2", "dispatchSource": "go-router"},
+    }
+    rid = "6f1c1c1e-0000-4000-8000-000000000001"
+    r = await api("POST", DISPATCH, json=body, headers={RID: rid})
+    assert r.status_code == 200 and r.headers[RID] == rid
+    assert r.json()["metadata"] == body["metadata"]
+    again = await api("POST", DISPATCH, json=body, headers={RID: rid})
+    assert again.headers[RID] == rid and again.content == r.content  # replayed
+    # echoed on every answer that carried one, reads and refusals included
+    assert (await api("GET", T, headers={RID: "read-1"})).headers[RID] == "read-1"
+    r = await api("POST", DISPATCH, json={**body, "metadata": {"n": 1}}, headers={RID: "x"})
+    assert_error(r, 400, "validation.failed")
+    assert r.headers[RID] == "x"
+    assert RID not in (await api("GET", T)).headers
+    r = await api("POST", DISPATCH, json={**body, "prompt": "p" * 8001})
+    assert "8000" in assert_error(r, 400, "validation.failed")["message"]
+    r = await api("POST", T, json=template(), headers={RID: "k" * 257})
+    assert_error(r, 400, "validation.failed")
+
+
+async def test_seed_004_go_zero_values_and_the_id_beside_index_id(api: Api) -> None:
+    config = {  # seed 004's IndexConfig as Go marshals it: no omitempty, so "" when unset
+        "indexId": "prod-embedding-index-v2",
+        "dimensions": 1536,
+        "similarityMetric": "cosine",
+        "embeddingFormat": "float32",
+        "autoIngestTrigger": False,
+        "webhookSyncUrl": "",
+    }
+    r = await api("PUT", f"{IDX}/prod-embedding-index-v2", json=config)
+    assert r.status_code == 201, r.text
+    idx = r.json()
+    assert idx["id"] == idx["indexId"] == "prod-embedding-index-v2"
+    assert "webhookSyncUrl" not in idx  # the zero value is absent, not an invalid URL
+    assert {"status", "updatedAt", "syncEventId", "retrievalPrecision"} <= set(idx)
+    # the answer sent back as a body: server-managed id ignored, like the other server fields
+    r = await api("PUT", f"{IDX}/prod-embedding-index-v2", json={**idx, "id": "whatever"})
+    assert r.status_code == 200 and r.json()["id"] == "prod-embedding-index-v2"
+    r = await api("PUT", f"{IDX}/prod-embedding-index-v2", json={**config, "webhookSyncUrl": " "})
+    assert_error(r, 422, "validation.failed")
+
+
+@pytest.mark.parametrize(
+    ("cid", "secret", "form", "status", "error"),
+    [
+        ("emulator-client", "wrong", {"grant_type": "client_credentials"}, 401, "invalid_client"),
+        ("emulator-client", "emulator-secret", {"grant_type": "password"}, 400, None),
+        ("emulator-client", "emulator-secret", {}, 400, "invalid_request"),
+    ],
+)
+async def test_oauth_errors_carry_rfc_6749_error_description(
+    api: Api, cid: str, secret: str, form: dict[str, str], status: int, error: str | None
+) -> None:
+    r = await api.http.post(PATHS.token, data=form, auth=(cid, secret))
+    body = r.json()
+    assert r.status_code == status and body["error"] == (error or "unsupported_grant_type")
+    assert set(body) == {"error", "error_description", "description"}
+    assert body["error_description"] == body["description"] and body["description"]
+    if status == 401:
+        assert r.headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def test_seed_004_json_token_request_is_told_to_send_a_form(api: Api) -> None:
+    r = await api.http.post(
+        PATHS.token,
+        json={"grant_type": "client_credentials"},
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
+    body = r.json()
+    assert r.status_code == 400 and body["error"] == "invalid_request"
+    assert "x-www-form-urlencoded" in body["error_description"]
+
+
+async def _kinds(api: Api) -> dict[str, tuple[str, str, dict[str, Any], str, int]]:
+    """One object of each kind: (path, current tag, body of a no-op write, stale tag, status)."""
+    t = await api.template()
+    p = await api.prompt(t["id"])
+    idx = (await api("PUT", f"{IDX}/i", json=INDEX)).json()
+    return {
+        "template": (f"{T}/{t['id']}", "version=1", template(), "version=9", 412),
+        "prompt": (f"{P}/{p['id']}", p["etag"].strip('"'), {}, "0" * 20, 412),
+        "index": (f"{IDX}/i", idx["etag"].strip('"'), INDEX, "0" * 20, 409),
+    }
+
+
+@pytest.mark.parametrize("kind", ["template", "prompt", "index"])
+@pytest.mark.parametrize(
+    "form",
+    ['"{tag}"', 'W/"{tag}"', "w/{tag}", '"{stale}", W/"{tag}"', "*", ' "{stale}" ,"{tag}" '],
+)
+async def test_if_match_forms_are_read_the_same_for_every_kind(
+    api: Api, kind: str, form: str
+) -> None:
+    path, tag, body, stale, refused = (await _kinds(api))[kind]
+    r = await api("PUT", path, json=body, headers={"If-Match": form.format(tag=tag, stale=stale)})
+    assert r.status_code == 200, r.text
+    for bad in (f'"{stale}"', f'W/"{stale}", "{stale}x"', "", ","):
+        r = await api("PUT", path, json=body, headers={"If-Match": bad})
+        assert_error(r, refused, "precondition.failed")
+
+
+async def test_template_tag_forms_name_the_version(api: Api) -> None:
+    t = await api.template()
+    url = f"{T}/{t['id']}"
+    for n, form in enumerate(("1", "version=2", 'W/"version=3"', '"version=2", "4"'), start=1):
+        r = await api("PUT", url, json=template(), headers={"If-Match": form})
+        assert r.status_code == 200 and r.json()["version"] == n + 1, (form, r.text)
+    body = assert_error(
+        await api("DELETE", url, headers={"If-Match": "version=4"}), 412, "precondition.failed"
+    )
+    assert "version=5" in body["message"]
+
+
+async def test_if_none_match_on_an_index_reads_tags_too(api: Api) -> None:
+    tag = (await api("PUT", f"{IDX}/i", json=INDEX)).json()["etag"]
+    for form in ("*", tag, f'W/{tag}, "other"'):
+        r = await api("PUT", f"{IDX}/i", json=INDEX, headers={"If-None-Match": form})
+        assert_error(r, 409, "precondition.failed")
+    r = await api("PUT", f"{IDX}/i", json=INDEX, headers={"If-None-Match": '"other"'})
+    assert r.status_code == 200
+
+
+async def test_injected_429_rate_headers_agree_with_retry_after() -> None:
+    a = Api(rate_limit=300)
+    await a("GET", T)
+    await a.faults(rates={"429": 1.0})
+    r = await a("GET", T)
+    assert_error(r, 429, "rate.limited")
+    retry = r.headers[HEADERS.retry_after]
+    assert r.headers[HEADERS.rate_reset] == retry == "1"
+    assert r.headers[HEADERS.rate_count] == r.headers[HEADERS.rate_allowed] == "300"
+    await a.faults(rates={})
+    r = await a("GET", T)  # the real window is back: 3 requests used, 60 s left
+    assert (r.headers[HEADERS.rate_count], r.headers[HEADERS.rate_reset]) == ("3", "60")
+    # a real 429 reads the same way
+    b = Api(rate_limit=1)
+    await b("GET", T)
+    b.clock.t += 15
+    r = await b("GET", T)
+    assert r.status_code == 429 and r.headers[HEADERS.retry_after] == "45"
+    assert r.headers[HEADERS.rate_reset] == "45" and r.headers[HEADERS.rate_count] == "1"
+
+
+async def test_seed_000_version_created_withdrawn(api: Api) -> None:
+    # accepted: an org rebuilt from git recreates its withdrawn versions too
+    tid = (await api.template())["id"]
+    v = await api.version(tid, "2.1.0", rollbackDirective=True)
+    assert v["status"] == "WITHDRAWN" and v["rollbackDirective"] is True
+    # what seed 000 calls "promoting a version with an active rollback flag" stays a 409
+    r = await api("POST", P, json=prompt(tid, trafficDistribution={"defaultVersion": "2.1.0"}))
+    assert_error(r, 409, "version.withdrawn")
+
+
+async def test_a_request_id_names_one_operation(api: Api) -> None:
+    # found by the fuzz run: the id of a refused POST, sent again with PUT on the same path,
+    # replayed the POST's 400 instead of answering 405
+    key = {RID: "same-id"}
+    first = await api("POST", T, json=template(), headers=key)
+    assert first.status_code == 201
+    assert_error(await api("PUT", T, json=template(), headers=key), 405, "method.not.allowed")
+    r = await api("PUT", f"{T}/{first.json()['id']}", json=template(description="d"), headers=key)
+    assert r.status_code == 200 and r.json()["version"] == 2  # acted: another operation
+    again = await api("POST", T, json=template(), headers=key)
+    assert again.status_code == 201 and again.content == first.content  # the repeat replays
+
+
+async def test_seed_000_version_request_as_the_tutorial_sends_it(api: Api) -> None:
+    tid = (await api.template())["id"]
+    body = {
+        "templateId": tid,
+        "version": "2.1.0",
+        "content": "You are a support agent. Analyze the customer issue: {{customer_issue}}. "
+        "Provide a resolution using {{tone_preference}}. Reference policy: {{policy_doc}}.",
+        "variables": {
+            "customer_issue": "string",
+            "tone_preference": "string",
+            "policy_doc": "string",
+        },
+        "rollbackDirective": False,
+        "abTestingTrigger": {"enabled": True, "trafficPercent": 0.2, "variantId": "v2_1_0_beta"},
+        "metadata": {"author": "automation-pipeline", "purpose": "escalation-routing"},
+    }
+    headers = {HEADERS.ab_test: "variant=v2_1_0_beta,traffic=20"}
+    r = await api("POST", V(tid), json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["abTestingTrigger"] == body["abTestingTrigger"]

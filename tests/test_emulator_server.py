@@ -1,7 +1,8 @@
 """The emulator as a real HTTP server on 127.0.0.1 (uvicorn, an ephemeral port).
 
 Covers: it starts on port 0, reports the real port and answers the contract over real sockets
-(token, a write, correlation and rate-limit headers); injected dropped connections, before acting
+(token, a write, correlation and rate-limit headers, the OpenAPI document); a body over the bound
+gets its 413 (the rest drained, not a reset); injected dropped connections, before acting
 and after committing, reach an httpx client as a transport error (never a 500) and the server
 keeps serving; ``--state`` persists the org and the idempotency memory across a restart, written
 atomically; an unreadable state file and a busy port are ``ConfigError``s; ``serve`` reports its
@@ -23,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.emulator import openapi
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import running
 from reconciler.endpoints import HEADERS, PATHS
@@ -52,6 +54,17 @@ def test_serves_the_contract_over_loopback() -> None:
         assert r.status_code == 404
         assert r.headers[HEADERS.correlation_id] == r.json()["contextId"]
         assert http.get("/__emulator/requests").status_code == 404  # no --admin
+
+
+def test_an_oversized_body_gets_its_413_over_a_real_socket() -> None:
+    # the rest of the body is read and dropped, so the client sees the answer, not a reset
+    with running(EmulatorConfig(port=0)) as url, httpx.Client(base_url=url) as http:
+        auth = _auth(http)
+        big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        r = http.post(T, content=big, headers={**auth, "Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["code"] == "request.too.large"
+        r = http.get(openapi.OPENAPI_PATH)  # and the server goes on serving
+        assert r.status_code == 200 and r.json()["openapi"] == "3.1.0"
 
 
 @pytest.mark.parametrize("kind", ["drop-before", "drop-after"])
@@ -121,6 +134,7 @@ def test_unreadable_state_and_busy_port_are_config_errors(tmp_path: Path) -> Non
 
 SERVE = """
 import sys
+from reconciler.emulator import openapi
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import serve
 serve(EmulatorConfig(port=0, state_file=sys.argv[1]), on_ready=lambda url: print(url, flush=True))

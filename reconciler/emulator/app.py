@@ -1,22 +1,28 @@
 """The emulator's HTTP layer: who may ask, how often, and what goes wrong on the way.
 
-``create_app`` returns a Starlette application whose single catch-all route hands every request
-to one ``Emulator``, which runs the contract's pipeline in its order (``docs/contract.md``):
+``create_app`` returns a Starlette application that hands every request to one ``Emulator``
+(no Starlette route: the emulator routes by the endpoint table, so even a path no pattern could
+match gets a Genesys error body), which runs the contract's pipeline in its order
+(``docs/contract.md``):
 
-1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted);
+1. admin endpoints under ``/__emulator/`` (only with ``admin=True``; no token, never faulted),
+   and the OpenAPI document (``openapi.OPENAPI_PATH``, no token, never faulted);
 2. injected latency; ``POST /oauth/token`` (client credentials, 60 a minute per client);
 3. the bearer token (401), then the idempotency lookup of a write's ``X-Genesys-Request-Id``
-   (a repeat gets the first answer, before any other check), then the per-token rate window
-   (429), then injected faults (429/500/503, connection dropped before acting);
-4. routing (404/405), the endpoint's scope (403 ``missing.scope``), the state machine
+   (per client and operation; a repeat gets the first answer, before any other check), then
+   the per-token rate window (429), then injected faults (429/500/503, connection dropped
+   before acting);
+4. routing (404/405), the endpoint's scope (403 ``missing.scope``), the body (at most
+   ``body.MAX_BODY_BYTES``, else 413; strict JSON, else 400: ``body``), the state machine
    (``state.Gateway``), remembering its answer for the request id, and possibly a connection
    dropped after committing.
 
-Every answer carries ``inin-correlation-id`` (the error body's ``contextId``) and the three
-``inin-ratelimit-*`` headers. The gateway's rules live in ``state``; nothing here decides what a
-valid object is. A dropped connection is a response started with a Content-Length and never
-finished, then ``ConnectionDropped`` raised: uvicorn closes the socket, the in-process transport
-maps it to ``httpx.RemoteProtocolError``, and neither turns it into a 500.
+Every answer carries ``inin-correlation-id`` (the error body's ``contextId``), the three
+``inin-ratelimit-*`` headers, and the request's ``X-Genesys-Request-Id`` when it had one. The
+gateway's rules live in ``state``; nothing here decides what a valid object is. A dropped
+connection is a response started with a Content-Length and never finished, then
+``ConnectionDropped`` raised: uvicorn closes the socket, the in-process transport maps it to
+``httpx.RemoteProtocolError``, and neither turns it into a 500.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import math
 import random
@@ -37,20 +44,66 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from reconciler.emulator.config import FAULT_KINDS, ClientSpec, EmulatorConfig
+from reconciler.emulator import body as bodies
+from reconciler.emulator import openapi
+from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
 from reconciler.endpoints import HEADERS, PAGING, PATHS, SCOPES
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 WINDOW = 60.0  # seconds of a rate window (API and token endpoint alike)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ADMIN_PREFIX = "/__emulator/"
 LOG_LIMIT = 20000
+ADMIN_METHODS: dict[str, tuple[str, ...]] = {
+    "requests": ("GET",),
+    "faults": ("GET", "PUT", "POST"),
+    "reset": ("POST",),
+    "state": ("GET", "PUT"),
+}
+MAX_REQUEST_ID = 256  # characters of an X-Genesys-Request-Id (a UUID has 36)
+MAX_LATENCY_MS = 3_600_000  # injected latency and jitter: at most an hour
+MAX_INGEST_DELAY = 86_400.0  # seconds
+
+
+class TooLarge(Exception):
+    """A request body over the bound (``413``); carries the bound."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit} bytes")
+        self.limit = limit
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read from the stream and refused past ``limit`` bytes (``TooLarge``) without
+    holding more than that: a declared Content-Length over the bound is refused before reading.
+    The rest of an oversized body is drained (up to 64 times the bound) so that a real client
+    sees the 413 rather than a connection reset while it is still sending."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        await _drain(request, 64 * limit)
+        raise TooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            await _drain(request, 64 * limit - size)
+            raise TooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(request: Request, budget: int) -> None:
+    """Read and discard what is left of a request body, at most ``budget`` bytes."""
+    with contextlib.suppress(RuntimeError, ClientDisconnect):  # RuntimeError: already consumed
+        async for chunk in request.stream():
+            budget -= len(chunk)
+            if budget <= 0:
+                return
 
 
 class ConnectionDropped(Exception):
@@ -254,6 +307,35 @@ class Window:
         return max(0, math.ceil(self.start + WINDOW - now))
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _finite(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, not {value!r:.40}")
+    return float(value)
+
+
+def _replayable_status(value: Any) -> int:
+    """Only state-machine answers below 500 (never a 429) are remembered for replay."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 200 <= value < 500:
+        raise ValueError(f"status {value!r:.40} is not a remembered answer's (200..499)")
+    if value == 429:
+        raise ValueError("a 429 is never remembered")
+    return value
+
+
+def _header(value: Any) -> str:
+    """A header name or value that can be sent again: visible latin-1, no line breaks."""
+    text = _text(value)
+    if any(c in text for c in "\r\n\0") or not all(ord(c) < 256 for c in text):
+        raise ValueError(f"{text[:40]!r} cannot be sent as a header")
+    return text
+
+
 def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -319,6 +401,7 @@ class Emulator:
         self.token_windows: dict[str, Window] = {}
         self.on_change: Callable[[], None] | None = None  # the server persists --state here
         self.encoder = _Encoder()
+        self._openapi_json: bytes | None = None
         self.reset_runtime()
 
     def reset_runtime(self) -> None:
@@ -328,7 +411,9 @@ class Emulator:
         login service forgetting its clients."""
         self.rate_windows: dict[str, Window] = {}
         self.token_windows = {}
-        self.idempotency: dict[tuple[str, str], Remembered] = {}
+        # (client, method, path, request id): a request id names one operation, so the same id
+        # on another method or path is another request, never a replay of the first's answer
+        self.idempotency: dict[tuple[str, str, str, str], Remembered] = {}
         self._remembered_since_sweep = 0
         self.log: list[dict[str, Any]] = []
         self.rates: dict[str, float] = {k: float(v) for k, v in self.config.fault_rates.items()}
@@ -344,6 +429,8 @@ class Emulator:
         memory = [
             {
                 "client": client,
+                "method": method,
+                "path": path,
                 "requestId": rid,
                 "expires": r.expires,
                 "status": r.status,
@@ -351,26 +438,37 @@ class Emulator:
                 "headers": r.headers,
                 "contextId": r.context_id,
             }
-            for (client, rid), r in self.idempotency.items()
+            for (client, method, path, rid), r in self.idempotency.items()
             if r.expires > now
         ]
         return {**self.gateway.snapshot(), "idempotency": memory}
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        self.gateway.restore(data)
-        self.encoder.clear()
-        self.idempotency = {}
-        try:
-            for m in data.get("idempotency") or []:
-                self.idempotency[(str(m["client"]), str(m["requestId"]))] = Remembered(
-                    float(m["expires"]),
-                    int(m["status"]),
-                    str(m["body"]).encode("utf-8"),
-                    {str(k): str(v) for k, v in dict(m.get("headers") or {}).items()},
-                    str(m.get("contextId") or ""),
+        """Replace the org and the idempotency memory with a snapshot, or change nothing:
+        ``ValueError`` (naming what is wrong) when any part of it is not a snapshot."""
+        memory: dict[tuple[str, str, str, str], Remembered] = {}
+        entries = data.get("idempotency") if isinstance(data, Mapping) else None
+        if entries is not None and not isinstance(entries, list):
+            raise ValueError("not an emulator state snapshot: idempotency must be a list")
+        for n, m in enumerate(entries or []):
+            if isinstance(m, Mapping) and not {"method", "path"} <= set(m):
+                continue  # written before ids were per operation: it can match no request now
+            try:
+                key = (_text(m["client"]), _text(m["method"]), _text(m["path"]))
+                memory[(*key, _text(m["requestId"]))] = Remembered(
+                    _finite(m["expires"]),
+                    _replayable_status(m["status"]),
+                    _text(m["body"]).encode("utf-8"),
+                    {_header(k): _header(v) for k, v in (m.get("headers") or {}).items()},
+                    _text(m.get("contextId") or ""),
                 )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"not an emulator state snapshot (idempotency): {exc}") from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(
+                    f"not an emulator state snapshot: idempotency[{n}]: {exc!s:.200}"
+                ) from None
+        self.gateway.restore(data)  # validates all, then replaces the org at once
+        self.encoder.clear()
+        self.idempotency = memory
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -387,7 +485,7 @@ class Emulator:
             # Read the whole request first (unread bytes would turn the close into a reset),
             # start an answer that promises more than it sends, so every HTTP client sees an
             # incomplete message, then let the server close the connection.
-            await request.body()
+            await _drain(request, bodies.MAX_ADMIN_BODY_BYTES)
             await send(
                 {
                     "type": "http.response.start",
@@ -419,7 +517,7 @@ class Emulator:
         window: Window | None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        hdrs = {**(headers or {}), H.correlation_id: cid, **self._rate_headers(window)}
+        hdrs = {H.correlation_id: cid, **self._rate_headers(window), **(headers or {})}
         if content is None or status == 204:
             return Response(status_code=status, headers=hdrs)
         return Response(content, status_code=status, headers=hdrs, media_type="application/json")
@@ -438,11 +536,17 @@ class Emulator:
         return self._respond(status, body, cid, window, headers)
 
     def _oauth_error(
-        self, status: int, error: str, description: str, cid: str, **headers: str
+        self,
+        status: int,
+        error: str,
+        description: str,
+        cid: str,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
-        return self._respond(
-            status, _dumps({"error": error, "description": description}), cid, None, headers
-        )
+        """RFC 6749 section 5.2's ``error_description``, and ``description`` as the real
+        platform's login service names it: both, so clients written against either read it."""
+        body = {"error": error, "error_description": description, "description": description}
+        return self._respond(status, _dumps(body), cid, None, headers)
 
     def _record(self, request: Request, status: int | str, cid: str, **extra: Any) -> None:
         self.log.append(
@@ -467,12 +571,23 @@ class Emulator:
 
     # -- the pipeline --
     async def handle(self, request: Request) -> Response:
+        """The answer to one request; a request id the client sent is echoed on it (seed 001
+        reads ``X-Genesys-Request-Id`` back from the answer)."""
+        response = await self._handle(request)
+        rid = request.headers.get(H.request_id)
+        if rid is not None:
+            response.headers[H.request_id] = rid
+        return response
+
+    async def _handle(self, request: Request) -> Response:
         cid = str(uuid.uuid4())
         path, method = request.url.path, request.method
         if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
             if not self.config.admin:
                 return self._error(404, "not.found", f"no endpoint {path}", cid, None)
             return await self._admin(request, cid)
+        if path == openapi.OPENAPI_PATH:
+            return self._openapi(method, cid)
         if self.latency_ms or self.jitter_ms:
             ms = self.latency_ms + self.faults_rng.uniform(0, self.jitter_ms)
             await self.sleep(ms / 1000)
@@ -497,12 +612,22 @@ class Emulator:
                 "missing, unknown or expired bearer token; request a new one at " + PATHS.token,
                 cid,
                 None,
+                headers={"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'},
             )
         window = self.rate_windows.get(value)
         if window is None or now >= window.start + WINDOW:
             window = self.rate_windows[value] = Window(now)
         rid = request.headers.get(H.request_id) if method in WRITES else None
-        key = (token.client, rid) if rid else None
+        if rid is not None and len(rid) > MAX_REQUEST_ID:
+            self._record(request, 400, cid, client=token.client)
+            return self._error(
+                400,
+                "validation.failed",
+                f"{H.request_id} is over {MAX_REQUEST_ID} characters; send a UUID",
+                cid,
+                window,
+            )
+        key = (token.client, method, path, rid) if rid else None
 
         # 2. idempotency: a repeat gets the first answer, before any other check
         if key is not None:
@@ -546,7 +671,21 @@ class Emulator:
                 self._record(
                     request, f"{kind} (injected)", cid, rid=rid, client=token.client, fault=kind
                 )
-                extra = {H.retry_after: "1"} if status in (429, 503) else None
+                if status == 429:
+                    # as a real 429 reads: the window is spent until Retry-After
+                    return self._error(
+                        status,
+                        code,
+                        message,
+                        cid,
+                        window,
+                        headers={
+                            H.retry_after: "1",
+                            H.rate_count: str(max(window.count, self.config.rate_limit)),
+                            H.rate_reset: "1",
+                        },
+                    )
+                extra = {H.retry_after: "1"} if status == 503 else None
                 return self._error(status, code, message, cid, window, headers=extra)
         if self._draw("drop-before"):
             self._record(
@@ -611,12 +750,17 @@ class Emulator:
         """Parse the body and run the state machine; refusals become Genesys error bodies."""
         body: Any = None
         if request.method in ("POST", "PUT", "PATCH"):
-            raw = await request.body()
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    return self._refusal(400, "validation.failed", "the body is not JSON", cid)
+            try:
+                body = bodies.parse(await read_body(request, bodies.MAX_BODY_BYTES))
+            except TooLarge as exc:
+                return self._refusal(
+                    413,
+                    "request.too.large",
+                    f"the request body is over {exc.limit} bytes; send a smaller one",
+                    cid,
+                )
+            except bodies.BodyError as exc:
+                return self._refusal(400, "validation.failed", exc.message, cid, [exc.message])
         call = Call(
             params=params,
             query=dict(request.query_params),
@@ -654,13 +798,34 @@ class Emulator:
                 del self.tokens[t]
                 self.rate_windows.pop(t, None)
 
+    # -- the OpenAPI document (no token, never delayed or faulted, like a platform's spec) --
+    def _openapi(self, method: str, cid: str) -> Response:
+        if method != "GET":
+            return self._error(
+                405,
+                "method.not.allowed",
+                f"{method} is not allowed on {openapi.OPENAPI_PATH}; use GET",
+                cid,
+                None,
+                headers={"Allow": "GET"},
+            )
+        if self._openapi_json is None:
+            admin = ADMIN_METHODS if self.config.admin else None
+            self._openapi_json = _dumps(openapi.document(ENDPOINTS, admin))
+        return self._respond(200, self._openapi_json, cid, None)
+
     # -- OAuth (client credentials) --
     async def _token(self, request: Request, cid: str) -> Response:
         if request.method != "POST":
             return self._oauth_error(
-                405, "invalid_request", "use POST with a form body", cid, Allow="POST"
+                405, "invalid_request", "use POST with a form body", cid, {"Allow": "POST"}
             )
-        raw = await request.body()
+        try:
+            raw = await read_body(request, bodies.MAX_BODY_BYTES)
+        except TooLarge as exc:
+            return self._oauth_error(
+                413, "invalid_request", f"the token request is over {exc.limit} bytes", cid
+            )
         try:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
         except UnicodeDecodeError:
@@ -677,8 +842,24 @@ class Emulator:
         if client is None or not secrets.compare_digest(
             (secret or "").encode("utf-8"), client.secret.encode("utf-8")
         ):
-            return self._oauth_error(401, "invalid_client", "client authentication failed", cid)
-        if form.get("grant_type") != "client_credentials":
+            return self._oauth_error(
+                401,
+                "invalid_client",
+                "client authentication failed",
+                cid,
+                {"WWW-Authenticate": 'Basic realm="oauth"'},
+            )
+        grant = form.get("grant_type")
+        if grant is None:
+            json_sent = "json" in request.headers.get("content-type", "")
+            return self._oauth_error(
+                400,
+                "invalid_request",
+                "grant_type is required: send the form body grant_type=client_credentials"
+                + (" (application/x-www-form-urlencoded, not JSON)" if json_sent else ""),
+                cid,
+            )
+        if grant != "client_credentials":
             return self._oauth_error(
                 400, "unsupported_grant_type", "use grant_type=client_credentials", cid
             )
@@ -693,7 +874,7 @@ class Emulator:
                 "invalid_request",
                 "rate limit exceeded",
                 cid,
-                **{H.retry_after: str(max(1, w.reset_in(now)))},
+                {H.retry_after: str(max(1, w.reset_in(now)))},
             )
         w.count += 1
         granted = client.scopes
@@ -725,16 +906,41 @@ class Emulator:
         def ok(body: Any) -> Response:
             return self._respond(200, _dumps(body), cid, None)
 
-        if name == "requests" and method == "GET":
-            return ok({"requests": self.log})
-        if name == "faults" and method == "GET":
-            return ok(self.faults())
-        if name == "faults" and method in ("PUT", "POST"):
-            try:
-                self.set_faults(json.loads(await request.body() or b"{}"))
-            except (ValueError, TypeError) as exc:
-                return self._error(400, "validation.failed", str(exc), cid, None)
-            return ok(self.faults())
+        async def data() -> Any:
+            """The JSON body ({} when empty, None for null); ``BodyError`` or ``TooLarge``."""
+            raw = await read_body(request, bodies.MAX_ADMIN_BODY_BYTES)
+            if not raw:
+                return {}
+            return bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8)  # snapshots nest deeper
+
+        allowed = ADMIN_METHODS.get(name)
+        if allowed is not None and method not in allowed:
+            return self._error(
+                405,
+                "method.not.allowed",
+                f"{method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
+                cid,
+                None,
+                headers={"Allow": ", ".join(allowed)},
+            )
+        try:
+            if name == "requests" and method == "GET":
+                return ok({"requests": self.log})
+            if name == "faults" and method == "GET":
+                return ok(self.faults())
+            if name == "faults" and method in ("PUT", "POST"):
+                self.set_faults(await data())
+                return ok(self.faults())
+            if name == "state" and method == "PUT":
+                self.restore(await data())
+                self._changed()
+                return ok({"restored": True})
+        except TooLarge as exc:
+            return self._error(
+                413, "request.too.large", f"the body is over {exc.limit} bytes", cid, None
+            )
+        except (ValueError, TypeError) as exc:  # BodyError is a ValueError
+            return self._error(400, "validation.failed", str(exc), cid, None, [str(exc)])
         if name == "reset" and method == "POST":
             self.gateway.reset()
             self.reset_runtime()
@@ -742,13 +948,6 @@ class Emulator:
             return ok({"reset": True})
         if name == "state" and method == "GET":
             return ok(self.snapshot())
-        if name == "state" and method == "PUT":
-            try:
-                self.restore(json.loads(await request.body() or b"{}"))
-            except ValueError as exc:
-                return self._error(400, "validation.failed", str(exc), cid, None)
-            self._changed()
-            return ok({"restored": True})
         return self._error(
             404, "not.found", f"no admin endpoint {method} {request.url.path}", cid, None
         )
@@ -776,7 +975,8 @@ class Emulator:
             raise ValueError(
                 f"unknown key(s) {', '.join(extra)}; known: {', '.join(sorted(known))}"
             )
-        rates = data.get("rates", self.rates) or {}
+        rates = data.get("rates", self.rates)
+        rates = {} if rates is None else rates  # null: no faults (but [] or 0 is a mistake)
         if not isinstance(rates, dict):
             raise ValueError("rates must map a fault kind to a probability")
         for k, v in rates.items():
@@ -785,20 +985,26 @@ class Emulator:
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
                 raise ValueError(f"fault rate {k}={v!r} is outside 0..1")
         numbers = {}
-        for k in ("latencyMs", "jitterMs", "ingestDelay"):
+        for k, most in (
+            ("latencyMs", MAX_LATENCY_MS),
+            ("jitterMs", MAX_LATENCY_MS),
+            ("ingestDelay", MAX_INGEST_DELAY),
+        ):
             if k in data:
                 v = data[k]
-                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-                    raise ValueError(f"{k} must be a number of 0 or more")
+                # a comparison chain is False for NaN, and int(inf) would raise after changes
+                if not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= most):
+                    raise ValueError(f"{k} must be a number from 0 to {most:g}, not {v!r}")
                 numbers[k] = v
         models = {}
         for k in ("failingModels", "refusingModels"):
             if k in data:
-                v = data[k] or []
+                v = [] if data[k] is None else data[k]
                 if not isinstance(v, list) or not all(isinstance(m, str) for m in v):
                     raise ValueError(f"{k} must be a list of model ids")
                 models[k] = set(v)
-        if "seed" in data and not (data["seed"] is None or isinstance(data["seed"], int)):
+        seed = data.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError("seed must be an integer or null")
         self.rates = {k: float(v) for k, v in rates.items()}
         if "latencyMs" in numbers:
@@ -833,10 +1039,11 @@ class EmulatorApp(Starlette):
     benchmarks."""
 
     def __init__(self, emulator: Emulator) -> None:
-        super().__init__(
-            routes=[Route("/{path:path}", endpoint=emulator, methods=None)],
-            exception_handlers={Exception: _server_error},
-        )
+        super().__init__(routes=[], exception_handlers={Exception: _server_error})
+        # Every request goes to the emulator, which routes by the endpoint table: a Starlette
+        # route would answer a path its pattern cannot match (a line break, say) with a
+        # plain-text 404 instead of the Genesys error body.
+        self.router.default = emulator
         self.state.emulator = emulator
 
     @property

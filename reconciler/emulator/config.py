@@ -16,6 +16,9 @@ FAULT_KINDS = ("429", "500", "503", "drop-before", "drop-after")
 """Injectable faults: three error answers, and a connection closed before acting or after
 committing (the answer is lost)."""
 
+ADMIN_PREFIX = "/__emulator/"
+"""Where the test-only endpoints live (``--admin``)."""
+
 ALL_SCOPES = frozenset(SCOPES.all)
 DEFAULT_CLIENT_ID = "emulator-client"
 DEFAULT_CLIENT_SECRET = "emulator-secret"

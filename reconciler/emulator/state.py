@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple, TypeGuard
 
@@ -38,6 +40,7 @@ CONTENT_HASH = "contentHash"
 UPDATED_AT = "updatedAt"
 SYNC_EVENT_ID = "syncEventId"
 RETRIEVAL_PRECISION = "retrievalPrecision"
+INDEX_OBJECT_ID = "id"  # seed 004 reads the index's id as "id": answered beside indexId
 AB_KEYS = ("enabled", "trafficPercent", "variantId")  # abTestingTrigger (seed 000)
 SPLIT_VERSION, SPLIT_WEIGHT = "version", "weight"  # trafficDistribution.versions[] entries
 STRATEGIES = ("random", "sticky")
@@ -73,6 +76,7 @@ FORMATS = ("float32", "int8", "binary")
 MATRIX_TYPES = ("string", "number", "boolean")
 ANALYTICS_METRICS = ("totalTokens", "inputTokens", "outputTokens", "latencyMs", "errorCount")
 ANALYTICS_GROUPS = ("promptId", "version", "modelId", "llmGatewayId")  # llmGatewayId: seed 002
+DISPATCH_FIELDS = ("modelId", "prompt", "parameters", "fallbackModels", "safetyFilters", "metadata")
 AUDIT_FIELDS = frozenset(
     {"promptId", "action", "timestamp", "details", "complianceStatus", "metadata"}
 )
@@ -111,15 +115,37 @@ def _iso(ts: float) -> str:
 
 
 def _parse_time(value: Any, name: str) -> float | None:
+    """An RFC 3339 / ISO 8601 date-time (``Z``, ``z`` or an offset; no zone means UTC)."""
     if value in (None, ""):
         return None
     try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+        text = str(value)
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    except (ValueError, OverflowError):
         raise invalid(f"{name} must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+
+
+MAX_PAGE_NUMBER = 2**31 - 1  # the platform's int32 page numbers
+
+
+def query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter: ASCII digits (``int()`` would also take ``1_0``, `` 5`` and
+    other scripts' digits), within ``low..high``; ``400 validation.failed`` otherwise."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    digits = raw[1:] if raw[:1] in ("-", "+") else raw
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        raise invalid(f"{name} must be an integer from {low} to {high}, not {raw[:40]!r}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise invalid(f"{name} must be an integer from {low} to {high}, not {value}")
+    return value
 
 
 def _is_num(v: Any) -> TypeGuard[float]:
@@ -128,6 +154,86 @@ def _is_num(v: Any) -> TypeGuard[float]:
 
 def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    """A snapshot's map (absent: empty); ``ValueError`` naming ``where`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object")
+    return value
+
+
+def _entry(value: Any, where: str) -> dict[str, Any]:
+    """One object of a snapshot: an object, never null."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list")
+    return value
+
+
+def _str(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+def _same(value: Any, expected: str, name: str) -> None:
+    if value != expected:
+        raise ValueError(f"{name} {value!r:.60} is not its key {expected!r:.60}")
+
+
+def _labels(history: Any, *, given: bool = False) -> tuple[str, ...]:
+    """A prompt's release labels in a snapshot: a list of strings (absent: none; an entry
+    ``given`` in the snapshot must be a list)."""
+    if given and history is None:
+        raise ValueError("promptLabels are lists of version labels, not null")
+    history = _list(history, "promptLabels")
+    if not all(isinstance(x, str) for x in history):
+        raise ValueError("promptLabels are lists of version labels (strings)")
+    return tuple(history)
+
+
+def _finite_number(value: Any) -> float:
+    if not (_is_num(value) and math.isfinite(value)):
+        raise ValueError(f"{value!r:.40} is not a finite number")
+    return float(value)
+
+
+def _record(rec: Any) -> dict[str, Any]:
+    return _entry(rec, "record")
+
+
+def _telemetry_row(row: Any) -> dict[str, Any]:
+    """A telemetry entity as telemetry paging and analytics read it."""
+    row = _entry(row, "row")
+    if _parse_time(row.get("timestamp"), "timestamp") is None:
+        raise ValueError("timestamp is required")
+    if not isinstance(row.get("promptId"), str):
+        raise ValueError("promptId must be a string")
+    for name in ("version", "modelId", "error"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            raise ValueError(f"{name} must be a string or null")
+    if not (_is_num(row.get("latencyMs")) and math.isfinite(row["latencyMs"])):
+        raise ValueError("latencyMs must be a finite number")
+    for name in ("inputTokens", "outputTokens"):
+        if not _is_int(row.get(name)):
+            raise ValueError(f"{name} must be an integer")
+    return row
+
+
+def _names_in(value: Any, allowed: Iterable[str]) -> bool:
+    """A list of strings, each one of ``allowed`` (never hashing what is not a string)."""
+    return isinstance(value, list) and all(isinstance(v, str) and v in allowed for v in value)
 
 
 def _string_map(value: Any, where: str) -> dict[str, str]:
@@ -164,26 +270,36 @@ def _semver_key(version: str) -> tuple[Any, ...]:
     return (0, int(m.group(1)), int(m.group(2)), int(m.group(3)), pre is None, pre or "")
 
 
-def _etag_matches(header: str, current: str) -> bool:
-    """``If-Match``: ``*``, or one of a comma-separated list of (possibly weak) ETags."""
+def entity_tags(header: str) -> tuple[str, ...]:
+    """The tags of an ``If-Match``/``If-None-Match`` value, read the same way for every kind.
+
+    ``*``, or a comma-separated list of entity tags, each quoted or not and weak (``W/``) or not:
+    ``W/"version=4"``, ``"version=3", "version=4"`` and ``version=4`` all carry ``version=4``.
+    A weak tag compares like a strong one (proxies weaken ETags; the tag is what the client
+    saw). A blank value carries no tag, so it matches nothing: a precondition the server cannot
+    read fails, it is never dropped."""
+    out = []
     for part in header.split(","):
-        tag = part.strip().removeprefix("W/").strip('"')
-        if tag == "*" or tag == current.strip('"'):
-            return True
-    return False
+        tag = part.strip()
+        if tag[:2] in ("W/", "w/"):
+            tag = tag[2:].lstrip()
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+            tag = tag[1:-1]
+        if tag:
+            out.append(tag)
+    return tuple(out)
+
+
+def _etag_matches(header: str, *current: str) -> bool:
+    """Whether a precondition header names ``*`` or one of the object's ``current`` tags."""
+    names = {c.strip('"') for c in current}
+    return any(tag == "*" or tag in names for tag in entity_tags(header))
 
 
 def page(items: list[Any], query: Mapping[str, str]) -> dict[str, Any]:
     """Page-number paging (seed 002): pageSize at most 100, default 25; both page-count names."""
-    try:
-        size = int(query.get(PAGING.page_size, 25))
-        number = int(query.get(PAGING.page_number, 1))
-    except ValueError:
-        raise invalid(f"{PAGING.page_size} and {PAGING.page_number} must be integers") from None
-    if not 1 <= size <= PAGING.max_page_size:
-        raise invalid(f"{PAGING.page_size} must be between 1 and {PAGING.max_page_size}")
-    if number < 1:
-        raise invalid(f"{PAGING.page_number} must be 1 or more")
+    size = query_int(query, PAGING.page_size, 25, 1, PAGING.max_page_size)
+    number = query_int(query, PAGING.page_number, 1, 1, MAX_PAGE_NUMBER)
     total = len(items)
     pages = -(-total // size)
     return {
@@ -225,6 +341,7 @@ class Gateway:
         self._prompt_names: dict[str, str] = {}
         self.versions: dict[str, dict[str, dict[str, Any]]] = {}
         self.prompts: dict[str, dict[str, Any]] = {}
+        self.prompt_labels: dict[str, tuple[str, ...]] = {}  # id -> release labels carried
         self.indexes: dict[str, dict[str, dict[str, Any]]] = {s["id"]: {} for s in STORES}
         self.ready_at: dict[str, float] = {}  # "store/index" -> when PROCESSING ends
         self.telemetry: list[dict[str, Any]] = []
@@ -246,6 +363,7 @@ class Gateway:
             "templates": self.templates,
             "versions": self.versions,
             "prompts": self.prompts,
+            "promptLabels": self.prompt_labels,
             "indexes": self.indexes,
             "readyAt": self.ready_at,
             "telemetry": self.telemetry[-10000:],
@@ -255,27 +373,142 @@ class Gateway:
         return copied
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        """Replace the org with a snapshot; ``ValueError`` when it is not one."""
+        """Replace the org with a snapshot, or change nothing: ``ValueError`` naming the first
+        part that is not one.
+
+        Every object is replayed through the same checks a client's write goes through (so a
+        snapshot cannot hold an object the gateway would refuse, nor one that would break a
+        later answer), then gets back the server-managed fields the snapshot recorded, each
+        checked for its type. The replay runs on a scratch org; only a complete success
+        replaces this one."""
         if not isinstance(data, Mapping):
             raise ValueError("a state snapshot is a JSON object")
-        if data.get("format", SNAPSHOT_FORMAT) != SNAPSHOT_FORMAT:
-            raise ValueError(f"state format {data.get('format')!r} is not {SNAPSHOT_FORMAT}")
-        data = json.loads(json.dumps(dict(data)))  # a copy: nothing shared with the caller
-        self.reset()
+        fmt = data.get("format", SNAPSHOT_FORMAT)
+        if isinstance(fmt, bool) or fmt != SNAPSHOT_FORMAT:  # True == 1 in Python, not in JSON
+            raise ValueError(f"state format {fmt!r} is not {SNAPSHOT_FORMAT}")
+        scratch = Gateway(now=self.now, ingest_delay=self.ingest_delay, seed=self.seed)
+        where = "snapshot"
         try:
-            self.templates = dict(data.get("templates") or {})
-            self.versions = {k: dict(v) for k, v in (data.get("versions") or {}).items()}
-            self.prompts = dict(data.get("prompts") or {})
-            for store, idx in (data.get("indexes") or {}).items():
-                self.indexes[store] = dict(idx)
-            self.ready_at = {k: float(v) for k, v in (data.get("readyAt") or {}).items()}
-            self.telemetry = list(data.get("telemetry") or [])
-            self.audit_logs = list(data.get("auditLogs") or [])
-            self._template_names = {t[TF.name]: tid for tid, t in self.templates.items()}
-            self._prompt_names = {p[PF.name]: pid for pid, p in self.prompts.items()}
+            copied = json.loads(json.dumps(dict(data), allow_nan=False))  # nothing shared
+            for step_name, step in scratch._replay(copied):
+                where = step_name
+                step()
+        except ApiError as exc:
+            raise ValueError(f"not an emulator state snapshot: {where}: {exc.message}") from None
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            self.reset()
-            raise ValueError(f"not an emulator state snapshot: {exc}") from None
+            raise ValueError(f"not an emulator state snapshot: {where}: {exc!s:.200}") from None
+        for name in (
+            "rng",
+            "_ids",
+            "templates",
+            "_template_names",
+            "_prompt_names",
+            "versions",
+            "prompts",
+            "prompt_labels",
+            "indexes",
+            "ready_at",
+            "telemetry",
+            "audit_logs",
+            "failing_models",
+            "refusing_models",
+        ):
+            setattr(self, name, getattr(scratch, name))
+
+    def _replay(self, data: dict[str, Any]) -> Iterable[tuple[str, Callable[[], object]]]:
+        """The steps that load a snapshot into this (fresh) org, each named for messages."""
+        for tid, t in _mapping(data.get("templates"), "templates").items():
+            yield f"templates.{tid}", partial(self._restore_template, tid, t)
+        for tid, vs in _mapping(data.get("versions"), "versions").items():
+            for v, obj in _entry(vs, f"versions.{tid}").items():
+                yield f"versions.{tid}.{v}", partial(self._restore_version, tid, v, obj)
+        labels = _mapping(data.get("promptLabels"), "promptLabels")
+        for pid, history in labels.items():  # every entry, whether its prompt is there or not
+            yield f"promptLabels.{pid}", partial(_labels, history, given=True)
+        for pid, p in _mapping(data.get("prompts"), "prompts").items():
+            yield f"prompts.{pid}", partial(self._restore_prompt, pid, p, labels.get(pid))
+        ready = _mapping(data.get("readyAt"), "readyAt")
+        for key, at in ready.items():
+            yield f"readyAt.{key}", partial(_finite_number, at)
+        for sid, idx in _mapping(data.get("indexes"), "indexes").items():
+            for iid, obj in _entry(idx, f"indexes.{sid}").items():
+                yield f"indexes.{sid}.{iid}", partial(self._restore_index, sid, iid, obj, ready)
+        for n, row in enumerate(_list(data.get("telemetry"), "telemetry")):
+            yield f"telemetry[{n}]", partial(self._restore_row, self.telemetry, _telemetry_row, row)
+        for n, rec in enumerate(_list(data.get("auditLogs"), "auditLogs")):
+            yield f"auditLogs[{n}]", partial(self._restore_row, self.audit_logs, _record, rec)
+
+    @staticmethod
+    def _restore_row(
+        rows: list[dict[str, Any]], check: Callable[[Any], dict[str, Any]], row: Any
+    ) -> None:
+        rows.append(check(row))
+
+    def _restore_template(self, tid: str, t: Any) -> None:
+        t = _entry(t, "template")
+        obj = self._template_from(t, tid)
+        _same(t.get(TF.id), tid, TF.id)
+        version = t.get(TF.version)
+        if not _is_int(version) or version < 1:
+            raise ValueError(f"{TF.version} must be an integer of 1 or more")
+        self.templates[tid] = {
+            TF.id: tid,
+            **obj,
+            TF.version: version,
+            DATE_CREATED: _str(t, DATE_CREATED),
+            DATE_MODIFIED: _str(t, DATE_MODIFIED),
+            SELF_URI: _str(t, SELF_URI),
+        }
+        self._template_names[obj[TF.name]] = tid
+        self.versions.setdefault(tid, {})
+
+    def _restore_version(self, tid: str, version: str, v: Any) -> None:
+        v = _entry(v, "version")
+        _same(v.get(VF.version), version, VF.version)
+        self.create_version(tid, {k: x for k, x in v.items() if k not in self._V_SERVER})
+        stored = self.versions[tid][version]  # a new object, never edited in place
+        self.versions[tid][version] = {**stored, DATE_CREATED: _str(v, DATE_CREATED)}
+
+    def _restore_prompt(self, pid: str, p: Any, labels: Any) -> None:
+        p = _entry(p, "prompt")
+        _unknown(p, self._P_FIELDS | self._P_SERVER)
+        if PF.model_alias in p:
+            raise ValueError(f"a stored prompt has {PF.model}, never {PF.model_alias}")
+        self.prompt_labels[pid] = _labels(labels)
+        fields = {k: x for k, x in p.items() if k not in self._P_SERVER and x is not None}
+        self._check_prompt(fields, pid)
+        _same(p.get(PF.id), pid, PF.id)
+        self.prompts[pid] = {
+            PF.id: pid,
+            **fields,
+            **{f: _str(p, f) for f in (PF.status, PF.etag, DATE_CREATED, DATE_MODIFIED, SELF_URI)},
+        }
+        self._prompt_names[fields[PF.name]] = pid
+        self.prompt_labels[pid] = self._own_labels(fields, pid)
+
+    def _restore_index(self, sid: str, iid: str, idx: Any, ready: Mapping[str, Any]) -> None:
+        idx = _entry(idx, "index")
+        self.put_index(
+            sid, iid, {k: x for k, x in idx.items() if k not in self._X_SERVER}, None, None
+        )
+        status = idx.get(XF.status)
+        if status not in ("PROCESSING", "ACTIVE"):
+            raise ValueError(f"{XF.status} must be PROCESSING or ACTIVE")
+        precision = idx.get(RETRIEVAL_PRECISION)
+        if not (_is_num(precision) and 0 <= precision <= 1):
+            raise ValueError(f"{RETRIEVAL_PRECISION} must be a number from 0 to 1")
+        key = f"{sid}/{iid}"
+        self.ready_at.pop(key, None)
+        if key in ready:
+            self.ready_at[key] = _finite_number(ready[key])
+        self.indexes[sid][iid] = {
+            **self.indexes[sid][iid],
+            XF.status: status,
+            UPDATED_AT: _str(idx, UPDATED_AT),
+            SYNC_EVENT_ID: _str(idx, SYNC_EVENT_ID),
+            RETRIEVAL_PRECISION: precision,
+            XF.etag: _str(idx, XF.etag),
+        }
 
     # -- prompt templates (seed 002) ----------------------------------------------------------
     _T_FIELDS: ClassVar[frozenset[str]] = frozenset(
@@ -362,15 +595,15 @@ class Gateway:
         return t
 
     def _template_precondition(self, tid: str, cur: dict[str, Any], if_match: str | None) -> None:
-        if if_match is None or if_match.strip() == "*":
+        """A template's tag is ``version=N`` (seed 002); the bare ``N`` is accepted too."""
+        n = cur[TF.version]
+        if if_match is None or _etag_matches(if_match, f"version={n}", str(n)):
             return
-        want = if_match.strip().strip('"').removeprefix("version=").strip('"')
-        if want != str(cur[TF.version]):
-            raise ApiError(
-                412,
-                "precondition.failed",
-                f"prompt template {tid} is at version {cur[TF.version]}, not {want}",
-            )
+        raise ApiError(
+            412,
+            "precondition.failed",
+            f"prompt template {tid} is at version {n} (If-Match: version={n}), not {if_match!r}",
+        )
 
     def create_template(self, body: Any, base: str) -> Answer:
         """``base`` is the collection's absolute URL, for ``selfUri``."""
@@ -672,7 +905,9 @@ class Gateway:
         PF.top_p: 0.95,
         PF.max_tokens: 2048,
     }
-    _P_REQUIRED: ClassVar[tuple[str, ...]] = (PF.name, PF.template_id, PF.model, PF.system_prompt)
+    # templateId is optional (seed 003 creates prompts without one): an unbound prompt's split
+    # routes to the release labels the prompt itself has carried (its own ``version`` values).
+    _P_REQUIRED: ClassVar[tuple[str, ...]] = (PF.name, PF.model, PF.system_prompt)
 
     @staticmethod
     def _guard_defaults(given: Any) -> Any:
@@ -700,7 +935,10 @@ class Gateway:
             problems.append(f"{PF.template_id} {tid!r} is not a prompt template")
         models = {m["id"]: m for m in MODELS}
         model = p.get(PF.model)
-        if model is not None and model not in models:
+        if model is not None and not isinstance(model, str):
+            problems.append(f"{PF.model} must be a model id (a string)")
+            model = None
+        elif model is not None and model not in models:
             problems.append(
                 f"model {model!r} is not in the models list ({', '.join(sorted(models))})"
             )
@@ -739,11 +977,11 @@ class Gateway:
             problems.append(f"{PF.guardrails} allows {', '.join(allowed)}")
         else:
             cf, bc = g.get(PF.content_filtering), g.get(PF.blocked_categories)
-            if not isinstance(cf, list) or not set(cf) <= set(CONTENT_FILTERS):
+            if not _names_in(cf, CONTENT_FILTERS):
                 problems.append(
                     f"{PF.guardrails}.{PF.content_filtering} allows {', '.join(CONTENT_FILTERS)}"
                 )
-            if not isinstance(bc, list) or not set(bc) <= set(CATEGORIES):
+            if not _names_in(bc, CATEGORIES):
                 problems.append(
                     f"{PF.guardrails}.{PF.blocked_categories} allows {', '.join(CATEGORIES)}"
                 )
@@ -756,8 +994,8 @@ class Gateway:
                     f"{PF.guardrails}.{PF.guard_max_tokens} {gmt}"
                 )
         withdrawn: list[str] = []
-        if p.get(PF.traffic) is not None and isinstance(tid, str):
-            problems += self._check_traffic(p[PF.traffic], tid, withdrawn)
+        if p.get(PF.traffic) is not None and (tid is None or isinstance(tid, str)):
+            problems += self._check_traffic(p[PF.traffic], tid, withdrawn, self._own_labels(p, pid))
         try:
             _string_map(p.get(LABELS, {}), LABELS)
         except ApiError as exc:
@@ -773,16 +1011,35 @@ class Gateway:
         if self._prompt_names.get(str(name), pid) != pid:
             raise ApiError(409, "name.exists", f"a gateway prompt named {name!r} already exists")
 
-    def _check_traffic(self, td: Any, tid: str, withdrawn: list[str]) -> list[str]:
+    def _own_labels(self, p: Mapping[str, Any], pid: str | None) -> tuple[str, ...]:
+        """The release labels a prompt has carried, its current ``version`` last (seed 003)."""
+        labels = self.prompt_labels.get(pid, ()) if pid is not None else ()
+        v = p.get(PF.version)
+        return (*labels, v) if isinstance(v, str) and v not in labels else labels
+
+    def _check_traffic(
+        self, td: Any, tid: str | None, withdrawn: list[str], own: tuple[str, ...] = ()
+    ) -> list[str]:
+        """A bound prompt's split routes to its template's versions; an unbound prompt's split
+        to its own release labels ``own`` (which are never withdrawn)."""
         if not isinstance(td, dict):
             return [f"{PF.traffic} must be an object"]
-        versions = self.versions.get(tid, {})
+        if tid is None:
+            versions: Mapping[str, Any] = {v: {VF.rollback: False} for v in own}
+            whose = (
+                "a release label of this prompt (it has carried: "
+                + (", ".join(own) or "none; set version")
+                + ")"
+            )
+        else:
+            versions = self.versions.get(tid, {})
+            whose = "a version of the bound template"
         if PF.td_default in td:
             if set(td) - {PF.td_default}:
                 return [f"{PF.traffic} takes either {PF.td_default} or {PF.td_versions}"]
             v = td[PF.td_default]
             if not isinstance(v, str) or v not in versions:
-                return [f"{PF.td_default} {v!r} is not a version of the bound template"]
+                return [f"{PF.td_default} {v!r} is not {whose}"]
             if versions[v][VF.rollback]:
                 withdrawn.append(v)
             return []
@@ -816,7 +1073,7 @@ class Gateway:
             seen.add(v)
             total += e[SPLIT_WEIGHT]
             if v not in versions:
-                problems.append(f"split version {v!r} is not a version of the bound template")
+                problems.append(f"split version {v!r} is not {whose}")
             elif versions[v][VF.rollback] and e[SPLIT_WEIGHT] > 0:
                 withdrawn.append(v)
         if not problems and abs(total - 1.0) > 0.01:
@@ -866,6 +1123,7 @@ class Gateway:
         }
         self.prompts[pid] = p
         self._prompt_names[p[PF.name]] = pid
+        self.prompt_labels[pid] = self._own_labels(p, None)
         return Answer(201, p, {HEADERS.etag: p[PF.etag]})
 
     def update_prompt(self, pid: str, body: Any, if_match: str | None) -> Answer:
@@ -882,7 +1140,8 @@ class Gateway:
             else:
                 new[k] = v
         if PF.guardrails in b:
-            new[PF.guardrails] = self._guard_defaults(b[PF.guardrails] or {})
+            given = b[PF.guardrails]
+            new[PF.guardrails] = self._guard_defaults({} if given is None else given)
         if new.get(LABELS) is None:
             new[LABELS] = {}
         self._check_prompt(new, pid)
@@ -891,6 +1150,7 @@ class Gateway:
         self.prompts[pid] = new
         self._prompt_names.pop(cur[PF.name], None)
         self._prompt_names[new[PF.name]] = pid
+        self.prompt_labels[pid] = self._own_labels(new, pid)
         return Answer(200, new, {HEADERS.etag: new[PF.etag]})
 
     def delete_prompt(self, pid: str, if_match: str | None = None) -> Answer:
@@ -898,6 +1158,7 @@ class Gateway:
         self._etag_check(f"gateway prompt {pid}", cur, PF.etag, if_match)
         del self.prompts[pid]
         self._prompt_names.pop(cur[PF.name], None)
+        self.prompt_labels.pop(pid, None)
         return Answer(204)
 
     def list_prompts(self, query: Mapping[str, str]) -> Answer:
@@ -916,7 +1177,7 @@ class Gateway:
         {XF.index_id, XF.dimensions, XF.metric, XF.format, XF.auto_ingest, XF.webhook, LABELS}
     )
     _X_SERVER: ClassVar[frozenset[str]] = frozenset(
-        {XF.status, XF.etag, UPDATED_AT, SYNC_EVENT_ID, RETRIEVAL_PRECISION}
+        {INDEX_OBJECT_ID, XF.status, XF.etag, UPDATED_AT, SYNC_EVENT_ID, RETRIEVAL_PRECISION}
     )
     _X_IMMUTABLE: ClassVar[tuple[str, ...]] = (XF.dimensions, XF.metric, XF.format)
 
@@ -942,7 +1203,11 @@ class Gateway:
         """Create (201) or replace (200) atomically; 004 answers a failed precondition 409."""
         store = self._store(sid)
         cur = self._settle(sid, iid)
-        if if_none_match is not None and if_none_match.strip() == "*" and cur is not None:
+        if (
+            cur is not None
+            and if_none_match is not None
+            and _etag_matches(if_none_match, cur[XF.etag])
+        ):
             raise ApiError(409, "precondition.failed", f"index {iid} already exists")
         if if_match is not None and (cur is None or not _etag_matches(if_match, cur[XF.etag])):
             raise ApiError(
@@ -971,6 +1236,8 @@ class Gateway:
         if XF.auto_ingest in b and not isinstance(b[XF.auto_ingest], bool):
             problems.append(f"{XF.auto_ingest} must be a boolean")
         hook = b.get(XF.webhook)
+        if hook == "":  # Go's zero value for an unset string (seed 004): absent
+            hook = None
         if hook is not None and not (isinstance(hook, str) and re.match(r"^https?://\S+$", hook)):
             problems.append(f"{XF.webhook} must be an http(s) URL")
         labels: dict[str, str] = {}
@@ -995,6 +1262,7 @@ class Gateway:
         processing = ingest and self.ingest_delay > 0
         obj: dict[str, Any] = {
             XF.index_id: iid,
+            INDEX_OBJECT_ID: iid,
             XF.dimensions: dims,
             XF.metric: b[XF.metric],
             XF.format: b[XF.format],
@@ -1078,6 +1346,7 @@ class Gateway:
         """Seed 003: the version served follows the split (sticky by sessionId when asked)."""
         body = _object(body)
         _unknown(body, ("promptId", "userInput", "sessionId", "options"))
+        body = _clean(body, ())
         if not isinstance(body.get("promptId"), str):
             raise invalid("promptId is required (a string)")
         if not isinstance(body.get("userInput", ""), str):
@@ -1125,32 +1394,41 @@ class Gateway:
     def dispatch(self, body: Any) -> Answer:
         """Seed 001's routed dispatch: the primary model, then the fallbacks in order."""
         body = _object(body)
-        _unknown(body, ("modelId", "prompt", "parameters", "fallbackModels", "safetyFilters"))
+        _unknown(body, DISPATCH_FIELDS)
+        body = _clean(body, ())
         problems: list[str] = []
         if not isinstance(body.get("modelId"), str):
             problems.append("modelId is required (a string)")
-        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
             problems.append("prompt is required (a non-empty string)")
-        fallbacks = body.get("fallbackModels") or []
+        elif len(prompt) > 8000:
+            problems.append(f"prompt is {len(prompt)} characters; at most 8000 (seed 001)")
+        fallbacks = body.get("fallbackModels", [])
         if not isinstance(fallbacks, list) or not all(isinstance(m, str) for m in fallbacks):
             problems.append("fallbackModels must be a list of model ids")
             fallbacks = []
-        filters = body.get("safetyFilters") or []
-        if not isinstance(filters, list) or not set(filters) <= set(CONTENT_FILTERS):
+        if not _names_in(body.get("safetyFilters", []), CONTENT_FILTERS):
             problems.append(f"safetyFilters allows {', '.join(CONTENT_FILTERS)}")
-        params = body.get("parameters") or {}
+        params = body.get("parameters", {})
         if not isinstance(params, dict):
             problems.append("parameters must be an object")
             params = {}
         t = params.get("temperature")
         if t is not None and not (_is_num(t) and 0 <= t <= 2):
             problems.append("parameters.temperature must be a number from 0.0 to 2.0")
+        metadata: dict[str, str] | None = None
+        if "metadata" in body:
+            try:
+                metadata = _string_map(body["metadata"], "metadata")
+            except ApiError as exc:
+                problems.append(exc.message)
         if problems:
             raise invalid("; ".join(problems), details=problems)
         chain = [body["modelId"], *fallbacks]
         unknown = [m for m in chain if m not in MODEL_IDS]
         if unknown:
-            raise invalid("model(s) not in the models list: " + ", ".join(unknown))
+            raise invalid("model(s) not in the models list: " + ", ".join(map(repr, unknown)))
         served, attempts = self._serve(chain)
         if served is None:
             raise ApiError(
@@ -1159,16 +1437,16 @@ class Gateway:
                 "the primary model and every fallback failed",
                 [f"{a['modelId']}: {a['outcome']}" for a in attempts],
             )
-        return Answer(
-            200,
-            {
-                "responseId": self._new_id(),
-                "modelId": served,
-                "output": f"[{served}] {body['prompt'][:200]}",
-                "fallbackUsed": served != body["modelId"],
-                "attempts": attempts,
-            },
-        )
+        answer: dict[str, Any] = {
+            "responseId": self._new_id(),
+            "modelId": served,
+            "output": f"[{served}] {body['prompt'][:200]}",
+            "fallbackUsed": served != body["modelId"],
+            "attempts": attempts,
+        }
+        if metadata is not None:  # seed 001's routing metadata, echoed for its audit entries
+            answer["metadata"] = metadata
+        return Answer(200, answer)
 
     def telemetry_page(self, query: Mapping[str, str]) -> Answer:
         """Cursor paging (seed 003); the cursor is opaque to clients."""
@@ -1182,16 +1460,11 @@ class Gateway:
             and (start_t is None or (_parse_time(t["timestamp"], "timestamp") or 0) >= start_t)
             and (end_t is None or (_parse_time(t["timestamp"], "timestamp") or 0) <= end_t)
         ]
-        try:
-            size = int(query.get(PAGING.page_size, 25))
-        except ValueError:
-            raise invalid(f"{PAGING.page_size} must be an integer") from None
-        if not 1 <= size <= PAGING.max_page_size:
-            raise invalid(f"{PAGING.page_size} must be between 1 and {PAGING.max_page_size}")
+        size = query_int(query, PAGING.page_size, 25, 1, PAGING.max_page_size)
         cursor = query.get(PAGING.cursor) or ""
         start = 0
         if cursor:
-            m = re.fullmatch(r"c(\d+)", cursor)
+            m = re.fullmatch(r"c([0-9]{1,12})", cursor)
             if not m:
                 raise invalid(f"{PAGING.cursor} {cursor!r} is not a cursor this server gave")
             start = int(m.group(1))
@@ -1204,12 +1477,17 @@ class Gateway:
         """Seed 002's usage query: rows grouped by the keys asked, with the metrics asked."""
         body = _object(body)
         _unknown(body, ("dateFrom", "dateTo", "groupBy", "metrics"))
-        group_by = body.get("groupBy") or []
-        if not isinstance(group_by, list) or not set(group_by) <= set(ANALYTICS_GROUPS):
-            raise invalid(f"groupBy allows {', '.join(ANALYTICS_GROUPS)}")
-        metrics = body.get("metrics") or list(ANALYTICS_METRICS)
-        if not isinstance(metrics, list) or not set(metrics) <= set(ANALYTICS_METRICS):
-            raise invalid(f"metrics allows {', '.join(ANALYTICS_METRICS)}")
+        body = _clean(body, ())
+        group_by = body.get("groupBy", [])
+        if not _names_in(group_by, ANALYTICS_GROUPS):
+            raise invalid(f"groupBy is a list of {', '.join(ANALYTICS_GROUPS)}")
+        metrics = body.get("metrics", [])
+        if not _names_in(metrics, ANALYTICS_METRICS):
+            raise invalid(f"metrics is a list of {', '.join(ANALYTICS_METRICS)}")
+        metrics = metrics or list(ANALYTICS_METRICS)  # none asked: all of them
+        for f in ("dateFrom", "dateTo"):
+            if f in body and not isinstance(body[f], str):
+                raise invalid(f"{f} must be an ISO 8601 date-time string")
         date_from = _parse_time(body.get("dateFrom"), "dateFrom")
         date_to = _parse_time(body.get("dateTo"), "dateTo")
         sums: dict[tuple[Any, ...], dict[str, float]] = {}
@@ -1249,6 +1527,7 @@ class Gateway:
         """Seed 003's compliance records: kept, never changed."""
         body = _object(body)
         _unknown(body, AUDIT_FIELDS)
+        body = _clean(body, ())
         problems = []
         if not isinstance(body.get("action"), str) or not body["action"]:
             problems.append("action is required (a string)")
