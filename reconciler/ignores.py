@@ -65,7 +65,7 @@ class IgnoreSet:
 
 
 def _problem(file: str, line: int, path: str, message: str, fix: str) -> Problem:
-    return Problem(file, line, "error", "", "", path, message, fix)
+    return Problem(file, line, "error", "", "", path, message, fix, "ignore-file")
 
 
 def load(path: str | None, today: dt.date) -> IgnoreSet:

@@ -73,6 +73,7 @@ import yaml
 from reconciler.model import KINDS, Document, Locations, Path, Problem, format_path
 from reconciler.text import NAME, SHOWN, shown, visible
 
+LOAD_RULE = "load"  # every refusal of this module: the file could not be read as plain YAML
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024  # over one run: some hundred thousand documents
 MAX_FILES = 100_000
@@ -712,7 +713,7 @@ class _Builder:
     def report(self, path: Path, line: int, message: str, fix: str) -> None:
         self.locations.coerced.add(path)
         self.problems.append(
-            Problem(self.file, line, "error", "", "", format_path(path), message, fix)
+            Problem(self.file, line, "error", "", "", format_path(path), message, fix, LOAD_RULE)
         )
 
     def build(self, node: yaml.Node, path: Path, depth: int, via_alias: bool = False) -> Any:
@@ -770,6 +771,7 @@ class _Builder:
                             format_path((*path, key)),
                             f"duplicate key {shown(key)} (first at line {first_line[key]})",
                             "keep one of them: YAML parsers silently keep only the last",
+                            LOAD_RULE,
                         )
                     )
                     continue
@@ -1019,7 +1021,15 @@ def _type_word(value: Any) -> str:
 
 def _problem(file: str, line: int, message: str, fix: str) -> Problem:
     return Problem(
-        file=file, line=line, severity="error", kind="", name="", path="", message=message, fix=fix
+        file=file,
+        line=line,
+        severity="error",
+        kind="",
+        name="",
+        path="",
+        message=message,
+        fix=fix,
+        rule=LOAD_RULE,
     )
 
 

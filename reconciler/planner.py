@@ -151,7 +151,7 @@ def _problem(obj: Obj | None, path: str, message: str, fix: str = "") -> Problem
         file, _, ln = obj.source.rpartition(":")
         line = int(ln) if ln.isdigit() else 0
     kind, key = (obj.kind, obj.key) if obj else ("", "")
-    return Problem(file, line, "error", kind, key, path, message, fix)
+    return Problem(file, line, "error", kind, key, path, message, fix, "plan")
 
 
 class _Planner:

@@ -31,20 +31,20 @@ from reconciler.model import (
 from reconciler.text import NAME, shown, visible
 from reconciler.textrules import Finding
 
-VERSION_MAX_BYTES = 4096  # seed 000
-VERSION_MAX_TOKENS = 3800  # seed 000
-PROMPT_MAX_CHARS = 8000  # seed 001
-WEIGHT_TOLERANCE = 0.01  # seed 003
+VERSION_MAX_BYTES = textrules.VERSION_MAX_BYTES
+VERSION_MAX_TOKENS = textrules.VERSION_MAX_TOKENS
+PROMPT_MAX_CHARS = textrules.PROMPT_MAX_CHARS
+WEIGHT_TOLERANCE = textrules.WEIGHT_TOLERANCE
 MATRIX_TYPES = frozenset({"string", "number", "boolean"})  # a matrix value that is not a default
 
 # Rule ids of the checks below (those shared with the gateway come from textrules).
 TOKEN_BUDGET = "tokens.budget"
-CONTENT_SIZE = "content.size"
-CONTENT_TOKENS = "content.tokens"
-PROMPT_LENGTH = "prompt.length"
-PROMPT_TOKENS = "prompt.tokens"
+CONTENT_SIZE = textrules.CONTENT_SIZE
+CONTENT_TOKENS = textrules.CONTENT_TOKENS
+PROMPT_LENGTH = textrules.PROMPT_LENGTH
+PROMPT_TOKENS = textrules.PROMPT_TOKENS
 FEW_SHOT = "fewshot.fit"
-SPLIT_WEIGHTS = "split.weights"
+SPLIT_WEIGHTS = textrules.SPLIT_WEIGHTS
 SPLIT_FORM = "split.form"
 SPLIT_WITHDRAWN = "split.withdrawn"
 IDENTITY_MATCH = "identity.name"
@@ -129,7 +129,12 @@ def _labels(doc: Document, emit: _Emit) -> None:
     for key, val in doc.annotations.items():
         path = ("metadata", "annotations", key)
         if key == ALLOW_REPLACE_ANNOTATION and val not in ("true", "false"):
-            emit(path, f'must be "true" or "false" (got {shown(val)})', 'quote it: "true"')
+            emit(
+                path,
+                f'must be "true" or "false" (got {shown(val)})',
+                'quote it: "true"',
+                rule=ANNOTATION,
+            )
         elif isinstance(key, str) and key.startswith("llmgw/") and key != ALLOW_REPLACE_ANNOTATION:
             emit(
                 path,

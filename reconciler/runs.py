@@ -233,6 +233,7 @@ def _with_warnings(result: Plan, desired: Desired) -> Plan:
             f"ignore entry for {e.identity} expired on {e.expires.isoformat()}: the field is "
             "compared again",
             "renew the entry's expiry or remove it from the ignore file",
+            "ignore.expired",
         )
         for e in desired.ignores.expired
     )

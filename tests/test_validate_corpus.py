@@ -173,3 +173,11 @@ def test_fast_path_and_judge_agree_on_edge_values() -> None:
         assert fast is judged, f"{label}: jsonschema-rs says {fast}, jsonschema {judged}"
         refused += not judged
     assert len(documents) > 3000 and refused > len(documents) // 2
+
+
+def test_every_problem_names_its_rule() -> None:
+    """JSON consumers group and filter by ``rule``: no finding of any layer leaves it empty."""
+    report = validate_paths([str(CORPUS)])
+    assert report.problems
+    unnamed = [str(p) for p in report.problems if not p.rule]
+    assert unnamed == [], unnamed[:5]

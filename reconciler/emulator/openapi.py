@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler import textrules as tr
 from reconciler.emulator import body as bodies
 from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS
 from reconciler.emulator.state import (
@@ -50,7 +51,6 @@ from reconciler.emulator.state import (
     METRICS,
     RETRIEVAL_PRECISION,
     SELF_URI,
-    SEMVER,
     SPLIT_VERSION,
     SPLIT_WEIGHT,
     STRATEGIES,
@@ -119,7 +119,12 @@ INT: dict[str, Any] = {"type": "integer"}
 STAMP: dict[str, Any] = {"type": "string", "description": "ISO 8601 UTC, milliseconds"}
 ANY: dict[str, Any] = {"description": "any value: server-managed, ignored in a write"}
 STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": STRING}
-SEMVER_STRING: dict[str, Any] = {"type": "string", "pattern": SEMVER.pattern}
+# the ECMA-262 form (`$` is the very end there), the string the manifest schemas carry too
+SEMVER_STRING: dict[str, Any] = {
+    "type": "string",
+    "pattern": tr.SEMVER_PATTERN,
+    "maxLength": tr.SEMVER_MAX,
+}
 
 
 def names(values: Iterable[str]) -> dict[str, Any]:

@@ -9,6 +9,12 @@ HTTP layer (``app``) turns that into the Genesys error body. Field names come fr
 table, so an org that names a field differently is adapted in ``reconciler/endpoints.py`` only.
 ``snapshot()``/``restore()`` give the JSON form that ``--state`` persists.
 
+The gateway's rules for text (the placeholder grammar, the injection patterns refused at write
+time, semver, identity characters, the size and token limits) come from
+``reconciler/textrules.py``, which validation runs too: a manifest that validates is accepted
+here. Each such refusal's detail starts with the shared rule id (``injection: ...``), so a test
+can hold both sides to naming the same rule.
+
 What this module must not do: authenticate, rate-limit, remember idempotency keys or inject
 faults (all of that is the HTTP layer's), or print.
 """
@@ -27,6 +33,8 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple, TypeGuard
 
+from reconciler import textrules as tr
+from reconciler import urls
 from reconciler.endpoints import FIELDS, HEADERS, PAGING
 
 TF, VF, PF, XF = FIELDS.template, FIELDS.version, FIELDS.prompt, FIELDS.index
@@ -45,10 +53,8 @@ AB_KEYS = ("enabled", "trafficPercent", "variantId")  # abTestingTrigger (seed 0
 SPLIT_VERSION, SPLIT_WEIGHT = "version", "weight"  # trafficDistribution.versions[] entries
 STRATEGIES = ("random", "sticky")
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
-SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
-)
+# The gateway's text rules (placeholder grammar, injection patterns, semver, identity
+# characters, limits) are shared with validation: one definition, in reconciler/textrules.py.
 AB_HEADER = re.compile(r"^\s*variant=([^,\s]+)\s*,\s*traffic=(\d{1,3})\s*$")
 
 STORE_ID = "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10"
@@ -263,11 +269,25 @@ def _clean(body: Mapping[str, Any], server: Iterable[str]) -> dict[str, Any]:
 
 
 def _semver_key(version: str) -> tuple[Any, ...]:
-    m = SEMVER.match(version)
-    if not m:
-        return (1, version)
-    pre = m.group(4)
-    return (0, int(m.group(1)), int(m.group(2)), int(m.group(3)), pre is None, pre or "")
+    return tr.semver_key(version)
+
+
+def _text_problems(field: str, text: Any) -> list[str]:
+    """The gateway's write-time refusals of a text that reaches the model: the injection
+    patterns of seed 002, each detail naming its rule."""
+    if not isinstance(text, str):
+        return []
+    return [tr.detail(f.rule, f"{field} {f.message}") for f in tr.gateway_injection(text)]
+
+
+def _name_problems(field: str, name: Any) -> list[str]:
+    """Invisible characters, `..` or a dot segment in a name the gateway stores."""
+    if not isinstance(name, str):
+        return []
+    return [
+        tr.detail(f.rule, f"{field} {f.message}")
+        for f in tr.identity_findings(name, ascii=False, what="a name")
+    ]
 
 
 def entity_tags(header: str) -> tuple[str, ...]:
@@ -560,14 +580,20 @@ class Gateway:
         ):
             problems.append(f"{TF.guardrails} allows only the booleans {', '.join(self._T_GUARDS)}")
             g = {}
+        problems += _name_problems(TF.name, name)
         text = b.get(TF.user_template)
-        used = PLACEHOLDER.findall(text) if isinstance(text, str) else []
+        used = tr.placeholders(text) if isinstance(text, str) else {}
         missing = sorted(set(used) - set(variables or []))
         if missing:
             problems.append(
-                f"{TF.user_template} uses placeholder(s) not in {TF.variables}: "
-                + ", ".join(missing)
+                tr.detail(
+                    tr.PLACEHOLDER_UNDECLARED,
+                    f"{TF.user_template} uses placeholder(s) not in {TF.variables}: "
+                    + ", ".join(missing),
+                )
             )
+        for f in (TF.system_instruction, TF.user_template):
+            problems += _text_problems(f, b.get(f))
         try:
             labels = _string_map(b.get(LABELS, {}), LABELS)
         except ApiError as exc:
@@ -740,7 +766,7 @@ class Gateway:
         if b.get(VF.template_id) not in (None, tid):
             problems.append(f"{VF.template_id} does not match the path")
         version = b.get(VF.version)
-        if not isinstance(version, str) or not SEMVER.match(version):
+        if not tr.is_semver(version):
             problems.append(f'{VF.version} must be a semantic version string such as "2.1.0"')
         content = b.get(VF.content)
         if not isinstance(content, str) or not content:
@@ -756,20 +782,42 @@ class Gateway:
                     f"{VF.variables}.{k} must be {'|'.join(MATRIX_TYPES)} or a default value"
                 )
         size = len(content.encode("utf-8"))
-        if size > 4096:
-            problems.append(f"{VF.content} is {size} bytes of UTF-8; at most 4096")
-        if len(content) / 4 > 3800:
-            problems.append(f"{VF.content} is about {len(content) // 4} tokens; at most 3800")
-        used = set(PLACEHOLDER.findall(content))
+        if size > tr.VERSION_MAX_BYTES:
+            problems.append(
+                tr.detail(
+                    tr.CONTENT_SIZE,
+                    f"{VF.content} is {size} bytes of UTF-8; at most {tr.VERSION_MAX_BYTES}",
+                )
+            )
+        if tr.estimate_tokens(content) > tr.VERSION_MAX_TOKENS:
+            problems.append(
+                tr.detail(
+                    tr.CONTENT_TOKENS,
+                    f"{VF.content} is about {len(content) // 4} tokens; at most "
+                    f"{tr.VERSION_MAX_TOKENS}",
+                )
+            )
+        used = set(tr.placeholders(content))
         keys = set(matrix or {})
         if used - keys:
             problems.append(
-                f"placeholder(s) missing from the variable matrix: {', '.join(sorted(used - keys))}"
+                tr.detail(
+                    tr.PLACEHOLDER_UNDECLARED,
+                    "placeholder(s) missing from the variable matrix: "
+                    + ", ".join(sorted(used - keys)),
+                )
             )
         if keys - used:
             problems.append(
-                f"variable(s) not used in the content: {', '.join(sorted(keys - used))}"
+                tr.detail(
+                    tr.PLACEHOLDER_UNUSED,
+                    f"variable(s) not used in the content: {', '.join(sorted(keys - used))}",
+                )
             )
+        problems += _text_problems(VF.content, content)
+        for k, v in (matrix or {}).items():
+            if isinstance(v, str) and v not in MATRIX_TYPES:  # a default reaches the model
+                problems += _text_problems(f"{VF.variables}.{k}", v)
         if VF.rollback in b and not isinstance(b[VF.rollback], bool):
             problems.append(f"{VF.rollback} must be a boolean")
         ab = b.get(VF.ab_test)
@@ -953,8 +1001,15 @@ class Gateway:
         if sp is not None and not isinstance(sp, str):
             problems.append(f"{PF.system_prompt} must be a string")
         sp = sp if isinstance(sp, str) else ""
-        if len(sp) > 8000:
-            problems.append(f"{PF.system_prompt} is {len(sp)} characters; at most 8000")
+        if len(sp) > tr.PROMPT_MAX_CHARS:
+            problems.append(
+                tr.detail(
+                    tr.PROMPT_LENGTH,
+                    f"{PF.system_prompt} is {len(sp)} characters; at most {tr.PROMPT_MAX_CHARS}",
+                )
+            )
+        problems += _text_problems(PF.system_prompt, sp)
+        problems += _name_problems(PF.name, p.get(PF.name))
         t = p.get(PF.temperature)
         if not _is_num(t) or not 0.0 <= t <= 2.0:
             problems.append(f"{PF.temperature} must be a number from 0.0 to 2.0")
@@ -969,7 +1024,7 @@ class Gateway:
                 f"{PF.max_tokens} {mt} exceeds {model}'s maxOutputTokens "
                 f"{models[model]['maxOutputTokens']}"
             )
-        if PF.version in p and not (isinstance(p[PF.version], str) and SEMVER.match(p[PF.version])):
+        if PF.version in p and not tr.is_semver(p[PF.version]):
             problems.append(f'{PF.version} must be a semantic version string such as "1.2.0"')
         g = p.get(PF.guardrails)
         allowed = (PF.content_filtering, PF.guard_max_tokens, PF.blocked_categories)
@@ -988,10 +1043,13 @@ class Gateway:
             gmt = g.get(PF.guard_max_tokens)
             if not _is_int(gmt) or gmt < 1:
                 problems.append(f"{PF.guardrails}.{PF.guard_max_tokens} must be a positive integer")
-            elif len(sp) / 4 > gmt:
+            elif tr.estimate_tokens(sp) > gmt:
                 problems.append(
-                    f"{PF.system_prompt} is about {len(sp) // 4} tokens (characters / 4), over "
-                    f"{PF.guardrails}.{PF.guard_max_tokens} {gmt}"
+                    tr.detail(
+                        tr.PROMPT_TOKENS,
+                        f"{PF.system_prompt} is about {len(sp) // 4} tokens (characters / 4), "
+                        f"over {PF.guardrails}.{PF.guard_max_tokens} {gmt}",
+                    )
                 )
         withdrawn: list[str] = []
         if p.get(PF.traffic) is not None and (tid is None or isinstance(tid, str)):
@@ -1076,8 +1134,14 @@ class Gateway:
                 problems.append(f"split version {v!r} is not {whose}")
             elif versions[v][VF.rollback] and e[SPLIT_WEIGHT] > 0:
                 withdrawn.append(v)
-        if not problems and abs(total - 1.0) > 0.01:
-            problems.append(f"split weights sum to {round(total, 4)}, not 1.0 (within 0.01)")
+        if not problems and abs(total - 1.0) > tr.WEIGHT_TOLERANCE:
+            problems.append(
+                tr.detail(
+                    tr.SPLIT_WEIGHTS,
+                    f"split weights sum to {round(total, 4)}, not 1.0 "
+                    f"(within {tr.WEIGHT_TOLERANCE})",
+                )
+            )
         return problems
 
     def _prompt(self, pid: str) -> dict[str, Any]:
@@ -1228,7 +1292,7 @@ class Gateway:
         dims = b.get(XF.dimensions)
         if not _is_int(dims) or not 1 <= dims <= 4096:
             raise invalid(f"{XF.dimensions} must be an integer from 1 to 4096", 400)
-        problems: list[str] = []
+        problems: list[str] = _name_problems(XF.index_id, iid)
         if b.get(XF.metric) not in METRICS:
             problems.append(f"{XF.metric} must be one of {', '.join(METRICS)}")
         if b.get(XF.format) not in FORMATS:
@@ -1238,8 +1302,11 @@ class Gateway:
         hook = b.get(XF.webhook)
         if hook == "":  # Go's zero value for an unset string (seed 004): absent
             hook = None
-        if hook is not None and not (isinstance(hook, str) and re.match(r"^https?://\S+$", hook)):
-            problems.append(f"{XF.webhook} must be an http(s) URL")
+        if hook is not None:
+            try:  # one reading of a URL's host for the gateway and validation alike
+                urls.parse(hook, what=XF.webhook)
+            except urls.UrlProblem as exc:
+                problems.append(f"{XF.webhook} must be an http(s) URL: it {exc}")
         labels: dict[str, str] = {}
         try:
             labels = _string_map(b.get(LABELS, {}), LABELS)
@@ -1402,8 +1469,10 @@ class Gateway:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             problems.append("prompt is required (a non-empty string)")
-        elif len(prompt) > 8000:
-            problems.append(f"prompt is {len(prompt)} characters; at most 8000 (seed 001)")
+        elif len(prompt) > tr.PROMPT_MAX_CHARS:
+            problems.append(
+                f"prompt is {len(prompt)} characters; at most {tr.PROMPT_MAX_CHARS} (seed 001)"
+            )
         fallbacks = body.get("fallbackModels", [])
         if not isinstance(fallbacks, list) or not all(isinstance(m, str) for m in fallbacks):
             problems.append("fallbackModels must be a list of model ids")
