@@ -67,6 +67,7 @@ class PromptFields:  # seeds 003, 001
 @dataclass(frozen=True)
 class IndexFields:  # seed 004
     index_id: str = "indexId"
+    id: str = "id"  # seed 004 reads an index's id as `id`: answered beside indexId
     dimensions: str = "dimensions"
     metric: str = "similarityMetric"
     format: str = "embeddingFormat"
@@ -107,6 +108,7 @@ class Paths:
     telemetry: str = "/api/v2/ai/llm/gateway/telemetry"
     analytics: str = "/api/v2/analytics/llm-gateway/details/query"
     audit_logs: str = "/api/v2/ai/llm/gateway/audit-logs"
+    openapi: str = "/api/v2/docs/openapi.json"  # the contract as OpenAPI 3.1 (no token needed)
 
 
 PATHS = Paths()
@@ -261,4 +263,11 @@ ERROR_CODES = (
     "validation.failed",
     "missing.scope",
     "rate.limited",
+    "request.too.large",
+    "not.found",
+    "bad.credentials",
+    "method.not.allowed",
+    "service.unavailable",
+    "internal.server.error",
+    "models.unavailable",
 )

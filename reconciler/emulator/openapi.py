@@ -59,7 +59,7 @@ from reconciler.emulator.state import (
 )
 from reconciler.endpoints import FIELDS, HEADERS, PAGING, PATHS, REGIONS, SCOPES
 
-OPENAPI_PATH = "/api/v2/docs/openapi.json"
+OPENAPI_PATH = PATHS.openapi
 TITLE = "Genesys Cloud LLM Gateway (as llmgw's contract and emulator read it)"
 VERSION = "2026.11"
 
