@@ -915,6 +915,12 @@ def export(
     )
     for path in run.written:
         echo(f"wrote {path}")
+    for ref in run.skipped:
+        echo(
+            f"llmgw: warning: not exported: {ref} is bound to no template llmgw can name (a "
+            "manifest needs spec.template): bind it to a template, then export again",
+            err=True,
+        )
     objects = sum(len(f.refs) for f in run.files)
     echo(
         f"Exported {objects} objects into {len(run.written)} files from {target.url} "

@@ -112,7 +112,10 @@ def render(live: LiveState, kinds: Iterable[str] = (), name: str | None = None) 
             files.append(
                 ExportFile(f"templates/{_filename(tpl.key)}.yaml", _yaml(docs), tuple(refs))
             )
+    skip = set(unexportable(live))
     for prompt in sorted(live.of_kind(P), key=lambda o: o.key):
+        if prompt.ref in skip:
+            continue
         docs, refs = [], []
         if keep(prompt):
             docs.append(_doc(P, prompt.key, prompt, _spec(prompt.fields)))
@@ -140,6 +143,13 @@ def render(live: LiveState, kinds: Iterable[str] = (), name: str | None = None) 
             )
         )
     return files
+
+
+def unexportable(live: LiveState) -> list[str]:
+    """Prompts no manifest can describe: bound to no template (a prompt created without one,
+    as seed 003 does) or to a template the org no longer lists. ``render`` leaves them out."""
+    templates = {o.key for o in live.of_kind(T)}
+    return sorted(p.ref for p in live.of_kind(P) if p.fields.get("template") not in templates)
 
 
 def _yaml(docs: list[dict[str, Any]]) -> str:

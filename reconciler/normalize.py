@@ -439,7 +439,8 @@ def live_prompt(
     g = e.sub(f.guardrails)
     tid = e.string(f.template_id) or ""
     spec: dict[str, Any] = {
-        "template": template_names.get(tid, f"id:{tid}"),
+        # an unbound prompt (seed 003 creates one) has no template: "" shows as the change
+        "template": template_names.get(tid, f"id:{tid}") if tid else "",
         "model": e.string(f.model) or e.string(f.model_alias) or "",
         "fallbackModels": list(e.strings(f.fallbacks) or []),
         "systemPrompt": e.string(f.system_prompt) or "",

@@ -826,6 +826,7 @@ class ExportRun:
     files: list[exportmod.ExportFile]
     written: list[str]
     requests: int
+    skipped: list[str] = field(default_factory=list)  # prompts no manifest can describe
 
 
 async def export_org(
@@ -856,7 +857,7 @@ async def export_org(
             "choose an empty --out folder, or pass --force",
         )
     written = exportmod.write(files, out_dir)
-    return ExportRun(files, written, requests)
+    return ExportRun(files, written, requests, exportmod.unexportable(live))
 
 
 __all__ = [

@@ -65,3 +65,20 @@ def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileError) as info:
         write(files, str(tmp_path / "blocked"))
     assert "cannot be created" in str(info.value) and "nothing was written" in str(info.value)
+
+
+async def test_an_unbound_prompt_is_reported_not_exported(tmp_path: Path) -> None:
+    """Seed 003 creates a prompt without a template; no manifest can say that, so export
+    leaves it out and names it, and plan shows binding it as a change of `template`."""
+    from reconciler import runs
+    from tests.test_e2e import Org
+
+    org = Org()
+    await org.call(
+        "POST",
+        "/api/v2/ai/llm/gateway/prompts",
+        json={"name": "loose", "modelEndpointRef": "model-gen-4", "systemPrompt": "Hi."},
+    )
+    run = await runs.export_org(org.target(), str(tmp_path / "out"))
+    assert run.skipped == ["Prompt/loose"]
+    assert not (tmp_path / "out" / "prompts" / "loose.yaml").exists()
