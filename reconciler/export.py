@@ -29,7 +29,7 @@ T, V, P, S, X = (
     Kind.TRAFFIC_SPLIT.value,
     Kind.VECTOR_INDEX.value,
 )
-SCHEMA_COMMENT = "# yaml-language-server: $schema=../../schemas/manifest.schema.json\n"
+MODELINE = "# yaml-language-server: $schema={}\n"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -88,8 +88,22 @@ def _split_spec(obj: Obj) -> dict[str, Any]:
     }
 
 
-def render(live: LiveState, kinds: Iterable[str] = (), name: str | None = None) -> list[ExportFile]:
-    """The manifest files for the live objects, narrowed by kind and a regex on the identity."""
+def render(
+    live: LiveState,
+    kinds: Iterable[str] = (),
+    name: str | None = None,
+    *,
+    schema: str | None = None,
+) -> list[ExportFile]:
+    """The manifest files for the live objects, narrowed by kind and a regex on the identity.
+
+    ``schema``: the manifest schema's path relative to the output folder; each file then starts
+    with the editor modeline pointing there (files sit one folder down). None: no modeline."""
+    head = MODELINE.format(f"../{schema}") if schema else ""
+
+    def _yaml(docs: list[dict[str, Any]]) -> str:
+        return head + "---\n".join(dump_yaml(d) for d in docs)
+
     wanted = set(kinds) or {T, V, P, S, X}
     rx = re.compile(name) if name else None
 
@@ -150,10 +164,6 @@ def unexportable(live: LiveState) -> list[str]:
     as seed 003 does) or to a template the org no longer lists. ``render`` leaves them out."""
     templates = {o.key for o in live.of_kind(T)}
     return sorted(p.ref for p in live.of_kind(P) if p.fields.get("template") not in templates)
-
-
-def _yaml(docs: list[dict[str, Any]]) -> str:
-    return SCHEMA_COMMENT + "---\n".join(dump_yaml(d) for d in docs)
 
 
 def conflicts(files: Iterable[ExportFile], out_dir: str) -> list[str]:

@@ -847,7 +847,14 @@ async def export_org(
     async with target.client(read_only=True) as client:
         live = await read_live(GatewayReader(client), all_versions=True)
         requests = client.requests_sent
-    files = exportmod.render(live, kinds, name)
+    # the editor modeline points at the repository's schemas/ when the export lands in one
+    schema = os.path.abspath(os.path.join("schemas", "manifest.schema.json"))
+    rel = (
+        os.path.relpath(schema, os.path.abspath(out_dir)).replace(os.sep, "/")
+        if os.path.isfile(schema)
+        else None
+    )
+    files = exportmod.render(live, kinds, name, schema=rel)
     existing = exportmod.conflicts(files, out_dir)
     if existing and not force:
         raise ConfigError(

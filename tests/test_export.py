@@ -82,3 +82,13 @@ async def test_an_unbound_prompt_is_reported_not_exported(tmp_path: Path) -> Non
     run = await runs.export_org(org.target(), str(tmp_path / "out"))
     assert run.skipped == ["Prompt/loose"]
     assert not (tmp_path / "out" / "prompts" / "loose.yaml").exists()
+
+
+def test_the_editor_modeline_points_at_the_schema_or_is_left_out() -> None:
+    live = live_copy(desired(), managed=False)
+    assert not any(f.text.startswith("#") for f in render(live))
+    files = render(live, schema="../schemas/manifest.schema.json")
+    assert all(
+        f.text.startswith("# yaml-language-server: $schema=../../schemas/manifest.schema.json\n")
+        for f in files
+    )
