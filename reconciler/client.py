@@ -54,6 +54,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from reconciler import __version__, redact
+from reconciler.aio import window
 from reconciler.endpoints import HEADERS, PAGING, PATHS, READ_SUCCESS, REGIONS, WRITES, Write
 from reconciler.errors import (
     AuthError,
@@ -72,7 +73,7 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
-from reconciler.text import NAME, shown, visible
+from reconciler.text import NAME, kind_of, shown, visible
 from reconciler.urls import UrlProblem, check, is_loopback, segment_problem
 
 log = logging.getLogger("llmgw.client")
@@ -431,21 +432,6 @@ def parse_json(content: bytes) -> Any:
     return value
 
 
-def _kind(value: Any) -> str:
-    """What a JSON value is, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 # -- errors ------------------------------------------------------------------------------------
 _SCOPE_RX = re.compile(r"[a-z][\w-]*(?::[\w-]+){1,3}")
 _TOKEN_RX = re.compile(r"^[\w.:@/+=~-]{1,128}$")  # an error code or correlation id as is
@@ -588,7 +574,7 @@ def _check_written(
         return
     if not isinstance(body, dict):
         raise ProtocolError(
-            method, path, status, None, f"the answer is {_kind(body)}, not the object written"
+            method, path, status, None, f"the answer is {kind_of(body)}, not the object written"
         )
     ident = body.get(write.identity)
     problem = segment_problem(ident) if ident is not None else "is missing"
@@ -929,7 +915,7 @@ class GatewayClient:
         if status != 200:
             raise bad(f"{status} is not the documented answer of the token endpoint (200)")
         if not isinstance(body, dict):
-            raise bad(f"the answer is {_kind(body)}, not a token object")
+            raise bad(f"the answer is {kind_of(body)}, not a token object")
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise AuthError(
@@ -1142,7 +1128,7 @@ class GatewayClient:
                 layout.check(first, got)
                 results[n - 2] = got.entities
 
-        await _window(worker, min(self.parallelism, layout.pages - 1))
+        await window(worker, min(self.parallelism, layout.pages - 1))
         entities = list(first.entities)
         for part in results:
             entities.extend(part or ())
@@ -1171,7 +1157,7 @@ class GatewayClient:
                 return out
             if not isinstance(nxt, str) or len(nxt) > MAX_CURSOR:
                 what = (
-                    f"{_kind(nxt)}, not a string"
+                    f"{kind_of(nxt)}, not a string"
                     if not isinstance(nxt, str)
                     else f"{len(nxt):,} characters long (at most {MAX_CURSOR:,})"
                 )
@@ -1194,21 +1180,6 @@ def _lenient(content: bytes) -> Any:
         return parse_json(content)
     except _Unreadable:
         return content.decode("utf-8", errors="replace")
-
-
-async def _window(worker: Callable[[], Awaitable[None]], width: int) -> None:
-    """Run ``width`` copies of ``worker`` (which pull from a shared iterator); on the first
-    failure cancel the others and raise it."""
-    if width <= 0:
-        return
-    tasks = [asyncio.ensure_future(worker()) for _ in range(width)]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _count(body: Mapping[str, Any], name: str) -> int | None:
@@ -1249,17 +1220,17 @@ class _Page:
 
         where = f"page {n}"
         if not isinstance(body, dict):
-            raise bad(f"{where} is {_kind(body)}, not a JSON object with {PAGING.entities}")
+            raise bad(f"{where} is {kind_of(body)}, not a JSON object with {PAGING.entities}")
         entities = body.get(PAGING.entities)
         if not isinstance(entities, list):
             raise bad(
-                f"{where}'s {PAGING.entities} is {_kind(entities)}, not a list"
+                f"{where}'s {PAGING.entities} is {kind_of(entities)}, not a list"
                 if PAGING.entities in body
                 else f"{where} has no {PAGING.entities}"
             )
         for i, item in enumerate(entities):
             if not isinstance(item, dict):
-                raise bad(f"{where}'s entity {i + 1} is {_kind(item)}, not an object")
+                raise bad(f"{where}'s entity {i + 1} is {kind_of(item)}, not an object")
         if not numbered:
             return cls(n, path, body, entities, None, None, None, correlation)
         try:

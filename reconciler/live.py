@@ -16,10 +16,11 @@ never decides what to change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol
 from urllib.parse import quote
 
+from reconciler.aio import bounded
 from reconciler.endpoints import PATHS
 from reconciler.errors import ProtocolError
 from reconciler.model import Kind
@@ -37,9 +38,6 @@ from reconciler.redact import clip
 from reconciler.text import shown
 
 WINDOW = 8  # listings at a time, when the reader does not say (``Reader.window``)
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 class Reader(Protocol):
@@ -87,27 +85,6 @@ class _Unique:
                 ),
             )
         self.seen[key] = other
-
-
-async def _bounded(fn: Callable[[_T], Awaitable[_R]], items: Sequence[_T], width: int) -> list[_R]:
-    """``[await fn(x) for x in items]`` with at most ``width`` running at a time, in order; the
-    first failure cancels the rest."""
-    results: list[Any] = [None] * len(items)
-    todo = iter(enumerate(items))
-
-    async def worker() -> None:
-        for i, item in todo:  # shared: each item is taken by exactly one worker
-            results[i] = await fn(item)
-
-    tasks = [asyncio.ensure_future(worker()) for _ in range(min(max(1, width), len(items)))]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    return results
 
 
 async def read_live(
@@ -164,8 +141,8 @@ async def read_live(
             state.objects[split.ref] = split
     index_stores = sorted(state.stores if stores is None else set(stores) & state.stores)
     version_lists, index_lists = await asyncio.gather(
-        _bounded(reader.list_versions, [str(t.remote_id) for t in to_read], window),
-        _bounded(reader.list_indexes, index_stores, window),
+        bounded(reader.list_versions, [str(t.remote_id) for t in to_read], window),
+        bounded(reader.list_indexes, index_stores, window),
     )
     for template, versions in zip(to_read, version_lists, strict=True):
         state.versions_read.add(template.key)

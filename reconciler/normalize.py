@@ -33,7 +33,7 @@ from reconciler.model import (
 )
 from reconciler.redact import clip
 from reconciler.schema import with_defaults
-from reconciler.text import shown
+from reconciler.text import kind_of, shown
 from reconciler.urls import segment_problem
 
 T, V, P, S, X = (
@@ -235,7 +235,7 @@ class _Entity:
         else:
             if not isinstance(raw, Mapping):
                 self.label = f"a {what}"
-                raise self.fail("", f"is {_kind(raw)}, not an object")
+                raise self.fail("", f"is {kind_of(raw)}, not an object")
             name, rid = raw.get(ident), raw.get("id")
             if isinstance(name, str):
                 self.label = f"{what} {shown(name)}"
@@ -334,20 +334,6 @@ class _Entity:
     def managed(self) -> bool:
         labels = self.string_map("labels") or {}
         return labels.get(MANAGED_LABEL) == MANAGED_VALUE
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def live_template(raw: Mapping[str, Any], *, endpoint: str = PATHS.templates) -> Obj:

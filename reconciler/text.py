@@ -48,6 +48,21 @@ def visible(text: str, limit: int | None = None) -> str:
     return result
 
 
+def kind_of(value: Any) -> str:
+    """What a JSON value is, for messages: ``null``, ``a boolean``, ``an array`` ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 def shown(value: Any, limit: int = SHOWN) -> str:
     """A value as a message quotes it: JSON-style (strings in double quotes, escapes visible),
     at most ``limit`` characters."""
