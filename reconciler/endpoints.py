@@ -251,23 +251,46 @@ REGIONS = (
 )
 """Region domains (real): API ``https://api.{domain}``, login ``https://login.{domain}``."""
 
-ERROR_CODES = (
-    "name.exists",
-    "version.exists",
-    "precondition.failed",
-    "index.processing",
-    "immutable.field",
-    "version.withdrawn",
-    "version.routed",
-    "template.bound",
-    "validation.failed",
-    "missing.scope",
-    "rate.limited",
-    "request.too.large",
-    "not.found",
-    "bad.credentials",
-    "method.not.allowed",
-    "service.unavailable",
-    "internal.server.error",
-    "models.unavailable",
-)
+@dataclass(frozen=True)
+class Codes:
+    """The error body's ``code``: tells apart answers that share a status (contract)."""
+
+    name_exists: str = "name.exists"
+    version_exists: str = "version.exists"
+    precondition_failed: str = "precondition.failed"
+    index_processing: str = "index.processing"
+    immutable_field: str = "immutable.field"
+    version_withdrawn: str = "version.withdrawn"
+    version_routed: str = "version.routed"
+    template_bound: str = "template.bound"
+    validation_failed: str = "validation.failed"
+    missing_scope: str = "missing.scope"
+    rate_limited: str = "rate.limited"
+    request_too_large: str = "request.too.large"
+    not_found: str = "not.found"
+    bad_credentials: str = "bad.credentials"
+    method_not_allowed: str = "method.not.allowed"
+    service_unavailable: str = "service.unavailable"
+    internal_server_error: str = "internal.server.error"
+    models_unavailable: str = "models.unavailable"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(getattr(self, f) for f in self.__dataclass_fields__)
+
+
+CODES = Codes()
+ERROR_CODES = CODES.all
+
+
+@dataclass(frozen=True)
+class Statuses:
+    """Server-managed ``status`` values the reconciler reads (an index ingesting, a version
+    withdrawn)."""
+
+    processing: str = "PROCESSING"
+    active: str = "ACTIVE"
+    withdrawn: str = "WITHDRAWN"
+
+
+STATUSES = Statuses()
