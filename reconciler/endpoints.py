@@ -79,6 +79,7 @@ class IndexFields:  # seed 004
 
 @dataclass(frozen=True)
 class Fields:
+    labels: str = "labels"  # assumed: every object's string map (the seeds' `metadata` maps)
     template: TemplateFields = TemplateFields()
     version: VersionFields = VersionFields()
     prompt: PromptFields = PromptFields()
@@ -250,6 +251,7 @@ REGIONS = (
     "mxc1.pure.cloud",
 )
 """Region domains (real): API ``https://api.{domain}``, login ``https://login.{domain}``."""
+
 
 @dataclass(frozen=True)
 class Codes:
