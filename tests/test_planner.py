@@ -278,6 +278,26 @@ def test_prune_deletes_only_labelled_objects_in_reverse() -> None:
     assert "PromptTemplate/support-ticket-classifier" in p2.unmanaged
 
 
+def test_an_index_is_deleted_in_the_last_wave_with_the_templates() -> None:
+    """The bug the redesign fixed: index deletes ran in the first wave, before anything else
+    of the run was tried; a delete is the last thing a run does, whatever the kind."""
+    want = desired()
+    live = live_copy(want)
+    index_ref = next(r for r in want if r.startswith("VectorIndex/"))
+    orphans = [index_ref, "Prompt/ticket-triage", "TrafficSplit/ticket-triage"]
+    orphans += ["PromptVersion/support-ticket-classifier@1.0.0"]
+    orphans += ["PromptTemplate/support-ticket-classifier"]
+    for ref in orphans:
+        want.pop(ref, None)
+    want["Prompt/support-agent"].fields["temperature"] = 0.9  # and one update in the run
+    p = plan(want, live, prune=True)
+    waves = [[o.ref for o in wave] for wave in p.waves()]
+    assert waves[0] == ["Prompt/support-agent"]  # the update first, deletes after
+    assert waves[-1] == ["PromptTemplate/support-ticket-classifier", index_ref]
+    index_op = next(o for o in p.changes if o.ref == index_ref)
+    assert index_op.phase == Phase.DELETE_TEMPLATES > Phase.DELETE_PROMPTS
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
