@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.diffing import parse_path
+from reconciler.endpoints import FIELDS
 from reconciler.errors import ProtocolError
 from reconciler.model import ALLOW_REPLACE_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE
 from reconciler.redact import clip
@@ -111,7 +112,7 @@ class Entity:
             if not isinstance(raw, Mapping):
                 self.label = f"a {what}"
                 raise self.fail("", f"is {kind_of(raw)}, not an object")
-            name, rid = raw.get(ident), raw.get("id")
+            name, rid = raw.get(ident), raw.get(FIELDS.id)
             if isinstance(name, str):
                 self.label = f"{what} {shown(name)}"
             elif isinstance(rid, str):

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from reconciler.defaults import fill_defaults
 from reconciler.diffing import DiffItem, diff
-from reconciler.endpoints import FIELDS, HEADERS, PATHS, STATUSES
+from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS, STATUSES
 from reconciler.kinds import common
 from reconciler.kinds.base import (
     EDITS,
@@ -50,7 +50,7 @@ def split_key(key: str) -> tuple[str, str]:
 
 def indexes_path(store_id: str) -> str:
     """The indexes listing of a vector store, its id percent-encoded as one path segment."""
-    return PATHS.indexes.format(vectorStoreId=quote(store_id, safe=""))
+    return PATHS.indexes.format(**{PARAMS.store_id: quote(store_id, safe="")})
 
 
 class Index(Resource):
@@ -143,7 +143,7 @@ class Index(Resource):
         seen = Unique(PATHS.vector_stores, "vector stores")
         for raw in await reader.list(PATHS.vector_stores):
             sid = live_store(raw)
-            seen.add("id", sid)
+            seen.add(FIELDS.store.id, sid)
             state.stores.add(sid)
         stores = sorted(state.stores if scope.stores is None else scope.stores & state.stores)
         listings = await read_all(reader, lambda s: reader.list(indexes_path(s)), stores)
@@ -172,7 +172,7 @@ class Index(Resource):
             return
         have = ctx.live.get(want.ref)
         body = self.body(name, want.fields)
-        params = {"vectorStoreId": store, "indexId": name}
+        params = {PARAMS.store_id: store, PARAMS.index_id: name}
         create = Request(
             "PUT", PATHS.index, params, body, {HEADERS.if_none_match: "*"}, "if-none-match"
         )
@@ -230,7 +230,7 @@ class Index(Resource):
             Request(
                 "DELETE",
                 PATHS.index,
-                {"vectorStoreId": store, "indexId": name},
+                {PARAMS.store_id: store, PARAMS.index_id: name},
                 None,
                 {HEADERS.if_match: self.if_match(have.precondition)},
                 "if-match",
@@ -240,7 +240,7 @@ class Index(Resource):
     # -- applying --
     def own_path(self, key: str, method: str, ids: Mapping[str, str]) -> str | None:
         store, name = split_key(key)
-        return PATHS.index.format(vectorStoreId=store, indexId=name)
+        return PATHS.index.format(**{PARAMS.store_id: store, PARAMS.index_id: name})
 
     def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
         index_id = str(body.get(F.index_id) or split_key(op.key)[1])
@@ -274,9 +274,10 @@ class Index(Resource):
 
 def live_store(raw: Mapping[str, Any], *, endpoint: str = PATHS.vector_stores) -> str:
     """A vector store's id (it becomes part of the indexes' paths)."""
-    e = Entity(raw, endpoint, "vector store", "name")
-    e.string("name")
-    return e.identity("id")
+    f = FIELDS.store
+    e = Entity(raw, endpoint, "vector store", f.name)
+    e.string(f.name)
+    return e.identity(f.id)
 
 
 RESOURCE = Index()

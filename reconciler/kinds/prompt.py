@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
 from reconciler.diffing import DiffItem, diff, top_fields
-from reconciler.endpoints import FIELDS, HEADERS, PATHS
+from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
 from reconciler.fewshot import render_system_prompt
 from reconciler.kinds import common
 from reconciler.kinds.base import (
@@ -50,7 +50,7 @@ from reconciler.textrules import PROMPT_MAX_CHARS, WEIGHT_TOLERANCE
 F = FIELDS.prompt
 KIND = "Prompt"
 SPLIT = "TrafficSplit"
-TRAFFIC = "trafficDistribution"  # the diff path of a split's fields, as plan shows them
+TRAFFIC = F.traffic  # a split's fields show in a diff under the remote object's field
 
 
 def _prefixed(items: tuple[DiffItem, ...], prefix: str) -> tuple[DiffItem, ...]:
@@ -63,7 +63,7 @@ def _path(key: str, method: str, ids: Mapping[str, str]) -> str | None:
     if method == "POST":
         return PATHS.prompts
     pid = ids.get(f"{KIND}/{key}")
-    return PATHS.prompt.format(promptId=pid) if pid is not None else None
+    return PATHS.prompt.format(**{PARAMS.prompt_id: pid}) if pid is not None else None
 
 
 def _record(op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
@@ -324,8 +324,8 @@ class Prompt(Resource):
         seen = Unique(PATHS.models, "models")
         for raw in await reader.list(PATHS.models):
             model = live_model(raw)
-            seen.add("id", model["id"])
-            state.models[model["id"]] = model
+            seen.add(FIELDS.model.id, model[FIELDS.model.id])
+            state.models[model[FIELDS.model.id]] = model
         names = {str(t.remote_id): t.key for t in state.of_kind(TEMPLATE)}
         seen = Unique(PATHS.prompts, "prompts")
         for raw in await reader.list(PATHS.prompts):
@@ -363,7 +363,7 @@ class Prompt(Resource):
                 "use one of: " + ", ".join(sorted(models)),
             )
         else:
-            limit = model.get("maxOutputTokens")
+            limit = model.get(FIELDS.model.max_output_tokens)
             if isinstance(limit, int) and f["maxTokens"] > limit:
                 ctx.problem(
                     want,
@@ -472,7 +472,7 @@ class Prompt(Resource):
         request = Request(
             "PUT",
             PATHS.prompt,
-            {"promptId": lp.remote_id},
+            {PARAMS.prompt_id: lp.remote_id},
             body,
             {HEADERS.if_match: self.if_match(lp.precondition)},
             "if-match",
@@ -501,7 +501,7 @@ class Prompt(Resource):
             Request(
                 "DELETE",
                 PATHS.prompt,
-                {"promptId": have.remote_id},
+                {PARAMS.prompt_id: have.remote_id},
                 None,
                 {HEADERS.if_match: self.if_match(have.precondition)},
                 "if-match",
@@ -732,11 +732,12 @@ class TrafficSplit(Resource):
 
 def live_model(raw: Mapping[str, Any], *, endpoint: str = PATHS.models) -> dict[str, Any]:
     """A model record as planning reads it: ``id`` a string, the token limits integers."""
-    e = Entity(raw, endpoint, "model", "id")
-    e.required("id", e.string("id"))
-    e.string("provider")
-    e.integer("contextWindow")
-    e.integer("maxOutputTokens")
+    m = FIELDS.model
+    e = Entity(raw, endpoint, "model", m.id)
+    e.required(m.id, e.string(m.id))
+    e.string(m.provider)
+    e.integer(m.context_window)
+    e.integer(m.max_output_tokens)
     return dict(raw)
 
 

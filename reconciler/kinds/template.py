@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
 from reconciler.diffing import diff
-from reconciler.endpoints import FIELDS, HEADERS, PATHS
+from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
 from reconciler.kinds import common
 from reconciler.kinds.base import (
     EDITS,
@@ -184,7 +184,7 @@ class Template(Resource):
                     Request(
                         "PUT",
                         PATHS.template,
-                        {"templateId": have.remote_id},
+                        {PARAMS.template_id: have.remote_id},
                         body,
                         {HEADERS.if_match: self.if_match(have.precondition)},
                         "if-match",
@@ -199,7 +199,7 @@ class Template(Resource):
             Request(
                 "DELETE",
                 PATHS.template,
-                {"templateId": have.remote_id},
+                {PARAMS.template_id: have.remote_id},
                 None,
                 {HEADERS.if_match: self.if_match(have.precondition)},
                 "if-match",
@@ -211,7 +211,7 @@ class Template(Resource):
         if method == "POST":
             return PATHS.templates
         tid = ids.get(f"{KIND}/{key}")
-        return PATHS.template.format(templateId=tid) if tid is not None else None
+        return PATHS.template.format(**{PARAMS.template_id: tid}) if tid is not None else None
 
     def if_match(self, precondition: int | str | None) -> str:
         return f"version={precondition}"

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
 from reconciler.diffing import DiffItem, diff
-from reconciler.endpoints import FIELDS, HEADERS, PATHS
+from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
 from reconciler.kinds import common
 from reconciler.kinds.base import (
     EDITS,
@@ -58,7 +58,7 @@ def split_key(key: str) -> tuple[str, str]:
 
 def versions_path(template_id: str) -> str:
     """The versions listing of a template, its id percent-encoded as one path segment."""
-    return PATHS.versions.format(templateId=quote(template_id, safe=""))
+    return PATHS.versions.format(**{PARAMS.template_id: quote(template_id, safe="")})
 
 
 class Version(Resource):
@@ -293,7 +293,7 @@ class Version(Resource):
                 pct = round(float(ab.get("trafficPercent", 0)) * 100)
                 headers[HEADERS.ab_test] = f"variant={ab.get('variantId', '')},traffic={pct}"
             body = self.body(tid, version, want.fields)
-            request = Request("POST", PATHS.versions, {"templateId": tid}, body, headers)
+            request = Request("POST", PATHS.versions, {PARAMS.template_id: tid}, body, headers)
             ctx.operation(
                 self,
                 OpType.CREATE,
@@ -314,7 +314,7 @@ class Version(Resource):
         request = Request(
             "PATCH",
             PATHS.version,
-            {"templateId": tid, "version": version},
+            {PARAMS.template_id: tid, PARAMS.version: version},
             self.patch_body(want.fields),
         )
         ctx.operation(
@@ -342,7 +342,11 @@ class Version(Resource):
         if parent is None or parent.remote_id is None:
             return None
         return (
-            Request("DELETE", PATHS.version, {"templateId": parent.remote_id, "version": version}),
+            Request(
+                "DELETE",
+                PATHS.version,
+                {PARAMS.template_id: parent.remote_id, PARAMS.version: version},
+            ),
         )
 
     # -- applying --
@@ -352,8 +356,8 @@ class Version(Resource):
         if tid is None:
             return None
         if method == "POST":
-            return PATHS.versions.format(templateId=tid)
-        return PATHS.version.format(templateId=tid, version=version)
+            return PATHS.versions.format(**{PARAMS.template_id: tid})
+        return PATHS.version.format(**{PARAMS.template_id: tid, PARAMS.version: version})
 
     def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
         return Recorded({op.ref: str(body.get(F.version) or split_key(op.key)[1])}, None)
