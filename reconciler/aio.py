@@ -43,3 +43,16 @@ async def bounded(fn: Callable[[_T], Awaitable[_R]], items: Sequence[_T], width:
 
     await window(worker, min(max(1, width), len(items)))
     return results
+
+
+async def gather(*aws: Awaitable[Any]) -> list[Any]:
+    """``asyncio.gather`` that, on the first failure, cancels and awaits the rest before
+    raising it (plain ``gather`` leaves them running)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

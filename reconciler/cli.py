@@ -30,6 +30,7 @@ import click
 from reconciler import __version__, output
 from reconciler import redact as redact_mod
 from reconciler.errors import ConfigError, DeadlineError, LlmgwError, ManifestError
+from reconciler.kinds import KINDS
 from reconciler.redact import clip, redact
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
@@ -399,10 +400,16 @@ def _run(
                         raise
                     expired.append(True)
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            SIGNALS.main_task = None
-            SIGNALS.reinstall()
+            # asyncio puts the default action back when it removes a handler: hold the signals
+            # while ours go back in, so one arriving just then is ours, not a bare death
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+            try:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+                SIGNALS.main_task = None
+                SIGNALS.reinstall()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     try:
         asyncio.run(main())
@@ -876,7 +883,7 @@ def drift(
     return EXIT_OK if run.report.in_sync else EXIT_CHANGES
 
 
-KIND_NAMES = ("PromptTemplate", "PromptVersion", "Prompt", "TrafficSplit", "VectorIndex")
+KIND_NAMES = KINDS  # the registry's, in rank order
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

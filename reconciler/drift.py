@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import kinds
 from reconciler.diffing import DiffItem, diff
-from reconciler.model import Kind
-from reconciler.normalize import LiveState, Obj, with_ignores
+from reconciler.objects import LiveState, Obj, with_ignores
 
 MODIFIED, MISSING, ORPHANED, UNMANAGED = "modified", "missing", "orphaned", "unmanaged"
 DRIFT_STATES = (MODIFIED, MISSING, ORPHANED)
@@ -71,16 +71,14 @@ def detect(
         report.checked += 1
         report.checked_by_kind[want.kind] = report.checked_by_kind.get(want.kind, 0) + 1
         if have is None:
-            if want.kind == Kind.TRAFFIC_SPLIT.value and live.get(f"Prompt/{want.key}") is not None:
+            wanted = kinds.resource(want.kind)
+            if wanted.owner is not None and live.get(f"{wanted.owner}/{want.key}"):
+                # an owned part (a split) of an object the org has: its fields are missing
                 report.findings.append(
                     Finding(MODIFIED, want.kind, want.key, diff({}, want.fields), want.source)
                 )
-            elif (
-                want.kind == Kind.PROMPT_VERSION.value
-                and want.key.rpartition("@")[0] not in live.versions_read
-                and live.get(f"PromptTemplate/{want.key.rpartition('@')[0]}") is not None
-            ):
-                continue  # versions of this template were not read: unknown, not missing
+            elif not wanted.absence_known(want.key, live):
+                continue  # its listing was not read: unknown, not missing
             else:
                 report.findings.append(Finding(MISSING, want.kind, want.key, (), want.source))
             continue
@@ -90,12 +88,12 @@ def detect(
             # shown as git -> live: "old" is what git says, "new" what the org holds
             flipped = tuple(DiffItem(_flip(c.op), c.path, c.new, c.old) for c in changes)
             report.findings.append(Finding(MODIFIED, want.kind, want.key, flipped, want.source))
-    split_prompts = {o.key for o in desired.values() if o.kind == Kind.TRAFFIC_SPLIT.value}
     for ref, have in sorted(live.objects.items()):
-        if ref in desired or have.kind == Kind.TRAFFIC_SPLIT.value:
-            continue
-        if have.kind == Kind.PROMPT.value and have.key in split_prompts and have.managed:
-            continue
+        resource = kinds.get(have.kind)
+        if ref in desired or resource is None or resource.owner is not None:
+            continue  # an owned part goes with its owner
+        if have.managed and not resource.orphan(have, desired):
+            continue  # still managed from git through a part it owns
         state = ORPHANED if have.managed else UNMANAGED
         report.findings.append(Finding(state, have.kind, have.key))
     return report

@@ -78,11 +78,29 @@ class IndexFields:  # seed 004
 
 
 @dataclass(frozen=True)
+class ModelFields:  # seed 001: the models list
+    id: str = "id"
+    provider: str = "provider"
+    context_window: str = "contextWindow"
+    max_output_tokens: str = "maxOutputTokens"
+
+
+@dataclass(frozen=True)
+class StoreFields:  # assumed: the vector stores list
+    id: str = "id"
+    name: str = "name"
+
+
+@dataclass(frozen=True)
 class Fields:
+    labels: str = "labels"  # assumed: every object's string map (the seeds' `metadata` maps)
+    id: str = "id"  # an entity's id, as an error message names the entity
     template: TemplateFields = TemplateFields()
     version: VersionFields = VersionFields()
     prompt: PromptFields = PromptFields()
     index: IndexFields = IndexFields()
+    model: ModelFields = ModelFields()
+    store: StoreFields = StoreFields()
 
 
 FIELDS = Fields()
@@ -112,6 +130,20 @@ class Paths:
 
 
 PATHS = Paths()
+
+
+@dataclass(frozen=True)
+class Params:
+    """The path parameters of ``Paths``' templates, as a request's ``params`` name them."""
+
+    template_id: str = "templateId"
+    version: str = "version"
+    prompt_id: str = "promptId"
+    store_id: str = "vectorStoreId"
+    index_id: str = "indexId"
+
+
+PARAMS = Params()
 
 
 @dataclass(frozen=True)
@@ -250,6 +282,7 @@ REGIONS = (
     "mxc1.pure.cloud",
 )
 """Region domains (real): API ``https://api.{domain}``, login ``https://login.{domain}``."""
+
 
 @dataclass(frozen=True)
 class Codes:

@@ -35,7 +35,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from reconciler.endpoints import FIELDS, HEADERS, PATHS
+from reconciler import kinds
+from reconciler.endpoints import HEADERS
 from reconciler.errors import (
     AuditError,
     InvariantError,
@@ -46,43 +47,14 @@ from reconciler.errors import (
     RunStopped,
     TransportError,
 )
-from reconciler.model import Kind
-from reconciler.normalize import LiveState, Ref, fingerprint
-from reconciler.planner import Operation, OpType, Plan, Request
+from reconciler.objects import LiveState, Ref, fingerprint
+from reconciler.operations import Operation, OpType, Plan, Request
 
 APPLIED, FAILED, NOT_ATTEMPTED = "applied", "failed", "not attempted"
 UNKNOWN = "unknown"  # an audit line's outcome when no answer came: the write may have happened
 
-T, V, P, S, X = (
-    Kind.PROMPT_TEMPLATE.value,
-    Kind.PROMPT_VERSION.value,
-    Kind.PROMPT.value,
-    Kind.TRAFFIC_SPLIT.value,
-    Kind.VECTOR_INDEX.value,
-)
-
 R = TypeVar("R")
 
-
-# -- what each operation may send ----------------------------------------------------------------
-_EDIT = (OpType.UPDATE, OpType.ADOPT)
-WRITES: dict[tuple[str, OpType], tuple[tuple[str, str], ...]] = {
-    (T, OpType.CREATE): (("POST", PATHS.templates),),
-    **{(T, a): (("PUT", PATHS.template),) for a in _EDIT},
-    (T, OpType.DELETE): (("DELETE", PATHS.template),),
-    (V, OpType.CREATE): (("POST", PATHS.versions),),
-    **{(V, a): (("PATCH", PATHS.version),) for a in _EDIT},
-    (V, OpType.DELETE): (("DELETE", PATHS.version),),
-    (P, OpType.CREATE): (("POST", PATHS.prompts),),
-    **{(P, a): (("PUT", PATHS.prompt),) for a in _EDIT},
-    (P, OpType.DELETE): (("DELETE", PATHS.prompt),),
-    **{(S, a): (("PUT", PATHS.prompt),) for a in _EDIT},
-    **{(X, a): (("PUT", PATHS.index),) for a in (OpType.CREATE, *_EDIT)},
-    (X, OpType.REPLACE): (("DELETE", PATHS.index), ("PUT", PATHS.index)),
-    (X, OpType.DELETE): (("DELETE", PATHS.index),),
-}
-"""(kind, action) -> the (method, path template) of each request, in order: nothing else is
-ever sent for that operation."""
 
 ALLOWED_HEADERS = frozenset(
     h.lower() for h in (HEADERS.if_match, HEADERS.if_none_match, HEADERS.ab_test)
@@ -118,28 +90,16 @@ class Permissions:
 
 def own_path(op: Operation, method: str, ids: Mapping[str, str]) -> str | None:
     """The concrete path of the object ``op`` names (its collection for a POST), or None while
-    an id it needs is not known."""
-    try:
-        if op.kind == T:
-            if method == "POST":
-                return PATHS.templates
-            return PATHS.template.format(templateId=ids[f"{T}/{op.key}"])
-        if op.kind == V:
-            template, _, version = op.key.rpartition("@")
-            tid = ids[f"{T}/{template}"]
-            if method == "POST":
-                return PATHS.versions.format(templateId=tid)
-            return PATHS.version.format(templateId=tid, version=version)
-        if op.kind in (P, S):
-            if method == "POST":
-                return PATHS.prompts
-            return PATHS.prompt.format(promptId=ids[f"{P}/{op.key}"])
-        if op.kind == X:
-            store, _, name = op.key.partition("/")
-            return PATHS.index.format(vectorStoreId=store, indexId=name)
-    except KeyError:
-        return None
-    return None
+    an id it needs is not known (the kind says: ``Resource.own_path``)."""
+    resource = kinds.get(op.kind)
+    return resource.own_path(op.key, method, ids) if resource is not None else None
+
+
+def expected_writes(op: Operation) -> tuple[tuple[str, str], ...] | None:
+    """The (method, path template) of each request ``op`` may send, in order, or None when
+    llmgw never plans this action for this kind (the kind's ``writes``)."""
+    resource = kinds.get(op.kind)
+    return resource.writes.get(op.action) if resource is not None else None
 
 
 def _where(n: int, op: Operation) -> str:
@@ -150,7 +110,7 @@ def check_operation(n: int, op: Operation, live: LiveState, permissions: Permiss
     """What is wrong with ``op`` as a whole (its permission, its methods and path templates)."""
     out: list[str] = []
     where = _where(n, op)
-    expected = WRITES.get((op.kind, op.action))
+    expected = expected_writes(op)
     if expected is None:
         return [f"{where}: llmgw never plans this action for this kind"]
     if op.action == OpType.DELETE and not permissions.prune:
@@ -436,10 +396,7 @@ class Executor:
     def _precondition(self, op: Operation, req: Request) -> dict[str, str]:
         headers = dict(req.headers)
         if req.precondition == "if-match" and op.ref in self.written:
-            current = self.written[op.ref]
-            headers["If-Match"] = (
-                f"version={current}" if op.kind == Kind.PROMPT_TEMPLATE.value else str(current)
-            )
+            headers[HEADERS.if_match] = kinds.resource(op.kind).if_match(self.written[op.ref])
         return headers
 
     async def _operation(self, r: OpResult) -> None:
@@ -527,7 +484,7 @@ class Executor:
                 self._audit(op, req, path, request_id, None, exc, t0)
                 if self.clock() >= deadline:
                     raise
-                await self._wait_active(path, deadline)
+                await self._wait_active(op, path, deadline)
                 continue
             except RemoteError as exc:
                 self._audit(op, req, path, request_id, None, exc, t0)
@@ -541,9 +498,9 @@ class Executor:
             self._audit(op, req, path, request_id, resp, None, t0)
             return
 
-    async def _wait_active(self, path: str, deadline: float) -> None:
-        """Poll the index until it is no longer PROCESSING (or the deadline passes, or the run
-        stops)."""
+    async def _wait_active(self, op: Operation, path: str, deadline: float) -> None:
+        """Poll the object (an index ingesting) until its kind says it is no longer busy (or
+        the deadline passes, or the run stops)."""
         while self.clock() < deadline:
             slept, _ = await _race(self.sleep(self.poll_seconds), self.stop.stopped_event)
             if not slept:
@@ -553,31 +510,21 @@ class Executor:
             except RemoteError:
                 return
             body = resp.body if isinstance(resp.body, dict) else {}
-            if body.get(FIELDS.index.status) != "PROCESSING":
+            if not kinds.resource(op.kind).busy(body):
                 return
 
     def _record(self, op: Operation, req: Request, resp: Any) -> None:
-        body = resp.body if isinstance(resp.body, dict) else {}
+        """Note what a write's answer tells the run: its ids, and the object's new
+        precondition, which later requests of this run send (its own writes never count as
+        staleness). The kind reads its answer (``Resource.record``)."""
         if req.method == "DELETE":
             self.written[op.ref] = None
             return
-        if op.kind == Kind.PROMPT_TEMPLATE.value:
-            if body.get(FIELDS.template.id) is not None:
-                self.ids[op.ref] = str(body[FIELDS.template.id])
-            self.written[op.ref] = body.get(FIELDS.template.version)
-        elif op.kind in (Kind.PROMPT.value, Kind.TRAFFIC_SPLIT.value):
-            if body.get(FIELDS.prompt.id) is not None:
-                for ref in (
-                    f"{Kind.PROMPT.value}/{op.key}",
-                    f"{Kind.TRAFFIC_SPLIT.value}/{op.key}",
-                ):
-                    self.ids[ref] = str(body[FIELDS.prompt.id])
-            self.written[op.ref] = resp.etag or body.get(FIELDS.prompt.etag)
-        elif op.kind == Kind.VECTOR_INDEX.value:
-            self.ids[op.ref] = str(body.get(FIELDS.index.index_id) or op.key.partition("/")[2])
-            self.written[op.ref] = resp.etag or body.get(FIELDS.index.etag)
-        elif op.kind == Kind.PROMPT_VERSION.value:
-            self.ids[op.ref] = str(body.get(FIELDS.version.version) or op.key.rpartition("@")[2])
+        body = resp.body if isinstance(resp.body, dict) else {}
+        recorded = kinds.resource(op.kind).record(op, body, resp.etag)
+        self.ids.update(recorded.ids)
+        if recorded.precondition is not None or op.ref in self.written:
+            self.written[op.ref] = recorded.precondition
 
     def _audit(
         self,

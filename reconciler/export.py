@@ -1,8 +1,9 @@
 """Export: manifests written from the live org, the on-ramp for teams whose org already exists.
 
-``render(live, ...)`` is pure: one file per template with its versions, one per prompt with its
-traffic split, one per vector store with its indexes, in the format ``validate`` accepts (a
-prompt's rendered system prompt becomes its ``systemPrompt``). Server-managed fields and the
+``render(live, ...)`` is pure: each kind says what files its live objects go into (one per
+template with its versions, one per prompt with its traffic split, one per vector store with
+its indexes), in the format ``validate`` accepts (a prompt's rendered system prompt becomes its
+``systemPrompt``); this module merges them and writes YAML. Server-managed fields and the
 management label are left out; nothing secret is ever in the live state. ``write`` puts the files
 in place, refusing to overwrite an existing file unless forced.
 """
@@ -16,21 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler import kinds as registry
 from reconciler.errors import FileError
 from reconciler.files import write_atomic
 from reconciler.loader import dump_yaml
-from reconciler.model import API_VERSION, MANAGED_LABEL, Kind
-from reconciler.normalize import LiveState, Obj
+from reconciler.objects import LiveState, Obj
 
-T, V, P, S, X = (
-    Kind.PROMPT_TEMPLATE.value,
-    Kind.PROMPT_VERSION.value,
-    Kind.PROMPT.value,
-    Kind.TRAFFIC_SPLIT.value,
-    Kind.VECTOR_INDEX.value,
-)
 MODELINE = "# yaml-language-server: $schema={}\n"
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -38,54 +31,6 @@ class ExportFile:
     path: str  # relative to the output folder
     text: str
     refs: tuple[str, ...]
-
-
-def _filename(name: str) -> str:
-    return _SAFE.sub("_", name).strip("._") or "unnamed"
-
-
-def _meta(name: str, obj: Obj | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    labels = {k: v for k, v in (obj.labels if obj else {}).items() if k != MANAGED_LABEL}
-    if labels:
-        meta["labels"] = labels
-    return meta
-
-
-def _doc(kind: str, name: str, obj: Obj | None, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": _meta(name, obj), "spec": spec}
-
-
-def _spec(fields: dict[str, Any], drop: Iterable[str] = ("labels",)) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k not in set(drop)}
-
-
-def _version_spec(obj: Obj) -> dict[str, Any]:
-    template, _, version = obj.key.rpartition("@")
-    f = obj.fields
-    spec: dict[str, Any] = {
-        "template": template,
-        "version": version,
-        "content": f["content"],
-        "variables": f["variables"],
-    }
-    if f.get("rollbackDirective"):
-        spec["rollbackDirective"] = True
-    if "abTest" in f:
-        spec["abTest"] = f["abTest"]
-    if f.get("metadata"):
-        spec["metadata"] = f["metadata"]
-    return spec
-
-
-def _split_spec(obj: Obj) -> dict[str, Any]:
-    if "defaultVersion" in obj.fields:
-        return {"prompt": obj.key, "defaultVersion": obj.fields["defaultVersion"]}
-    return {
-        "prompt": obj.key,
-        "strategy": obj.fields["strategy"],
-        "versions": [{"version": v, "weight": w} for v, w in obj.fields["versions"].items()],
-    }
 
 
 def render(
@@ -97,73 +42,35 @@ def render(
 ) -> list[ExportFile]:
     """The manifest files for the live objects, narrowed by kind and a regex on the identity.
 
-    ``schema``: the manifest schema's path relative to the output folder; each file then starts
-    with the editor modeline pointing there (files sit one folder down). None: no modeline."""
+    Each kind gives its documents (``Resource.export``); documents for one file (a template
+    and its versions) are written into it in registry order, files in the order they first
+    appear. ``schema``: the manifest schema's path relative to the output folder; each file
+    then starts with the editor modeline pointing there (files sit one folder down). None: no
+    modeline."""
     head = MODELINE.format(f"../{schema}") if schema else ""
-
-    def _yaml(docs: list[dict[str, Any]]) -> str:
-        return head + "---\n".join(dump_yaml(d) for d in docs)
-
-    wanted = set(kinds) or {T, V, P, S, X}
+    wanted = set(kinds) or set(registry.KINDS)
     rx = re.compile(name) if name else None
 
     def keep(o: Obj) -> bool:
         return o.kind in wanted and (rx is None or rx.search(o.key) is not None)
 
-    files: list[ExportFile] = []
-    for tpl in sorted(live.of_kind(T), key=lambda o: o.key):
-        docs, refs = [], []
-        if keep(tpl):
-            docs.append(_doc(T, tpl.key, tpl, _spec(tpl.fields)))
-            refs.append(tpl.ref)
-        for ver in sorted(
-            (v for v in live.of_kind(V) if v.key.rpartition("@")[0] == tpl.key), key=lambda o: o.key
-        ):
-            if keep(ver):
-                docs.append(_doc(V, ver.key, ver, _version_spec(ver)))
-                refs.append(ver.ref)
-        if docs:
-            files.append(
-                ExportFile(f"templates/{_filename(tpl.key)}.yaml", _yaml(docs), tuple(refs))
-            )
-    skip = set(unexportable(live))
-    for prompt in sorted(live.of_kind(P), key=lambda o: o.key):
-        if prompt.ref in skip:
-            continue
-        docs, refs = [], []
-        if keep(prompt):
-            docs.append(_doc(P, prompt.key, prompt, _spec(prompt.fields)))
-            refs.append(prompt.ref)
-        split = live.get(f"{S}/{prompt.key}")
-        if split is not None and keep(split):
-            docs.append(_doc(S, prompt.key, None, _split_spec(split)))
-            refs.append(split.ref)
-        if docs:
-            files.append(
-                ExportFile(f"prompts/{_filename(prompt.key)}.yaml", _yaml(docs), tuple(refs))
-            )
-    by_store: dict[str, list[Obj]] = {}
-    for idx in live.of_kind(X):
-        if keep(idx):
-            by_store.setdefault(idx.key.partition("/")[0], []).append(idx)
-    for store, indexes in sorted(by_store.items()):
-        docs = [
-            _doc(X, i.key.partition("/")[2], i, {"vectorStore": store, **_spec(i.fields)})
-            for i in sorted(indexes, key=lambda o: o.key)
-        ]
-        files.append(
-            ExportFile(
-                f"indexes/{_filename(store)}.yaml", _yaml(docs), tuple(i.ref for i in indexes)
-            )
-        )
-    return files
+    files: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
+    for resource in registry.REGISTRY:
+        for part in resource.export(live, keep):
+            docs, refs = files.setdefault(part.path, ([], []))
+            docs.extend(part.docs)
+            refs.extend(part.refs)
+    return [
+        ExportFile(path, head + "---\n".join(dump_yaml(d) for d in docs), tuple(refs))
+        for path, (docs, refs) in files.items()
+        if docs
+    ]
 
 
 def unexportable(live: LiveState) -> list[str]:
-    """Prompts no manifest can describe: bound to no template (a prompt created without one,
-    as seed 003 does) or to a template the org no longer lists. ``render`` leaves them out."""
-    templates = {o.key for o in live.of_kind(T)}
-    return sorted(p.ref for p in live.of_kind(P) if p.fields.get("template") not in templates)
+    """Objects no manifest can describe (a prompt bound to no template): ``render`` leaves
+    them out, and the export names them."""
+    return sorted(ref for r in registry.REGISTRY for ref in r.unexportable(live))
 
 
 def conflicts(files: Iterable[ExportFile], out_dir: str) -> list[str]:

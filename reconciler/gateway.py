@@ -1,9 +1,9 @@
-"""The gateway's read half, as the live reader needs it: every collection by listing.
+"""The gateway's read half, as the kinds read the live org: every collection by listing.
 
-Implements ``live.Reader`` on top of the client's page-number paging (100 a page, later pages
-through a window of the client's parallelism, which is also the reader's ``window`` for the
-per-template and per-store listings). Paths come from the endpoint table, ids in them
-percent-encoded as one segment each; nothing here knows HTTP, and nothing here writes.
+Implements ``kinds.base.Reader`` on top of the client's page-number paging (100 a page, later
+pages through a window of the client's parallelism, which is also the reader's ``window`` for a
+kind's per-parent listings, such as versions per template). The kinds give the paths, from the
+endpoint table, ids in them percent-encoded; nothing here knows a kind, HTTP or writes.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.client import GatewayClient
-from reconciler.endpoints import PATHS
-from reconciler.live import indexes_path, versions_path
 
 
 class GatewayReader:
@@ -23,20 +21,7 @@ class GatewayReader:
     def window(self) -> int:
         return self.client.parallelism
 
-    async def list_templates(self) -> list[dict[str, Any]]:
-        return await self.client.list_pages(PATHS.templates)
-
-    async def list_versions(self, template_id: str) -> list[dict[str, Any]]:
-        return await self.client.list_pages(versions_path(template_id))
-
-    async def list_prompts(self) -> list[dict[str, Any]]:
-        return await self.client.list_pages(PATHS.prompts)
-
-    async def list_models(self) -> list[dict[str, Any]]:
-        return await self.client.list_pages(PATHS.models)
-
-    async def list_vector_stores(self) -> list[dict[str, Any]]:
-        return await self.client.list_pages(PATHS.vector_stores)
-
-    async def list_indexes(self, store_id: str) -> list[dict[str, Any]]:
-        return await self.client.list_pages(indexes_path(store_id))
+    async def list(self, path: str) -> list[dict[str, Any]]:
+        """Every entity of the page-number collection at ``path``."""
+        entities: list[dict[str, Any]] = await self.client.list_pages(path)
+        return entities

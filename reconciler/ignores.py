@@ -21,8 +21,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.kinds import KINDS
 from reconciler.loader import display_path, load_data_file
-from reconciler.model import KINDS, Problem
+from reconciler.model import Problem
 
 DEFAULT_FILE = ".llmgw-ignore.yaml"
 

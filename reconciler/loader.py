@@ -70,7 +70,8 @@ from typing import Any
 
 import yaml
 
-from reconciler.model import KINDS, Document, Locations, Path, Problem, format_path
+from reconciler.kinds import KINDS
+from reconciler.model import Document, Locations, Path, Problem, format_path
 from reconciler.text import NAME, SHOWN, shown, visible
 
 LOAD_RULE = "load"  # every refusal of this module: the file could not be read as plain YAML

@@ -1,4 +1,4 @@
-"""Domain values shared by every layer: kinds, identities, manifest documents and problems.
+"""Domain values shared by every layer: manifest documents, their locations, and problems.
 
 Pure data: no I/O, no third-party imports. A ``Document`` is one YAML document as loaded (the
 plain body plus where each field came from); a ``Problem`` is one finding of validation or
@@ -8,7 +8,6 @@ planning, located at ``file:line`` with the field path and a fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from reconciler.text import NAME, visible
@@ -19,29 +18,6 @@ MANAGED_VALUE = "llmgw"
 ALLOW_REPLACE_ANNOTATION = "llmgw/allow-replace"
 
 Path = tuple[str | int, ...]
-
-
-class Kind(str, Enum):
-    PROMPT_TEMPLATE = "PromptTemplate"
-    PROMPT_VERSION = "PromptVersion"
-    PROMPT = "Prompt"
-    TRAFFIC_SPLIT = "TrafficSplit"
-    VECTOR_INDEX = "VectorIndex"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-KINDS = [k.value for k in Kind]
-
-# Dependency rank: a kind is created after the kinds of lower rank and deleted before them.
-KIND_RANK = {
-    Kind.PROMPT_TEMPLATE: 0,
-    Kind.PROMPT_VERSION: 1,
-    Kind.PROMPT: 2,
-    Kind.TRAFFIC_SPLIT: 3,
-    Kind.VECTOR_INDEX: 0,
-}
 
 
 def format_path(path: Path) -> str:
@@ -180,41 +156,8 @@ class Document:
         a = self.metadata.get("annotations")
         return a if isinstance(a, dict) else {}
 
-    @property
-    def key(self) -> str | None:
-        """The identity within its kind (see ``identity_key``), or None if not determinable."""
-        return identity_key(self.kind, self.name, self.spec)
-
-    @property
-    def ref(self) -> str:
-        """``Kind/key`` when the identity is known, else ``Kind/metadata.name``."""
-        return f"{self.kind}/{self.key or self.name}"
-
     def line_of(self, path: Path) -> int:
         return self.locations.line(path, self.line)
 
     def where(self) -> str:
         return f"{self.file}:{self.line}"
-
-
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
-
-
-def identity_key(kind: str, name: str, spec: dict[str, Any]) -> str | None:
-    """The identity of an object within its kind, as a string.
-
-    PromptTemplate and Prompt: the name. PromptVersion: ``template@version``. TrafficSplit: its
-    prompt's name. VectorIndex: ``vectorStore/name``.
-    """
-    if kind in (Kind.PROMPT_TEMPLATE.value, Kind.PROMPT.value):
-        return name or None
-    if kind == Kind.PROMPT_VERSION.value:
-        t, v = _str(spec.get("template")), _str(spec.get("version"))
-        return f"{t}@{v}" if t and v else None
-    if kind == Kind.TRAFFIC_SPLIT.value:
-        return _str(spec.get("prompt"))
-    if kind == Kind.VECTOR_INDEX.value:
-        s = _str(spec.get("vectorStore"))
-        return f"{s}/{name}" if s and name else None
-    return None

@@ -217,8 +217,9 @@ def diff_lines(op: Any, style: Style = plain) -> list[str]:
 
 def _op_heading(op: Any) -> str:
     extra = ""
-    if op.kind == "Prompt" and len(op.covers) > 1:
-        extra = " (with its TrafficSplit)"
+    if len(op.covers) > 1:  # an owner written with the parts it owns (a Prompt and its split)
+        parts = sorted({ref.partition("/")[0] for ref in op.covers} - {op.kind})
+        extra = f" (with its {', '.join(parts)})" if parts else ""
     tail = f"{op.action.value}: {op.reason}"
     if op.destructive and not op.allowed and op.action.value == "replace":
         tail += "; DESTRUCTIVE: apply needs --allow-replace or the llmgw/allow-replace annotation"

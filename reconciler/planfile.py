@@ -29,8 +29,8 @@ from reconciler import __version__, files
 from reconciler import redact as redact_mod
 from reconciler.diffing import DiffItem
 from reconciler.errors import ConfigError
-from reconciler.normalize import Ref
-from reconciler.planner import Operation, OpType, Plan, Request
+from reconciler.objects import Ref
+from reconciler.operations import Operation, OpType, Plan, Request
 from reconciler.text import shown
 
 FORMAT_VERSION = 2

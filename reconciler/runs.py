@@ -33,8 +33,8 @@ from reconciler import audit as auditlog
 from reconciler import drift as driftmod
 from reconciler import export as exportmod
 from reconciler import ignores as ignoremod
+from reconciler import kinds, planfile
 from reconciler import metrics as metricsmod
-from reconciler import planfile
 from reconciler import redact as redact_mod
 from reconciler.client import GatewayClient, Settings, TokenStore, post_webhook
 from reconciler.endpoints import PATHS
@@ -63,7 +63,7 @@ from reconciler.executor import (
 )
 from reconciler.gateway import GatewayReader
 from reconciler.live import read_live
-from reconciler.model import Kind, Problem
+from reconciler.model import Problem
 from reconciler.normalize import LiveState, Obj, desired_state
 from reconciler.planner import Operation, OpType, Plan, plan
 from reconciler.validate import Report, validate_paths
@@ -254,8 +254,9 @@ def stale_reasons(result: Plan, live: LiveState) -> list[str]:
     reasons = []
     for op in result.operations:
         have = live.get(op.ref)
-        if op.kind == Kind.TRAFFIC_SPLIT.value and have is None:
-            have = live.get(f"{Kind.PROMPT.value}/{op.key}")
+        resource = kinds.resource(op.kind)
+        if resource.owner is not None and have is None:  # a part lives in its owner's object
+            have = live.get(f"{resource.owner}/{op.key}")
         now = have.precondition if have is not None else None
         if op.action == OpType.CREATE:
             if have is not None:
@@ -263,7 +264,7 @@ def stale_reasons(result: Plan, live: LiveState) -> list[str]:
         elif have is None:
             reasons.append(f"{op.ref}: deleted from the org since the plan")
         elif op.observed is not None and now != op.observed:
-            what = "version" if op.kind == Kind.PROMPT_TEMPLATE.value else "state"
+            what = resource.precondition_word
             reasons.append(
                 f"{op.ref}: changed in the org since the plan ({what} {op.observed} -> {now})"
             )
@@ -654,7 +655,7 @@ def _read_text(path: str) -> str | None:
 def _index_health(result: Plan, live: LiveState) -> dict[str, str]:
     out = {}
     for op in result.changes:
-        if op.kind == Kind.VECTOR_INDEX.value and op.action != OpType.DELETE:
+        if kinds.resource(op.kind).reports_health and op.action != OpType.DELETE:
             have = live.get(op.ref)
             out[op.ref] = (have.status or "unknown") if have is not None else "absent"
     return out
@@ -665,7 +666,7 @@ async def _mirror(client: GatewayClient, run: ApplyRun) -> None:
     prompt operation. Never fatal: a failure is noted in the run."""
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for r in run.result.results:
-        if r.outcome != APPLIED or r.op.kind not in (Kind.PROMPT.value, Kind.TRAFFIC_SPLIT.value):
+        if r.outcome != APPLIED or not kinds.resource(r.op.kind).mirrored:
             continue
         try:
             await client.request(

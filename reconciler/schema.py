@@ -23,18 +23,17 @@ It never prints, exits or reads anything but its own schemas.
 
 from __future__ import annotations
 
-import copy
 import difflib
-import json
 import math
 import re
 from collections.abc import Callable
 from functools import cache
-from importlib import resources
-from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
-from reconciler.model import KINDS, Document, Kind, Path, Problem, format_path
+from reconciler import kinds
+from reconciler.defaults import fill_defaults, load_schema_file
+from reconciler.kinds import KINDS
+from reconciler.model import Document, Path, Problem, format_path
 from reconciler.text import shown, visible
 
 if TYPE_CHECKING:  # imported when first needed: with the fast path, a valid run never needs it
@@ -47,14 +46,8 @@ try:
 except ImportError:  # pragma: no cover - a platform without a wheel: the slow path alone
     _rs = None
 
-SCHEMA_DIR: Traversable = resources.files("reconciler") / "schemas"
-SCHEMA_FILES = {
-    Kind.PROMPT_TEMPLATE.value: "prompt-template.schema.json",
-    Kind.PROMPT_VERSION.value: "prompt-version.schema.json",
-    Kind.PROMPT.value: "prompt.schema.json",
-    Kind.TRAFFIC_SPLIT.value: "traffic-split.schema.json",
-    Kind.VECTOR_INDEX.value: "vector-index.schema.json",
-}
+# one JSON Schema per kind, as the registry names it (kinds/base.py: ``schema_file``)
+SCHEMA_FILES = {r.kind: r.schema_file for r in kinds.REGISTRY}
 # Every pattern of the schemas, spelled with explicit character classes: `.`, `\d`, `\w` and `\s`
 # mean different things in Python, Rust (jsonschema-rs) and ECMA-262 (ajv, editors).
 # An identity, or any value that becomes part of a request URL's path: no ASCII control
@@ -172,12 +165,9 @@ _TYPE_WORDS = {
 }
 
 
-@cache
 def load_schema(kind: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        SCHEMA_DIR.joinpath(SCHEMA_FILES[kind]).read_text(encoding="utf-8")
-    )
-    return data
+    """``kind``'s schema, parsed (shared: never edit it)."""
+    return load_schema_file(SCHEMA_FILES[kind])
 
 
 # ECMA-262 regular expressions, as JSON Schema specifies for `pattern`, written for Python's re.
@@ -498,65 +488,5 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
 
 
 def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``spec`` with the schema's documented defaults filled in (nested objects too);
-    a field that is ``null`` counts as absent (it takes its default or is left out). A whole
-    float in a ``type: integer`` field (``1536.0``, an integer to JSON Schema) becomes an int:
-    the gateway refuses the float, and a diff would show 1536.0 -> 1536."""
-    filled: dict[str, Any] = _filler(kind)(spec)
-    return filled
-
-
-_Fill = Callable[[Any], Any]
-
-
-@cache
-def _filler(kind: str) -> _Fill:
-    """The schema's defaults compiled once per kind into a function (12,200 documents filled in
-    about a tenth of the time of walking the schema each time)."""
-    return _compile_fill(load_schema(kind)["properties"]["spec"]) or (lambda v: v)
-
-
-def _whole(value: Any) -> Any:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _compile_fill(schema: dict[str, Any]) -> _Fill | None:
-    """A function filling ``schema``'s defaults into a mapping (and dropping its ``null`` fields
-    that have none), or None when ``schema`` is not an object."""
-    if schema.get("type") != "object":
-        return None
-    entries: list[tuple[str, bool, Any, _Fill | None, bool]] = []
-    for key, sub in schema.get("properties", {}).items():
-        child = _compile_fill(sub) if isinstance(sub, dict) else None
-        if isinstance(sub, dict) and sub.get("type") == "integer":
-            child = _whole
-        has_default = isinstance(sub, dict) and "default" in sub
-        default = sub.get("default") if has_default else None
-        # an absent object whose fields have defaults is filled from {}
-        from_empty = (
-            not has_default
-            and isinstance(sub, dict)
-            and sub.get("type") == "object"
-            and any("default" in p for p in sub.get("properties", {}).values())
-        )
-        entries.append((key, has_default, default, child, from_empty))
-
-    def fill(value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        out = dict(value)
-        for key, has_default, default, child, from_empty in entries:
-            current = out.get(key)
-            if current is None:
-                if has_default:
-                    mutable = isinstance(default, dict | list)
-                    current = copy.deepcopy(default) if mutable else default
-                elif from_empty:
-                    current = {}
-                else:
-                    out.pop(key, None)
-                    continue
-            out[key] = child(current) if child is not None else current
-        return out
-
-    return fill
+    """``spec`` with ``kind``'s schema defaults filled (``defaults.fill_defaults``)."""
+    return fill_defaults(SCHEMA_FILES[kind], spec)

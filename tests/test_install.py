@@ -164,7 +164,7 @@ def test_the_wheel_carries_schemas_emulator_and_command(
 
 
 def test_installed_llmgw_is_the_one_in_the_venv(wheel_bin: Path, workdir: Path) -> None:
-    code = "import reconciler, reconciler.schema as s; print(reconciler.__file__, s.SCHEMA_DIR)"
+    code = "import reconciler, reconciler.defaults as s; print(reconciler.__file__, s.SCHEMA_DIR)"
     done = _checked(run([wheel_bin / "python", "-c", code], workdir, clean_env()))
     module, schemas = done.stdout.split()
     venv = wheel_bin.parent.resolve()

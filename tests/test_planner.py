@@ -20,20 +20,9 @@ from typing import Any
 import pytest
 
 from reconciler.errors import PlanError
-from reconciler.normalize import (
-    LiveState,
-    Obj,
-    desired_state,
-    index_body,
-    live_index,
-    live_prompt,
-    live_template,
-    live_version,
-    prompt_body,
-    template_body,
-    traffic_body,
-    version_body,
-)
+from reconciler.kinds import index, prompt, template, version
+from reconciler.normalize import LiveState, Obj, desired_state
+from reconciler.objects import Ref
 from reconciler.planner import OpType, Phase, plan
 from reconciler.validate import validate_paths
 
@@ -71,22 +60,29 @@ def live_copy(want: dict[str, Obj], *, managed: bool = True, edit: Any = None) -
     raws: list[tuple[str, str, dict[str, Any]]] = []
     for o in want.values():
         if o.kind == "PromptTemplate":
-            raw = {**template_body(o.key, o.fields), "id": f"id-{o.key}", "version": 3}
+            raw = {**template.RESOURCE.body(o.key, o.fields), "id": f"id-{o.key}", "version": 3}
             names[raw["id"]] = o.key
             raws.append((o.kind, o.key, raw))
         elif o.kind == "PromptVersion":
             t, _, v = o.key.rpartition("@")
-            raws.append((o.kind, o.key, {**version_body(t, v, o.fields), "status": "ACTIVE"}))
+            body = version.RESOURCE.body(Ref("PromptTemplate", t), v, o.fields)
+            raws.append((o.kind, o.key, {**body, "status": "ACTIVE"}))
         elif o.kind == "Prompt":
-            raw = {**prompt_body(o.fields), "name": o.key, "id": f"pid-{o.key}", "etag": '"e1"'}
+            tid = Ref("PromptTemplate", o.fields["template"])
+            body = prompt.RESOURCE.body(o.fields, tid)
+            raw = {**body, "name": o.key, "id": f"pid-{o.key}", "etag": '"e1"'}
             split = want.get(f"TrafficSplit/{o.key}")
             if split is not None:
-                raw["trafficDistribution"] = traffic_body(split.fields)
+                raw["trafficDistribution"] = prompt.SPLIT_RESOURCE.body(split.fields)
             raws.append((o.kind, o.key, raw))
         elif o.kind == "VectorIndex":
             name = o.key.partition("/")[2]
             raws.append(
-                (o.kind, o.key, {**index_body(name, o.fields), "etag": '"x1"', "status": "ACTIVE"})
+                (
+                    o.kind,
+                    o.key,
+                    {**index.RESOURCE.body(name, o.fields), "etag": '"x1"', "status": "ACTIVE"},
+                )
             )
     for kind, key, raw in raws:
         raw = _plain(copy.deepcopy(raw))
@@ -95,15 +91,15 @@ def live_copy(want: dict[str, Obj], *, managed: bool = True, edit: Any = None) -
         if edit is not None:
             edit(kind, key, raw)
         if kind == "PromptTemplate":
-            objs = [live_template(raw)]
+            objs = [template.RESOURCE.live(raw)]
         elif kind == "PromptVersion":
-            objs = [live_version(raw, key.rpartition("@")[0])]
-            state.versions_read.add(key.rpartition("@")[0])
+            objs = [version.RESOURCE.live(raw, key.rpartition("@")[0])]
+            state.listed.setdefault(kind, set()).add(key.rpartition("@")[0])
         elif kind == "Prompt":
-            p, s = live_prompt(raw, names)
+            p, s = prompt.RESOURCE.live(raw, names)
             objs = [p] + ([s] if s else [])
         else:
-            objs = [live_index(raw, key.partition("/")[0])]
+            objs = [index.RESOURCE.live(raw, key.partition("/")[0])]
         for obj in objs:
             state.objects[obj.ref] = obj
     return state
@@ -280,6 +276,26 @@ def test_prune_deletes_only_labelled_objects_in_reverse() -> None:
     p2 = plan(want, unlabelled, prune=True)
     assert p2.counts()["delete"] == 0
     assert "PromptTemplate/support-ticket-classifier" in p2.unmanaged
+
+
+def test_an_index_is_deleted_in_the_last_wave_with_the_templates() -> None:
+    """The bug the redesign fixed: index deletes ran in the first wave, before anything else
+    of the run was tried; a delete is the last thing a run does, whatever the kind."""
+    want = desired()
+    live = live_copy(want)
+    index_ref = next(r for r in want if r.startswith("VectorIndex/"))
+    orphans = [index_ref, "Prompt/ticket-triage", "TrafficSplit/ticket-triage"]
+    orphans += ["PromptVersion/support-ticket-classifier@1.0.0"]
+    orphans += ["PromptTemplate/support-ticket-classifier"]
+    for ref in orphans:
+        want.pop(ref, None)
+    want["Prompt/support-agent"].fields["temperature"] = 0.9  # and one update in the run
+    p = plan(want, live, prune=True)
+    waves = [[o.ref for o in wave] for wave in p.waves()]
+    assert waves[0] == ["Prompt/support-agent"]  # the update first, deletes after
+    assert waves[-1] == ["PromptTemplate/support-ticket-classifier", index_ref]
+    index_op = next(o for o in p.changes if o.ref == index_ref)
+    assert index_op.phase == Phase.DELETE_TEMPLATES > Phase.DELETE_PROMPTS
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from reconciler import loader, normalize, runs, schema
+from reconciler import defaults, kinds, loader, normalize, runs, schema
 from reconciler.client import Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
@@ -63,7 +63,7 @@ def test_top_level_schemas_is_the_package_folder() -> None:
 
 
 def test_schema_module_reads_the_package_data() -> None:
-    assert Path(str(schema.SCHEMA_DIR)).resolve() == PACKAGED.resolve()
+    assert Path(str(defaults.SCHEMA_DIR)).resolve() == PACKAGED.resolve()
     for kind in schema.SCHEMA_FILES:
         assert schema.load_schema(kind)["title"] == f"llmgw {kind}"
 
@@ -503,7 +503,8 @@ async def test_whole_floats_reach_the_gateway_as_integers(tmp_path: Path) -> Non
         "VectorIndex": 1536,
     }
     assert all(type(v) is int for v in integers.values())
-    body = normalize.index_body("idx-float", desired[f"VectorIndex/{STORE_ID}/idx-float"].fields)
+    index = kinds.resource("VectorIndex")
+    body = index.body("idx-float", desired[f"VectorIndex/{STORE_ID}/idx-float"].fields)  # type: ignore[attr-defined]
     assert '"dimensions": 1536,' in json.dumps(body)
 
     app = create_app(EmulatorConfig(ingest_delay=0.0, rate_limit=0))

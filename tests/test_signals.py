@@ -131,9 +131,16 @@ def test_read_only_commands_end_at_once_on_a_signal(
     said: str,
 ) -> None:
     write_org(tmp_path / "org", 1, prefix="ro")
-    before = len(requests_log(slow_org))
+
+    def tokens() -> int:
+        return sum(1 for r in requests_log(slow_org) if r["path"] == "/oauth/token")
+
+    # This process's own token request, not any request: the previous case's process was cut
+    # off mid-read, and the emulator (300 ms latency) logs its last requests after it ended,
+    # which could let the signal reach this process before it had even installed its handlers.
+    before = tokens()
     proc = Llmgw(tmp_path, "read", slow_org, *command)
-    wait_for(lambda: len(requests_log(slow_org)) > before, what="a request", proc=proc.proc)
+    wait_for(lambda: tokens() > before, what="its token request", proc=proc.proc)
     proc.signal(signum)
     code = proc.wait()
     assert code == expected, proc.report()

@@ -1,0 +1,745 @@
+"""Prompt (seeds 003, 001) and the TrafficSplit it owns: one remote object, two manifest kinds.
+
+A Prompt binds a template to a model with fallbacks, a system prompt (rendered with its few-shot
+examples), sampling and guardrails. Its TrafficSplit is the same remote object's
+``trafficDistribution``: weighted versions of the bound template, or one default version. So
+this module reads both from one listing, plans both as one operation (one PUT when both change:
+the split's fields under ``trafficDistribution``), records one answer for both, and exports them
+into one file. Identity: the prompt's ``metadata.name`` (a split's ``spec.prompt``).
+
+A prompt's references are checked when planning: its template (in the manifests or the org),
+its model and fallback models (the org's model catalogue, read here too), the model's output
+limit; a split's versions exist and are not withdrawn. What it must not do: know the fields of
+another kind beyond the versions a split names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from reconciler import tokens
+from reconciler.defaults import fill_defaults
+from reconciler.diffing import DiffItem, diff, top_fields
+from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
+from reconciler.fewshot import render_system_prompt
+from reconciler.kinds import common
+from reconciler.kinds.base import (
+    EDITS,
+    DocIndex,
+    Emit,
+    ExportDocs,
+    PlanContext,
+    Reader,
+    ReadScope,
+    Recorded,
+    Resource,
+    Writes,
+    created,
+    reference_warning,
+    sorted_live,
+)
+from reconciler.kinds.template import KIND as TEMPLATE
+from reconciler.kinds.version import KIND as VERSION
+from reconciler.model import Document, Path, Problem, format_path
+from reconciler.objects import Entity, LiveState, Obj, Unique, floats
+from reconciler.operations import Operation, OpType, Phase, Request
+from reconciler.text import NAME, shown, visible
+from reconciler.textrules import PROMPT_MAX_CHARS, WEIGHT_TOLERANCE
+
+F = FIELDS.prompt
+KIND = "Prompt"
+SPLIT = "TrafficSplit"
+TRAFFIC = F.traffic  # a split's fields show in a diff under the remote object's field
+
+
+def _prefixed(items: tuple[DiffItem, ...], prefix: str) -> tuple[DiffItem, ...]:
+    return tuple(
+        DiffItem(i.op, f"{prefix}.{i.path}" if i.path else prefix, i.old, i.new) for i in items
+    )
+
+
+def _path(key: str, method: str, ids: Mapping[str, str]) -> str | None:
+    if method == "POST":
+        return PATHS.prompts
+    pid = ids.get(f"{KIND}/{key}")
+    return PATHS.prompt.format(**{PARAMS.prompt_id: pid}) if pid is not None else None
+
+
+def _record(op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
+    """One answer for the prompt and its split: both refs get the id, the ETag is the new
+    precondition of the one remote object."""
+    ids = {}
+    if body.get(F.id) is not None:
+        ids = {f"{KIND}/{op.key}": str(body[F.id]), f"{SPLIT}/{op.key}": str(body[F.id])}
+    return Recorded(ids, etag or body.get(F.etag))
+
+
+class Prompt(Resource):
+    kind: ClassVar[str] = KIND
+    schema_file: ClassVar[str] = "prompt.schema.json"
+    rank: ClassVar[int] = 2
+    phase: ClassVar[Phase] = Phase.PROMPTS
+    delete_phase: ClassVar[Phase | None] = Phase.DELETE_PROMPTS
+    identity_fields = (("metadata", "name"), ("spec", "template"))
+    reads_after: ClassVar[tuple[str, ...]] = (TEMPLATE,)
+    mirrored: ClassVar[bool] = True
+    writes: ClassVar[Writes] = {
+        OpType.CREATE: (("POST", PATHS.prompts),),
+        **{a: (("PUT", PATHS.prompt),) for a in EDITS},
+        OpType.DELETE: (("DELETE", PATHS.prompt),),
+    }
+
+    # -- manifests --
+    def check(self, doc: Document, emit: Emit) -> None:
+        spec = doc.spec
+        common.injection(emit, ("spec", "systemPrompt"), spec.get("systemPrompt"))
+        common.not_substituted(
+            emit, ("spec", "systemPrompt"), spec.get("systemPrompt"), "a template's userTemplate"
+        )
+        few = spec.get("fewShot")
+        examples = few.get("examples") if isinstance(few, dict) else None
+        if isinstance(examples, list):
+            for i, ex in enumerate(examples):
+                if isinstance(ex, dict):
+                    for f in ("input", "output"):
+                        common.injection(emit, ("spec", "fewShot", "examples", i, f), ex.get(f))
+        model, fallbacks = spec.get("model"), spec.get("fallbackModels")
+        if isinstance(fallbacks, list) and isinstance(model, str) and model in fallbacks:
+            emit(
+                ("spec", "fallbackModels", fallbacks.index(model)),
+                f"the primary model {shown(model)} is also listed as a fallback",
+                "remove it from fallbackModels",
+                rule=common.FALLBACK,
+            )
+        if not isinstance(spec.get("systemPrompt"), str):
+            return
+        rendered = render_system_prompt(spec)
+        if isinstance(examples, list) and isinstance(few, dict):
+            limit = few.get("contextWindowLimit")
+            if not rendered.fits:
+                emit(
+                    ("spec", "fewShot", "contextWindowLimit"),
+                    f"not even the newest few-shot example fits in contextWindowLimit {limit} "
+                    "tokens",
+                    "raise contextWindowLimit, or shorten the system prompt or the examples",
+                    rule=common.FEW_SHOT,
+                )
+            else:
+                for i in rendered.dropped:
+                    ex = examples[i] if i < len(examples) and isinstance(examples[i], dict) else {}
+                    emit(
+                        ("spec", "fewShot", "examples", i),
+                        f"few-shot example {i + 1} ({shown(str(ex.get('input', '')), 40)}) is "
+                        f"dropped: the rendered prompt exceeds contextWindowLimit {limit} tokens "
+                        "with it",
+                        "remove it, or raise contextWindowLimit",
+                        severity="warning",
+                        rule=common.FEW_SHOT,
+                    )
+        text = rendered.text
+        if len(text) > PROMPT_MAX_CHARS:
+            emit(
+                ("spec", "systemPrompt"),
+                f"renders to {len(text)} characters, over the {PROMPT_MAX_CHARS}-character limit",
+                "shorten the system prompt or the few-shot examples",
+                rule=common.PROMPT_LENGTH,
+            )
+        guard = spec.get("safetyGuardrails")
+        limit = guard.get("maxTokens", 4096) if isinstance(guard, dict) else 4096
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            where = (
+                ("spec", "safetyGuardrails", "maxTokens")
+                if isinstance(guard, dict) and "maxTokens" in guard
+                else ("spec", "systemPrompt")
+            )
+            n = tokens.count(text)
+            if n > limit:
+                emit(
+                    where,
+                    f"the rendered system prompt is {n} tokens ({tokens.ENCODING}), over "
+                    f"safetyGuardrails.maxTokens {limit}",
+                    "raise safetyGuardrails.maxTokens or shorten the system prompt",
+                    rule=common.PROMPT_TOKENS,
+                )
+            est = tokens.server_estimate(text)
+            if est > limit:
+                emit(
+                    where,
+                    f"the rendered system prompt is {est:.0f} tokens by the gateway's estimate "
+                    f"(characters / 4), over safetyGuardrails.maxTokens {limit}",
+                    "raise safetyGuardrails.maxTokens or shorten the system prompt",
+                    rule=common.PROMPT_TOKENS,
+                )
+
+    def check_set(self, index: DocIndex) -> list[Problem]:
+        templates = index.keys(TEMPLATE)
+        out = []
+        for doc in index.of_kind(KIND):
+            t = common.s(doc.spec.get("template"))
+            if t and t not in templates:
+                out.append(
+                    reference_warning(
+                        doc,
+                        ("spec", "template"),
+                        f"{TEMPLATE} {visible(t, NAME)}",
+                        common.REFERENCE,
+                    )
+                )
+        return out
+
+    def refers(self, obj: Obj) -> tuple[tuple[str, str], ...]:
+        return ((TEMPLATE, str(obj.fields.get("template"))),)
+
+    def fields(self, doc: Document) -> dict[str, Any]:
+        return self.normal(doc.spec, render_system_prompt(doc.spec).text)
+
+    def normal(self, spec: Mapping[str, Any], system_prompt: str) -> dict[str, Any]:
+        s = fill_defaults(self.schema_file, dict(spec))
+        g = s["safetyGuardrails"]
+        out: dict[str, Any] = {
+            "template": s["template"],
+            "model": s["model"],
+            "fallbackModels": list(s.get("fallbackModels") or []),
+            "systemPrompt": system_prompt,
+            "temperature": s["temperature"],
+            "topP": s["topP"],
+            "maxTokens": s["maxTokens"],
+            "safetyGuardrails": {
+                "blockedCategories": sorted(set(g.get("blockedCategories") or [])),
+                "contentFiltering": sorted(set(g.get("contentFiltering") or [])),
+                "maxTokens": g.get("maxTokens", 4096),
+            },
+        }
+        if s.get("version") is not None:
+            out["version"] = s["version"]
+        floats(out, "temperature", "topP")
+        return out
+
+    def body(
+        self, fields: Mapping[str, Any], template_id: Any, only: set[str] | None = None
+    ) -> dict[str, Any]:
+        """The remote body of a prompt; ``only`` limits it to some manifest fields (a
+        merge-PUT). A field the desired state lacks but ``only`` names is sent as null
+        (removed remotely)."""
+        g = fields.get("safetyGuardrails") or {}
+        full: dict[str, Any] = {
+            "template": (F.template_id, template_id if "template" in fields else None),
+            "model": (F.model, fields.get("model")),
+            "fallbackModels": (F.fallbacks, list(fields.get("fallbackModels") or [])),
+            "systemPrompt": (F.system_prompt, fields.get("systemPrompt")),
+            "version": (F.version, fields.get("version")),
+            "temperature": (F.temperature, fields.get("temperature")),
+            "topP": (F.top_p, fields.get("topP")),
+            "maxTokens": (F.max_tokens, fields.get("maxTokens")),
+            "safetyGuardrails": (
+                F.guardrails,
+                {
+                    F.content_filtering: list(g.get("contentFiltering") or []),
+                    F.guard_max_tokens: g.get("maxTokens", 4096),
+                    F.blocked_categories: list(g.get("blockedCategories") or []),
+                },
+            ),
+            "labels": (FIELDS.labels, dict(fields.get("labels") or {})),
+        }
+        names = list(full) if only is None else [n for n in full if n in only]
+        body = {full[n][0]: full[n][1] for n in names}
+        if only is None:
+            body = {k: v for k, v in body.items() if v is not None}
+        return body
+
+    # -- the live org --
+    def live(
+        self,
+        raw: Mapping[str, Any],
+        template_names: Mapping[str, str],
+        *,
+        endpoint: str = PATHS.prompts,
+    ) -> tuple[Obj, Obj | None]:
+        """The Prompt, and its TrafficSplit when the remote object has a traffic
+        distribution."""
+        e = Entity(raw, endpoint, "prompt", F.name)
+        name = e.required(F.name, e.string(F.name))
+        pid = e.identity(F.id)
+        g = e.sub(F.guardrails)
+        tid = e.string(F.template_id) or ""
+        spec: dict[str, Any] = {
+            # an unbound prompt (seed 003 creates one) has no template: "" shows as the change
+            "template": template_names.get(tid, f"id:{tid}") if tid else "",
+            "model": e.string(F.model) or e.string(F.model_alias) or "",
+            "fallbackModels": list(e.strings(F.fallbacks) or []),
+            "systemPrompt": e.string(F.system_prompt) or "",
+            "temperature": e.number(F.temperature),
+            "topP": e.number(F.top_p),
+            "maxTokens": e.integer(F.max_tokens),
+            "version": e.string(F.version),
+            "safetyGuardrails": {
+                k: v
+                for k, v in {
+                    "contentFiltering": g.strings(F.content_filtering) if g else None,
+                    "maxTokens": g.integer(F.guard_max_tokens) if g else None,
+                    "blockedCategories": g.strings(F.blocked_categories) if g else None,
+                }.items()
+                if v is not None
+            },
+        }
+        spec = {k: v for k, v in spec.items() if v is not None}
+        fields = self.normal(spec, spec["systemPrompt"])
+        fields["labels"] = e.labels()
+        etag = e.etag(F.etag)
+        prompt = Obj(
+            KIND,
+            name,
+            fields,
+            remote_id=pid,
+            precondition=etag,
+            managed=e.managed(),
+            status=e.string(F.status),
+        )
+        td = e.sub(F.traffic)
+        split = None
+        if td is not None and td.raw:
+            default = td.string(F.td_default)
+            if default is not None:
+                sf: dict[str, Any] = {"defaultVersion": default}
+            else:
+                entries = td.items(F.td_versions) or []
+                versions: list[dict[str, Any]] = []
+                for i, entry in enumerate(entries):
+                    item = Entity(entry, endpoint, e.label, "", f"{td.prefix}{F.td_versions}[{i}].")
+                    if not isinstance(entry, Mapping):
+                        raise item.fail("", f"is {shown(entry)}, not an object")
+                    version = item.required("version", item.string("version"))
+                    weight = item.required("weight", item.number("weight"))
+                    if any(v["version"] == version for v in versions):
+                        raise item.fail("version", f"{shown(version)} is listed twice")
+                    versions.append({"version": version, "weight": weight})
+                sf = SPLIT_RESOURCE.normal(
+                    {"strategy": td.string(F.td_strategy) or "random", "versions": versions}
+                )
+            split = Obj(SPLIT, name, sf, remote_id=pid, precondition=etag, managed=prompt.managed)
+        return prompt, split
+
+    async def read(self, reader: Reader, state: LiveState, scope: ReadScope) -> None:
+        seen = Unique(PATHS.models, "models")
+        for raw in await reader.list(PATHS.models):
+            model = live_model(raw)
+            seen.add(FIELDS.model.id, model[FIELDS.model.id])
+            state.models[model[FIELDS.model.id]] = model
+        names = {str(t.remote_id): t.key for t in state.of_kind(TEMPLATE)}
+        seen = Unique(PATHS.prompts, "prompts")
+        for raw in await reader.list(PATHS.prompts):
+            prompt, split = self.live(raw, names)
+            seen.add(F.name, prompt.key, prompt.remote_id)
+            seen.add(F.id, str(prompt.remote_id))
+            state.objects[prompt.ref] = prompt
+            if split is not None:
+                state.objects[split.ref] = split
+
+    # -- planning --
+    def plan(self, ctx: PlanContext) -> None:
+        names = sorted({o.key for o in ctx.of_kind(KIND)} | {o.key for o in ctx.of_kind(SPLIT)})
+        for name in names:
+            self._plan(ctx, name)
+
+    def _check_refs(self, ctx: PlanContext, want: Obj) -> None:
+        f = want.fields
+        if not ctx.exists(f"{TEMPLATE}/{f['template']}"):
+            ctx.problem(
+                want,
+                "spec.template",
+                f"{TEMPLATE} {f['template']} is neither in the manifests nor in the org",
+                "add the template's manifest",
+            )
+        models = ctx.live.models
+        if not models:
+            return
+        model = models.get(f["model"])
+        if model is None:
+            ctx.problem(
+                want,
+                "spec.model",
+                f"model {f['model']} is not in the org's model list",
+                "use one of: " + ", ".join(sorted(models)),
+            )
+        else:
+            limit = model.get(FIELDS.model.max_output_tokens)
+            if isinstance(limit, int) and f["maxTokens"] > limit:
+                ctx.problem(
+                    want,
+                    "spec.maxTokens",
+                    f"{f['maxTokens']} exceeds the model's maxOutputTokens {limit}",
+                    f"set maxTokens to at most {limit}",
+                )
+        for i, fb in enumerate(f["fallbackModels"]):
+            if fb not in models:
+                ctx.problem(
+                    want,
+                    f"spec.fallbackModels[{i}]",
+                    f"fallback model {fb} is not in the org's model list",
+                    "use one of: " + ", ".join(sorted(models)),
+                )
+
+    def _check_split_refs(self, ctx: PlanContext, split: Obj, template: str | None) -> None:
+        if template is None:
+            return
+        versions = (
+            [split.fields["defaultVersion"]]
+            if "defaultVersion" in split.fields
+            else list(split.fields["versions"])
+        )
+        listed = ctx.live.listed.get(VERSION, set())
+        for v in versions:
+            ref = f"{VERSION}/{template}@{v}"
+            version = ctx.desired.get(ref) or ctx.live.get(ref)
+            if version is None and (template in listed or f"{TEMPLATE}/{template}" in ctx.creating):
+                ctx.problem(
+                    split,
+                    "spec.versions",
+                    f"version {v} of {template} is neither in the manifests nor in the org",
+                    "add its PromptVersion manifest",
+                )
+            elif version is not None and version.fields.get("rollbackDirective"):
+                ctx.problem(
+                    split,
+                    "spec.versions",
+                    f"routes traffic to {template}@{v}, "
+                    "which is withdrawn (rollbackDirective: true)",
+                    "move its traffic to another version",
+                )
+
+    def _plan(self, ctx: PlanContext, name: str) -> None:
+        dp, ds = ctx.desired.get(f"{KIND}/{name}"), ctx.desired.get(f"{SPLIT}/{name}")
+        lp, ls = ctx.live.get(f"{KIND}/{name}"), ctx.live.get(f"{SPLIT}/{name}")
+        if dp is not None:
+            self._check_refs(ctx, dp)
+        template = dp.fields["template"] if dp else lp.fields["template"] if lp else None
+        if ds is not None:
+            self._check_split_refs(ctx, ds, template)
+        if lp is None:
+            if dp is None:
+                assert ds is not None
+                ctx.problem(
+                    ds,
+                    "spec.prompt",
+                    f"{KIND} {name} is neither in the manifests nor in the org",
+                    "add the Prompt manifest",
+                )
+                return
+            body: dict[str, Any] = self.body(
+                dp.fields, ctx.remote_id(TEMPLATE, dp.fields["template"])
+            )
+            body[F.name] = name
+            changes = created(dp)
+            covers: tuple[str, ...] = (dp.ref,)
+            if ds is not None:
+                body[F.traffic] = SPLIT_RESOURCE.body(ds.fields)
+                changes += _prefixed(diff({}, ds.fields), TRAFFIC)
+                covers += (ds.ref,)
+            ctx.operation(
+                self,
+                OpType.CREATE,
+                name,
+                requests=(Request("POST", PATHS.prompts, body=body),),
+                changes=changes,
+                want=dp,
+                covers=covers,
+            )
+            return
+        p_changes = diff(lp.fields, dp.fields) if dp is not None else ()
+        s_changes = diff(ls.fields if ls else {}, ds.fields) if ds is not None else ()
+        if not p_changes and not s_changes:
+            for want, res in ((dp, self), (ds, SPLIT_RESOURCE)):
+                if want is not None:
+                    ctx.operation(res, OpType.NOOP, name, have=lp, want=want)
+            return
+        # the operation is the Prompt's when its fields change, else its split's
+        main = dp if p_changes else ds
+        resource: Resource = self if p_changes else SPLIT_RESOURCE
+        assert main is not None
+        # only a Prompt manifest adopts the remote object (a split alone sends no labels)
+        action = ctx.decide(resource, main, lp, p_changes + s_changes, adopt=dp is not None)
+        if action is None:
+            return
+        body = {}
+        if p_changes and dp is not None:
+            body = self.body(
+                dp.fields, ctx.remote_id(TEMPLATE, dp.fields["template"]), top_fields(p_changes)
+            )
+        if s_changes and ds is not None:
+            body[F.traffic] = SPLIT_RESOURCE.body(ds.fields)
+        covers = tuple(d.ref for d, c in ((dp, p_changes), (ds, s_changes)) if d is not None and c)
+        request = Request(
+            "PUT",
+            PATHS.prompt,
+            {PARAMS.prompt_id: lp.remote_id},
+            body,
+            {HEADERS.if_match: self.if_match(lp.precondition)},
+            "if-match",
+        )
+        ctx.operation(
+            resource,
+            action,
+            name,
+            reason="traffic split differs"
+            if resource is SPLIT_RESOURCE and action == OpType.UPDATE
+            else "",
+            requests=(request,),
+            changes=p_changes + _prefixed(s_changes, TRAFFIC),
+            have=lp,
+            want=main,
+            covers=covers,
+        )
+        if p_changes and ds is not None and not s_changes:
+            ctx.operation(SPLIT_RESOURCE, OpType.NOOP, name, have=lp, want=ds)
+
+    def orphan(self, have: Obj, desired: Mapping[str, Obj]) -> bool:
+        return f"{SPLIT}/{have.key}" not in desired  # its split is still managed from git
+
+    def delete(self, have: Obj, ctx: PlanContext) -> tuple[Request, ...] | None:
+        return (
+            Request(
+                "DELETE",
+                PATHS.prompt,
+                {PARAMS.prompt_id: have.remote_id},
+                None,
+                {HEADERS.if_match: self.if_match(have.precondition)},
+                "if-match",
+            ),
+        )
+
+    # -- applying --
+    def own_path(self, key: str, method: str, ids: Mapping[str, str]) -> str | None:
+        return _path(key, method, ids)
+
+    def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
+        return _record(op, body, etag)
+
+    # -- export --
+    def export(self, live: LiveState, keep: Callable[[Obj], bool]) -> list[ExportDocs]:
+        templates = {o.key for o in live.of_kind(TEMPLATE)}
+        out = []
+        for prompt in sorted_live(live, KIND):
+            if prompt.fields.get("template") not in templates:
+                continue  # bound to no template a manifest can name: export.unexportable
+            docs, refs = [], []
+            if keep(prompt):
+                docs.append(
+                    common.document(KIND, prompt.key, prompt, common.spec_of(prompt.fields))
+                )
+                refs.append(prompt.ref)
+            split = live.get(f"{SPLIT}/{prompt.key}")
+            if split is not None and keep(split):
+                docs.append(common.document(SPLIT, prompt.key, None, SPLIT_RESOURCE.spec_of(split)))
+                refs.append(split.ref)
+            if docs:
+                out.append(
+                    ExportDocs(
+                        f"prompts/{common.filename(prompt.key)}.yaml", tuple(docs), tuple(refs)
+                    )
+                )
+        return out
+
+    def unexportable(self, live: LiveState) -> list[str]:
+        """Prompts no manifest can describe: bound to no template (a prompt created without
+        one, as seed 003 does) or to a template the org no longer lists."""
+        templates = {o.key for o in live.of_kind(TEMPLATE)}
+        return sorted(
+            p.ref for p in live.of_kind(KIND) if p.fields.get("template") not in templates
+        )
+
+
+class TrafficSplit(Resource):
+    """The split of a prompt's traffic over its template's versions (seeds 003, 000): owned by
+    the Prompt, whose remote object holds it; planned, read, recorded and exported there."""
+
+    kind: ClassVar[str] = SPLIT
+    schema_file: ClassVar[str] = "traffic-split.schema.json"
+    rank: ClassVar[int] = 3
+    phase: ClassVar[Phase] = Phase.PROMPTS
+    owner: ClassVar[str | None] = KIND
+    labelled: ClassVar[bool] = False  # the Prompt owns the remote object's labels
+    mirrored: ClassVar[bool] = True
+    identity_fields = (("metadata", "name"), ("spec", "prompt"))
+    writes: ClassVar[Writes] = {a: (("PUT", PATHS.prompt),) for a in EDITS}
+
+    def identity(self, name: str, spec: Mapping[str, Any]) -> str | None:
+        p = spec.get("prompt")
+        return p if isinstance(p, str) and p else None
+
+    def check(self, doc: Document, emit: Emit) -> None:
+        spec = doc.spec
+        prompt = common.s(spec.get("prompt"))
+        if prompt and doc.name and doc.name != prompt:
+            emit(
+                ("metadata", "name"),
+                f"must equal spec.prompt ({visible(prompt, NAME)})",
+                f"set metadata.name to {visible(prompt, NAME)}",
+                rule=common.IDENTITY_MATCH,
+            )
+        versions, default = spec.get("versions"), spec.get("defaultVersion")
+        if versions is None and default is None:
+            emit(
+                ("spec",),
+                "needs either `versions` (weighted) or `defaultVersion` (all traffic)",
+                "add spec.versions or spec.defaultVersion",
+                rule=common.SPLIT_FORM,
+            )
+        elif versions is not None and default is not None:
+            emit(
+                ("spec", "defaultVersion"),
+                "`versions` and `defaultVersion` cannot both be set",
+                "keep one of them",
+                rule=common.SPLIT_FORM,
+            )
+        if default is not None and "strategy" in spec:
+            emit(
+                ("spec", "strategy"),
+                "strategy applies only to weighted `versions`",
+                "remove strategy, or list versions with weights",
+                rule=common.SPLIT_FORM,
+            )
+        if isinstance(versions, list):
+            seen: dict[str, int] = {}
+            total = 0.0
+            numeric = True
+            for i, entry in enumerate(versions):
+                if not isinstance(entry, dict):
+                    numeric = False
+                    continue
+                v, w = common.s(entry.get("version")), common.num(entry.get("weight"))
+                if v is not None:
+                    if v in seen:
+                        emit(
+                            ("spec", "versions", i, "version"),
+                            f"version {shown(v)} is listed twice (also entry {seen[v] + 1})",
+                            "list each version once, with its total weight",
+                            rule=common.SPLIT_FORM,
+                        )
+                    seen.setdefault(v, i)
+                if w is None:
+                    numeric = False
+                else:
+                    total += w
+            if numeric and versions and abs(total - 1.0) > WEIGHT_TOLERANCE:
+                emit(
+                    ("spec", "versions"),
+                    f"weights sum to {round(total, 4)}, not 1.0 (within {WEIGHT_TOLERANCE})",
+                    "adjust the weights so they add up to 1.0",
+                    line=doc.locations.key_line(("spec", "versions")),
+                    rule=common.SPLIT_WEIGHTS,
+                )
+
+    def check_set(self, index: DocIndex) -> list[Problem]:
+        templates = index.keys(TEMPLATE)
+        out: list[Problem] = []
+        for doc in index.of_kind(SPLIT):
+            spec = doc.spec
+            p = common.s(spec.get("prompt"))
+            if not p:
+                continue
+            prompt = index.get(KIND, p)
+            if prompt is None:
+                out.append(
+                    reference_warning(
+                        doc, ("spec", "prompt"), f"{KIND} {visible(p, NAME)}", common.REFERENCE
+                    )
+                )
+                continue
+            template = common.s(prompt.spec.get("template"))
+            if not template:
+                continue
+            refs: list[tuple[Path, str]] = []
+            if isinstance(spec.get("versions"), list):
+                refs = [
+                    (("spec", "versions", i, "version"), e["version"])
+                    for i, e in enumerate(spec["versions"])
+                    if isinstance(e, dict) and isinstance(e.get("version"), str)
+                ]
+            if isinstance(spec.get("defaultVersion"), str):
+                refs.append((("spec", "defaultVersion"), spec["defaultVersion"]))
+            for path, v in refs:
+                vdoc = index.get(VERSION, f"{template}@{v}")
+                if vdoc is None:
+                    if template in templates:
+                        out.append(
+                            reference_warning(
+                                doc,
+                                path,
+                                f"{VERSION} {visible(f'{template}@{v}', NAME)}",
+                                common.REFERENCE,
+                            )
+                        )
+                elif vdoc.spec.get("rollbackDirective") is True:
+                    out.append(
+                        Problem(
+                            doc.file,
+                            doc.line_of(path),
+                            "error",
+                            doc.kind,
+                            doc.name,
+                            format_path(path),
+                            f"routes traffic to {visible(f'{template}@{v}', NAME)}, which is "
+                            f"withdrawn (rollbackDirective: true at {vdoc.file}:"
+                            f"{vdoc.line_of(('spec', 'rollbackDirective'))})",
+                            "move its traffic to another version first",
+                            common.SPLIT_WITHDRAWN,
+                        )
+                    )
+        return out
+
+    def refers(self, obj: Obj) -> tuple[tuple[str, str], ...]:
+        return ((KIND, obj.key),)
+
+    def fields(self, doc: Document) -> dict[str, Any]:
+        return self.normal(doc.spec)
+
+    def normal(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        if spec.get("defaultVersion") is not None:
+            return {"defaultVersion": spec["defaultVersion"]}
+        versions = {str(e["version"]): float(e["weight"]) for e in spec.get("versions") or []}
+        return {
+            "strategy": spec.get("strategy") or "random",
+            "versions": dict(sorted(versions.items())),
+        }
+
+    def body(self, split: Mapping[str, Any]) -> dict[str, Any]:
+        if "defaultVersion" in split:
+            return {F.td_default: split["defaultVersion"]}
+        return {
+            F.td_versions: [{"version": v, "weight": w} for v, w in split["versions"].items()],
+            F.td_strategy: split["strategy"],
+        }
+
+    def spec_of(self, split: Obj) -> dict[str, Any]:
+        if "defaultVersion" in split.fields:
+            return {"prompt": split.key, "defaultVersion": split.fields["defaultVersion"]}
+        return {
+            "prompt": split.key,
+            "strategy": split.fields["strategy"],
+            "versions": [{"version": v, "weight": w} for v, w in split.fields["versions"].items()],
+        }
+
+    def plan(self, ctx: PlanContext) -> None:
+        """Planned with its Prompt (one remote object): see ``Prompt.plan``."""
+
+    def own_path(self, key: str, method: str, ids: Mapping[str, str]) -> str | None:
+        return _path(key, method, ids)
+
+    def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
+        return _record(op, body, etag)
+
+
+def live_model(raw: Mapping[str, Any], *, endpoint: str = PATHS.models) -> dict[str, Any]:
+    """A model record as planning reads it: ``id`` a string, the token limits integers."""
+    m = FIELDS.model
+    e = Entity(raw, endpoint, "model", m.id)
+    e.required(m.id, e.string(m.id))
+    e.string(m.provider)
+    e.integer(m.context_window)
+    e.integer(m.max_output_tokens)
+    return dict(raw)
+
+
+RESOURCE = Prompt()
+SPLIT_RESOURCE = TrafficSplit()
