@@ -1,9 +1,15 @@
 """The command line: the only module that imports click.
 
-Thin by design: it parses options, wires the core together, renders results and maps outcomes to
-the exit codes of the contract (docs/cli in README): 0 ok, 1 expected failure, 2 changes/drift
-(only where promised), 3 internal error (traceback written to a log file), 64 usage error, 130
-interrupted (SIGINT), 143 terminated (SIGTERM). The core never prints and never exits.
+Thin by design: it parses options, wires the core together, echoes what a view renders and maps
+outcomes to the exit codes of the contract (docs/cli in README): 0 ok, 1 expected failure, 2
+changes/drift (only where promised), 3 internal error (traceback written to a log file), 64 usage
+error, 130 interrupted (SIGINT), 143 terminated (SIGTERM). The core never prints and never exits.
+
+Each command picks its view once, from ``--output`` (``views.plan.view(output_format, style)``),
+and never branches on the format again; the wording of results, notices and prompts is the
+views' (``reconciler.views``). What is left here is this module's own: click, the terminal
+(colour or not, the confirmation prompt, the progress bar), and the messages of the exit-code
+and signal handling below. Everything printed goes through ``echo``, so through the redactor.
 
 Signals are this module's too (``_SignalPolicy``): outside apply's writes, SIGTERM and SIGINT end
 the command at once (a read cancelled, nothing written); while apply writes, the first asks the
@@ -27,7 +33,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import click
 
-from reconciler import __version__, output
+from reconciler import __version__, views
 from reconciler import redact as redact_mod
 from reconciler.errors import ConfigError, DeadlineError, LlmgwError, ManifestError
 from reconciler.kinds import KINDS
@@ -231,8 +237,8 @@ def _use_color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def _styler(no_color: bool) -> output.Style:
-    return click.style if _use_color(no_color) else output.plain
+def _styler(no_color: bool) -> views.base.Style:
+    return click.style if _use_color(no_color) else views.base.plain
 
 
 def common_output(*formats: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -279,7 +285,7 @@ def cli() -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-@common_output("text", "json", "markdown", "github")
+@common_output(*views.validate.FORMATS)
 def validate(
     paths: tuple[str, ...], strict: bool, output_format: str, verbose: int, no_color: bool
 ) -> int:
@@ -290,18 +296,10 @@ def validate(
     """
     from reconciler.validate import validate_paths
 
+    view = views.validate.view(output_format, _styler(no_color))
     report = validate_paths(list(paths))
     ok = report.ok(strict)
-    docs, files = len(report.documents), len(report.files)
-    if output_format == "json":
-        text = output.validation_json(report.problems, report.files, docs, ok)
-    elif output_format == "markdown":
-        text = output.validation_markdown(report.problems, files, docs, ok)
-    elif output_format == "github":
-        text = output.validation_github(report.problems)
-    else:
-        text = output.validation_text(report.problems, files, docs, _styler(no_color))
-    echo(text)
+    echo(view.show(report, ok))
     return EXIT_OK if ok else EXIT_FAIL
 
 
@@ -466,7 +464,7 @@ def ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @ignore_option
 @timeout_option
 @remote_options
-@common_output("text", "json", "markdown")
+@common_output(*views.plan.FORMATS)
 def plan(
     paths: tuple[str, ...],
     out: str | None,
@@ -490,6 +488,7 @@ def plan(
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
+    view = views.plan.view(output_format, _styler(no_color), verbose=verbose > 0)
     target = _target(parallelism, environment)
     if out:
         planfile.check_writable(out)
@@ -501,28 +500,9 @@ def plan(
     )
     if out:
         planfile.save(run.saved, out)
-    if output_format == "json":
-        echo(planfile.dumps(run.saved), nl=False)
-    elif output_format == "markdown":
-        echo(
-            output.plan_markdown(
-                run.plan, target=target.url, requests=run.requests, environment=target.environment
-            ),
-            nl=False,
-        )
-    else:
-        echo(
-            output.plan_text(
-                run.plan,
-                target=target.url,
-                requests=run.requests,
-                environment=target.environment,
-                verbose=verbose > 0,
-                style=_styler(no_color),
-            )
-        )
+    echo(view.show(run, target), nl=view.newline)
     if out:
-        echo(f"Plan saved to {out}; apply it with `llmgw apply {out}`.", err=True)
+        echo(view.saved(out), err=True)
     if detailed_exitcode and run.plan.changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -534,12 +514,12 @@ def _is_plan_file(paths: tuple[str, ...]) -> bool:
 
 class _Progress:
     """A progress bar on a terminal once the run is longer than a couple of seconds; plain
-    lines otherwise (CI logs)."""
+    lines otherwise (CI logs), worded by ``line``."""
 
-    def __init__(self, total: int, tty: bool) -> None:
+    def __init__(self, total: int, tty: bool, line: Callable[[Any], str]) -> None:
         import time
 
-        self.total, self.tty, self.done = total, tty, 0
+        self.total, self.tty, self.done, self.line = total, tty, 0, line
         self.started = time.monotonic()
         self.bar: Any = None
 
@@ -550,8 +530,7 @@ class _Progress:
             return
         self.done += 1
         if not self.tty:
-            status = f" ({r.status}, {r.latency_ms:.0f} ms)" if r.status else ""
-            echo(f"{r.outcome}: {r.op.action.value} {r.op.ref}{status}", err=True)
+            echo(self.line(r), err=True)
             return
         if self.bar is None and time.monotonic() - self.started > 2.0:
             self.bar = click.progressbar(length=self.total, label="Applying", file=sys.stderr)
@@ -600,7 +579,7 @@ class _Progress:
 @ignore_option
 @timeout_option
 @remote_options
-@common_output("text", "json")
+@common_output(*views.apply.FORMATS)
 def apply(
     paths: tuple[str, ...],
     auto_approve: bool,
@@ -644,7 +623,7 @@ def apply(
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
-    style = _styler(no_color)
+    view = views.apply.view(output_format, _styler(no_color), verbose=verbose > 0)
     target = _target(parallelism, environment)
     if webhook:
         redact_mod.register_url(webhook)
@@ -658,11 +637,7 @@ def apply(
             audit_log,
             actor=auditlog.actor_from_env(os.environ),
             timeout=lock_timeout.seconds or 0.0,
-            on_wait=lambda holder: echo(
-                f"llmgw: waiting up to {lock_timeout.text} for the audit log's lock, held by "
-                f"{holder}",
-                err=True,
-            ),
+            on_wait=lambda holder: echo(view.waiting(holder, lock_timeout.text), err=True),
         )
     try:
         return _apply(
@@ -672,7 +647,7 @@ def apply(
             lock,
             deadline,
             timeout,
-            style,
+            view,
             auto_approve=auto_approve,
             dry_run=dry_run,
             prune=prune,
@@ -682,8 +657,6 @@ def apply(
             metrics_file=metrics_file,
             mirror_audit=mirror_audit,
             ignore_file=ignore_file,
-            output_format=output_format,
-            verbose=verbose,
             # requests in flight get as long to finish as any attempt may take
             stop=Stop(grace_seconds=target.settings.request_timeout),
         )
@@ -699,7 +672,7 @@ def _apply(
     lock: Any,
     deadline: float | None,
     timeout: Duration,
-    style: output.Style,
+    view: views.apply.ApplyView,
     *,
     auto_approve: bool,
     dry_run: bool,
@@ -710,8 +683,6 @@ def _apply(
     metrics_file: str | None,
     mirror_audit: bool,
     ignore_file: str | None,
-    output_format: str,
-    verbose: int,
     stop: Any,
 ) -> int:
     from reconciler import runs
@@ -729,34 +700,15 @@ def _apply(
         timeout=timeout,
         command="apply",
     )
-    as_json = output_format == "json"
-    if not as_json:
-        echo(
-            output.plan_text(
-                prepared.plan,
-                target=target.url,
-                requests=prepared.requests,
-                environment=target.environment,
-                verbose=verbose > 0,
-                style=style,
-            )
-        )
+    shown = view.plan(prepared, target)
+    if shown is not None:
+        echo(shown)
     if dry_run:
-        reqs = runs.dry_run_requests(prepared.plan)
-        if as_json:
-            import json
-
-            echo(json.dumps({"dryRun": True, "requests": reqs}, indent=2))
-        else:
-            echo("")
-            echo(output.dry_run_text(reqs))
+        echo(view.dry_run(runs.dry_run_requests(prepared.plan)))
         return EXIT_OK
     n = len(prepared.plan.changes)
     if n == 0:
-        if as_json:
-            echo('{"ok": true, "operations": []}')
-        else:
-            echo("Nothing to apply.")
+        echo(view.nothing())
         return EXIT_OK
     if not auto_approve:
         if not sys.stdin.isatty():
@@ -764,14 +716,13 @@ def _apply(
                 "apply needs confirmation and there is no terminal to ask on",
                 "review the plan, then pass --auto-approve (CI) or run it in a terminal",
             )
-        where = target.environment or target.url
         asked = time.monotonic()
-        if not click.confirm(f"\nApply {n} change{'s' if n != 1 else ''} to {where}?"):
-            echo("Apply cancelled; nothing was sent.", err=True)
+        if not click.confirm(view.question(n, target)):
+            echo(view.cancelled(), err=True)
             return EXIT_FAIL
         if deadline is not None:  # a person thinking is not the run being slow
             deadline += time.monotonic() - asked
-    progress = _Progress(n, sys.stderr.isatty() and not as_json)
+    progress = _Progress(n, sys.stderr.isatty() and view.progress_bar, view.progress)
     SIGNALS.stop = stop  # from here on a signal stops the run cleanly
     try:
         run = _run(
@@ -791,27 +742,12 @@ def _apply(
         )
     finally:
         progress.finish()
-    if as_json:
-        echo(output.apply_json(run))
-    else:
-        echo("")
-        echo(output.apply_text(run, style=style))
-        if verbose:
-            echo(output.endpoint_table(run.metrics))
-    if run.metrics_error:
-        echo(f"llmgw: warning: metrics file not written: {run.metrics_error}", err=True)
+    echo(view.result(run))
+    for notice in view.notices(run):
+        echo(notice, err=True)
     stopped = run.stopped
     if stopped is not None and stopped.kind == "signal" and stopped.signum:
         return 128 + int(stopped.signum)
-    if stopped is not None and stopped.kind == "timeout":
-        echo(
-            f"llmgw: error: {stopped.message}: the run stopped and sent no further write; "
-            "re-run apply to converge (what was applied is not redone), or pass a longer "
-            "--timeout",
-            err=True,
-        )
-    elif stopped is not None:
-        echo(f"llmgw: error: {stopped.message}: the run stopped before any further write", err=True)
     return EXIT_OK if run.ok else EXIT_FAIL
 
 
@@ -826,7 +762,7 @@ def _apply(
 @ignore_option
 @timeout_option
 @remote_options
-@common_output("text", "json", "markdown")
+@common_output(*views.drift.FORMATS)
 def drift(
     paths: tuple[str, ...],
     webhook: str | None,
@@ -849,6 +785,7 @@ def drift(
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
+    view = views.drift.view(output_format, _styler(no_color))
     target = _target(parallelism, environment)
     if webhook:
         redact_mod.register_url(webhook)
@@ -864,22 +801,9 @@ def drift(
         timeout=timeout,
         command="drift",
     )
-    expired = run.desired.ignores.expired
-    kw: dict[str, Any] = {
-        "target": target.url,
-        "environment": target.environment,
-        "expired": expired,
-    }
-    if output_format == "json":
-        echo(output.drift_json(run.report, **kw))
-    elif output_format == "markdown":
-        echo(output.drift_markdown(run.report, **kw), nl=False)
-    else:
-        echo(output.drift_text(run.report, style=_styler(no_color), **kw))
-    if run.webhook_error:
-        echo(f"llmgw: warning: webhook not delivered: {run.webhook_error}", err=True)
-    if run.metrics_error:
-        echo(f"llmgw: warning: metrics file not written: {run.metrics_error}", err=True)
+    echo(view.show(run, target), nl=view.newline)
+    for notice in view.notices(run):
+        echo(notice, err=True)
     return EXIT_OK if run.report.in_sync else EXIT_CHANGES
 
 
@@ -913,6 +837,7 @@ def export(
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
+    view = views.export.view()
     target = _target(parallelism, environment)
     run = _run(
         runs.export_org(target, out_dir, kinds=kinds, name=name, force=force),
@@ -921,18 +846,10 @@ def export(
         command="export",
     )
     for path in run.written:
-        echo(f"wrote {path}")
+        echo(view.written(path))
     for ref in run.skipped:
-        echo(
-            f"llmgw: warning: not exported: {ref} is bound to no template llmgw can name (a "
-            "manifest needs spec.template): bind it to a template, then export again",
-            err=True,
-        )
-    objects = sum(len(f.refs) for f in run.files)
-    echo(
-        f"Exported {objects} objects into {len(run.written)} files from {target.url} "
-        f"({run.requests} requests). Next: `llmgw plan {out_dir}` shows the adoptions."
-    )
+        echo(view.skipped(ref), err=True)
+    echo(view.summary(run, target, out_dir))
     return EXIT_OK
 
 
@@ -961,15 +878,7 @@ def audit_verify(file: str, last: str | None) -> int:
 
     key = auditlog.key_from_env(os.environ)
     result = auditlog.verify(file, key=key, last=last)
-    echo(f"{file}: {result.message()}")
-    if result.ok and last:
-        echo(f"ends at record {result.last_seq} ({result.last_hash}), as expected")
-    elif result.ok and result.last_hash:
-        echo(
-            f"last record: {result.last_seq} {result.last_hash}\n"
-            "A hash chain cannot show whether records were cut from its end: compare that hash "
-            "with the one the last apply printed, or pass --last HASH."
-        )
+    echo(views.audit.view().verify(file, result, last))
     return EXIT_OK if result.ok else EXIT_FAIL
 
 
@@ -1040,7 +949,7 @@ def emulator_serve(
     admin: bool,
 ) -> int:
     """Run the local LLM Gateway emulator until interrupted (exit 0 on clean shutdown)."""
-    from reconciler.emulator.config import ALL_SCOPES, EmulatorConfig
+    from reconciler.emulator.config import EmulatorConfig
     from reconciler.emulator.server import serve
 
     config = EmulatorConfig(
@@ -1058,14 +967,11 @@ def emulator_serve(
     if clients:
         config.clients = clients
 
+    view = views.emulator.view()
+
     def ready(url: str) -> None:
-        echo(f"llmgw emulator listening on {url}", err=False)
-        for c in config.clients:
-            scopes = "all scopes" if c.scopes == ALL_SCOPES else ", ".join(sorted(c.scopes))
-            shown = c.secret if not clients else "(as given)"
-            echo(f"  client {c.id} / {shown} ({scopes})")
-        echo(f"  export GENESYS_CLOUD_API_URL={url}")
-        echo("Press Ctrl+C to stop.", err=True)
+        echo(view.listening(url, config, given=bool(clients)))
+        echo(view.stop_hint(), err=True)
 
     try:
         serve(config, on_ready=ready)

@@ -5,7 +5,7 @@ bidi overrides that make one name look like another, zero-width spaces, line sep
 message that quotes such a value goes through ``shown`` (a short JSON-style quotation) and every
 name or path printed for people through ``visible`` (control and format characters escaped), so
 output stays one readable line per finding and can never move a terminal's cursor. Markdown has
-its own escapes in ``output``. Pure: no I/O, no third-party imports.
+its own escapes in ``views.base``. Pure: no I/O, no third-party imports.
 """
 
 from __future__ import annotations

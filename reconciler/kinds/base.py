@@ -316,6 +316,7 @@ class Resource:
     reports_health: ClassVar[bool] = False  # apply reports its live status afterwards
     mirrored: ClassVar[bool] = False  # apply --mirror-audit records its changes in the gateway
     labelled: ClassVar[bool] = True  # its desired fields carry the labels (not an owned kind)
+    text_fields: ClassVar[frozenset[str]] = frozenset()  # prose: plans show a line diff
 
     # -- manifests --
     def identity(self, name: str, spec: Mapping[str, Any]) -> str | None:

@@ -84,6 +84,7 @@ class Prompt(Resource):
     identity_fields = (("metadata", "name"), ("spec", "template"))
     reads_after: ClassVar[tuple[str, ...]] = (TEMPLATE,)
     mirrored: ClassVar[bool] = True
+    text_fields: ClassVar[frozenset[str]] = frozenset({"systemPrompt"})
     writes: ClassVar[Writes] = {
         OpType.CREATE: (("POST", PATHS.prompts),),
         **{a: (("PUT", PATHS.prompt),) for a in EDITS},

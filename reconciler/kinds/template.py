@@ -44,6 +44,7 @@ class Template(Resource):
     phase: ClassVar[Phase] = Phase.BASE
     delete_phase: ClassVar[Phase | None] = Phase.DELETE_TEMPLATES
     precondition_word: ClassVar[str] = "version"
+    text_fields: ClassVar[frozenset[str]] = frozenset({"systemInstruction", "userTemplate"})
     writes: ClassVar[Writes] = {
         OpType.CREATE: (("POST", PATHS.templates),),
         **{a: (("PUT", PATHS.template),) for a in EDITS},

@@ -72,6 +72,7 @@ class Version(Resource):
     # so, and a second message here would only repeat it
     identity_fields = (("metadata", "name"), ("spec", "template"))
     reads_after: ClassVar[tuple[str, ...]] = (TEMPLATE,)
+    text_fields: ClassVar[frozenset[str]] = frozenset({"content"})
     writes: ClassVar[Writes] = {
         OpType.CREATE: (("POST", PATHS.versions),),
         **{a: (("PATCH", PATHS.version),) for a in EDITS},
