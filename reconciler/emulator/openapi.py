@@ -31,32 +31,35 @@ from typing import Any, Protocol
 from reconciler import textrules as tr
 from reconciler.emulator import body as bodies
 from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS
-from reconciler.emulator.state import (
-    AB_HEADER,
-    AB_KEYS,
-    ANALYTICS_GROUPS,
-    ANALYTICS_METRICS,
-    AUDIT_FIELDS,
-    CATEGORIES,
-    CONTENT_FILTERS,
-    CONTENT_HASH,
+from reconciler.emulator.state.common import (
     DATE_CREATED,
     DATE_MODIFIED,
-    DISPATCH_FIELDS,
+    LABELS,
+    MAX_PAGE_NUMBER,
+    SELF_URI,
+)
+from reconciler.emulator.state.indexes import (
     FORMATS,
     INDEX_OBJECT_ID,
-    LABELS,
-    MATRIX_TYPES,
-    MAX_PAGE_NUMBER,
     METRICS,
     RETRIEVAL_PRECISION,
-    SELF_URI,
-    SPLIT_VERSION,
-    SPLIT_WEIGHT,
-    STRATEGIES,
     SYNC_EVENT_ID,
     UPDATED_AT,
 )
+from reconciler.emulator.state.prompts import (
+    CATEGORIES,
+    CONTENT_FILTERS,
+    SPLIT_VERSION,
+    SPLIT_WEIGHT,
+    STRATEGIES,
+)
+from reconciler.emulator.state.runtime import (
+    ANALYTICS_GROUPS,
+    ANALYTICS_METRICS,
+    AUDIT_FIELDS,
+    DISPATCH_FIELDS,
+)
+from reconciler.emulator.state.versions import AB_HEADER, AB_KEYS, CONTENT_HASH, MATRIX_TYPES
 from reconciler.endpoints import FIELDS, HEADERS, PAGING, PATHS, REGIONS, SCOPES
 
 OPENAPI_PATH = PATHS.openapi
