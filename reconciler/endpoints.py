@@ -251,6 +251,7 @@ REGIONS = (
 )
 """Region domains (real): API ``https://api.{domain}``, login ``https://login.{domain}``."""
 
+
 @dataclass(frozen=True)
 class Codes:
     """The error body's ``code``: tells apart answers that share a status (contract)."""
