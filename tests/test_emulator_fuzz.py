@@ -18,7 +18,7 @@ for three quarters of their path parameters and id-valued body fields, so valida
 emulator of their own (whose document has them), so faults they set never reach the API cases.
 The run is bounded and deterministic: ``MAX_EXAMPLES`` per operation,
 derandomized, no deadline, no example database, an injected clock. Bugs it found are kept as
-fixed examples in ``test_emulator_robustness.py`` and ``test_emulator_contract.py``.
+fixed examples in ``test_emulator_robustness.py`` and the section's ``test_emulator_*.py``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import pytest
 from reconciler.emulator import body as bodies
 from reconciler.emulator.state import STORE_ID
 from reconciler.endpoints import PATHS
-from tests.test_emulator_contract import (
+from tests.emulator_api import (
     ANALYTICS,
     AUDIT,
     DISPATCH,

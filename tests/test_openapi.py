@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from reconciler.emulator import openapi
 from reconciler.emulator.app import ADMIN_METHODS, ENDPOINTS
 from reconciler.endpoints import HEADERS, PATHS, SCOPES
-from tests.test_emulator_contract import IDX, INDEX, Api, P, T, template
+from tests.emulator_api import IDX, INDEX, Api, P, T, template
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = openapi.document(ENDPOINTS)

@@ -52,7 +52,7 @@ from reconciler.emulator import body as bodies
 from reconciler.emulator import openapi
 from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
-from reconciler.endpoints import HEADERS, PAGING, PATHS, SCOPES
+from reconciler.endpoints import CODES, HEADERS, PAGING, PATHS, SCOPES
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 WINDOW = 60.0  # seconds of a rate window (API and token endpoint alike)
@@ -584,7 +584,7 @@ class Emulator:
         path, method = request.url.path, request.method
         if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
             if not self.config.admin:
-                return self._error(404, "not.found", f"no endpoint {path}", cid, None)
+                return self._error(404, CODES.not_found, f"no endpoint {path}", cid, None)
             return await self._admin(request, cid)
         if path == openapi.OPENAPI_PATH:
             return self._openapi(method, cid)
@@ -608,7 +608,7 @@ class Emulator:
             self._record(request, 401, cid)
             return self._error(
                 401,
-                "bad.credentials",
+                CODES.bad_credentials,
                 "missing, unknown or expired bearer token; request a new one at " + PATHS.token,
                 cid,
                 None,
@@ -622,7 +622,7 @@ class Emulator:
             self._record(request, 400, cid, client=token.client)
             return self._error(
                 400,
-                "validation.failed",
+                CODES.validation_failed,
                 f"{H.request_id} is over {MAX_REQUEST_ID} characters; send a UUID",
                 cid,
                 window,
@@ -651,7 +651,7 @@ class Emulator:
             self._record(request, 429, cid, rid=rid, client=token.client)
             return self._error(
                 429,
-                "rate.limited",
+                CODES.rate_limited,
                 f"rate limit of {limit} requests per {int(WINDOW)} s exceeded; "
                 f"retry after {retry} s",
                 cid,
@@ -662,9 +662,13 @@ class Emulator:
 
         # 4. injected faults (never remembered)
         for kind, code, message in (
-            ("429", "rate.limited", "injected fault: too many requests"),
-            ("500", "internal.server.error", "injected fault: internal server error"),
-            ("503", "service.unavailable", "injected fault: the gateway is briefly unavailable"),
+            ("429", CODES.rate_limited, "injected fault: too many requests"),
+            ("500", CODES.internal_server_error, "injected fault: internal server error"),
+            (
+                "503",
+                CODES.service_unavailable,
+                "injected fault: the gateway is briefly unavailable",
+            ),
         ):
             if self._draw(kind):
                 status = int(kind)
@@ -701,18 +705,18 @@ class Emulator:
             if allowed:
                 return self._error(
                     405,
-                    "method.not.allowed",
+                    CODES.method_not_allowed,
                     f"{method} is not allowed on {path}; use {', '.join(allowed)}",
                     cid,
                     window,
                     headers={"Allow": ", ".join(allowed)},
                 )
-            return self._error(404, "not.found", f"no endpoint {path}", cid, window)
+            return self._error(404, CODES.not_found, f"no endpoint {path}", cid, window)
         if endpoint.scope not in token.scopes:
             self._record(request, 403, cid, rid=rid, client=token.client)
             return self._error(
                 403,
-                "missing.scope",
+                CODES.missing_scope,
                 f"the OAuth client lacks the scope {endpoint.scope} "
                 f"needed for {method} {endpoint.path}",
                 cid,
@@ -755,12 +759,12 @@ class Emulator:
             except TooLarge as exc:
                 return self._refusal(
                     413,
-                    "request.too.large",
+                    CODES.request_too_large,
                     f"the request body is over {exc.limit} bytes; send a smaller one",
                     cid,
                 )
             except bodies.BodyError as exc:
-                return self._refusal(400, "validation.failed", exc.message, cid, [exc.message])
+                return self._refusal(400, CODES.validation_failed, exc.message, cid, [exc.message])
         call = Call(
             params=params,
             query=dict(request.query_params),
@@ -803,7 +807,7 @@ class Emulator:
         if method != "GET":
             return self._error(
                 405,
-                "method.not.allowed",
+                CODES.method_not_allowed,
                 f"{method} is not allowed on {openapi.OPENAPI_PATH}; use GET",
                 cid,
                 None,
@@ -917,7 +921,7 @@ class Emulator:
         if allowed is not None and method not in allowed:
             return self._error(
                 405,
-                "method.not.allowed",
+                CODES.method_not_allowed,
                 f"{method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
                 cid,
                 None,
@@ -937,10 +941,10 @@ class Emulator:
                 return ok({"restored": True})
         except TooLarge as exc:
             return self._error(
-                413, "request.too.large", f"the body is over {exc.limit} bytes", cid, None
+                413, CODES.request_too_large, f"the body is over {exc.limit} bytes", cid, None
             )
         except (ValueError, TypeError) as exc:  # BodyError is a ValueError
-            return self._error(400, "validation.failed", str(exc), cid, None, [str(exc)])
+            return self._error(400, CODES.validation_failed, str(exc), cid, None, [str(exc)])
         if name == "reset" and method == "POST":
             self.gateway.reset()
             self.reset_runtime()
@@ -949,7 +953,7 @@ class Emulator:
         if name == "state" and method == "GET":
             return ok(self.snapshot())
         return self._error(
-            404, "not.found", f"no admin endpoint {method} {request.url.path}", cid, None
+            404, CODES.not_found, f"no admin endpoint {method} {request.url.path}", cid, None
         )
 
     def faults(self) -> dict[str, Any]:
@@ -1025,7 +1029,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     """A bug in the emulator still answers in the Genesys error shape (then is re-raised)."""
     cid = str(uuid.uuid4())
     return Response(
-        _error_body(500, "internal.server.error", f"emulator bug: {exc!r}"[:300], cid, []),
+        _error_body(500, CODES.internal_server_error, f"emulator bug: {exc!r}"[:300], cid, []),
         status_code=500,
         headers={H.correlation_id: cid},
         media_type="application/json",

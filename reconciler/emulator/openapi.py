@@ -31,33 +31,36 @@ from typing import Any, Protocol
 from reconciler import textrules as tr
 from reconciler.emulator import body as bodies
 from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS
-from reconciler.emulator.state import (
-    AB_HEADER,
-    AB_KEYS,
-    ANALYTICS_GROUPS,
-    ANALYTICS_METRICS,
-    AUDIT_FIELDS,
-    CATEGORIES,
-    CONTENT_FILTERS,
-    CONTENT_HASH,
+from reconciler.emulator.state.common import (
     DATE_CREATED,
     DATE_MODIFIED,
-    DISPATCH_FIELDS,
+    LABELS,
+    MAX_PAGE_NUMBER,
+    SELF_URI,
+)
+from reconciler.emulator.state.indexes import (
     FORMATS,
     INDEX_OBJECT_ID,
-    LABELS,
-    MATRIX_TYPES,
-    MAX_PAGE_NUMBER,
     METRICS,
     RETRIEVAL_PRECISION,
-    SELF_URI,
-    SPLIT_VERSION,
-    SPLIT_WEIGHT,
-    STRATEGIES,
     SYNC_EVENT_ID,
     UPDATED_AT,
 )
-from reconciler.endpoints import FIELDS, HEADERS, PAGING, PATHS, REGIONS, SCOPES
+from reconciler.emulator.state.prompts import (
+    CATEGORIES,
+    CONTENT_FILTERS,
+    SPLIT_VERSION,
+    SPLIT_WEIGHT,
+    STRATEGIES,
+)
+from reconciler.emulator.state.runtime import (
+    ANALYTICS_GROUPS,
+    ANALYTICS_METRICS,
+    AUDIT_FIELDS,
+    DISPATCH_FIELDS,
+)
+from reconciler.emulator.state.versions import AB_HEADER, AB_KEYS, CONTENT_HASH, MATRIX_TYPES
+from reconciler.endpoints import CODES, FIELDS, HEADERS, PAGING, PATHS, REGIONS, SCOPES, STATUSES
 
 OPENAPI_PATH = PATHS.openapi
 TITLE = "Genesys Cloud LLM Gateway (as llmgw's contract and emulator read it)"
@@ -217,7 +220,7 @@ def _schemas() -> dict[str, Any]:
             VF.ab_test: ab,
             VF.metadata: STRING_MAP,
             LABELS: STRING_MAP,
-            VF.status: {"type": "string", "enum": ["ACTIVE", "WITHDRAWN"]},
+            VF.status: {"type": "string", "enum": [STATUSES.active, STATUSES.withdrawn]},
             DATE_CREATED: STAMP,
             CONTENT_HASH: {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
         },
@@ -244,7 +247,7 @@ def _schemas() -> dict[str, Any]:
             **server_fields(*version_server),
         },
         description="changes rollbackDirective, metadata and labels; another field whose value "
-        "differs from the version's is 422 immutable.field",
+        f"differs from the version's is 422 {CODES.immutable_field}",
     )
     guards_p = obj(
         {
@@ -363,7 +366,7 @@ def _schemas() -> dict[str, Any]:
             XF.auto_ingest: BOOL,
             XF.webhook: {"type": "string", "pattern": r"^https?://\S+$"},
             LABELS: STRING_MAP,
-            XF.status: {"type": "string", "enum": ["PROCESSING", "ACTIVE"]},
+            XF.status: {"type": "string", "enum": [STATUSES.processing, STATUSES.active]},
             UPDATED_AT: STAMP,
             SYNC_EVENT_ID: STRING,
             RETRIEVAL_PRECISION: {"type": "number", "minimum": 0, "maximum": 1},
@@ -640,23 +643,25 @@ def _parameters() -> dict[str, Any]:
             H.if_match,
             STRING,
             "version=N (or N), quoted or not, weak or not, or a list of them, or *: 412 "
-            "precondition.failed when none is the template's current version",
+            f"{CODES.precondition_failed} when none is the template's current version",
         ),
         "ifMatchEtag": header(
             H.if_match,
             STRING,
             "the ETag, quoted or not, weak or not, or a list of them, or *: 412 "
-            "precondition.failed when none is current",
+            f"{CODES.precondition_failed} when none is current",
         ),
         "ifMatchIndex": header(
             H.if_match,
             STRING,
-            "the ETag (forms as for prompts): 409 precondition.failed when stale (seed 004)",
+            f"the ETag (forms as for prompts): 409 {CODES.precondition_failed} when stale "
+            "(seed 004)",
         ),
         "ifNoneMatch": header(
             H.if_none_match,
             STRING,
-            "* (create only) or ETags: 409 precondition.failed when the index exists (matches)",
+            f"* (create only) or ETags: 409 {CODES.precondition_failed} when the index exists "
+            "(matches)",
         ),
         "abTest": header(
             H.ab_test,
@@ -727,8 +732,8 @@ class Op:
 
 
 PAGED = ("pageSize", "pageNumber")
-BAD_PAGE = "validation.failed: pageSize (1..100) or pageNumber is not an integer in range"
-NOT_FOUND = "not.found: no such {what}"
+BAD_PAGE = f"{CODES.validation_failed}: pageSize (1..100) or pageNumber is not an integer in range"
+NOT_FOUND = f"{CODES.not_found}: no such {{what}}"
 REQ = ("requestId",)
 
 OPERATIONS: dict[tuple[str, str], Op] = {
@@ -744,9 +749,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Create a prompt template (seed 002)",
         {201: "Template"},
         {
-            400: "validation.failed: a field's type or limit, unknown fields, or a "
+            400: f"{CODES.validation_failed}: a field's type or limit, unknown fields, or a "
             "{{placeholder}} in user_template missing from variables",
-            409: "name.exists: a template has that name",
+            409: f"{CODES.name_exists}: a template has that name",
         },
         body="TemplateWrite",
         params=REQ,
@@ -763,10 +768,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Replace a prompt template; version +1 (seed 002)",
         {200: "Template"},
         {
-            400: "validation.failed: as on create",
+            400: f"{CODES.validation_failed}: as on create",
             404: NOT_FOUND.format(what="template"),
-            409: "name.exists: another template has that name",
-            412: "precondition.failed: If-Match is not the current version",
+            409: f"{CODES.name_exists}: another template has that name",
+            412: f"{CODES.precondition_failed}: If-Match is not the current version",
         },
         body="TemplateWrite",
         params=("templateId", "ifMatchVersion", "requestId"),
@@ -777,8 +782,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {204: None},
         {
             404: NOT_FOUND.format(what="template"),
-            409: "template.bound: a gateway prompt binds it",
-            412: "precondition.failed: If-Match is not the current version",
+            409: f"{CODES.template_bound}: a gateway prompt binds it",
+            412: f"{CODES.precondition_failed}: If-Match is not the current version",
         },
         params=("templateId", "ifMatchVersion", "requestId"),
     ),
@@ -794,12 +799,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Publish a version, atomically (seed 000)",
         {201: "Version"},
         {
-            400: "validation.failed: a field's type or limit, unknown fields, templateId not "
-            "the path's, a placeholder missing from the variable matrix or a variable unused, "
-            "content over 4096 bytes or 3800 tokens, an X-Genesys-AB-Test header that does not "
-            "read variant=...,traffic=0..100 or disagrees with abTestingTrigger",
+            400: f"{CODES.validation_failed}: a field's type or limit, unknown fields, "
+            "templateId not the path's, a placeholder missing from the variable matrix or a "
+            "variable unused, content over 4096 bytes or 3800 tokens, an X-Genesys-AB-Test "
+            "header that does not read variant=...,traffic=0..100 or disagrees with "
+            "abTestingTrigger",
             404: NOT_FOUND.format(what="template"),
-            409: "version.exists: the template has that version",
+            409: f"{CODES.version_exists}: the template has that version",
         },
         body="VersionCreate",
         params=("templateId", "abTest", "requestId"),
@@ -816,11 +822,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Withdraw or restore a version, change its metadata or labels",
         {200: "Version"},
         {
-            400: "validation.failed: unknown fields, rollbackDirective not a boolean, metadata "
-            "or labels not string maps",
+            400: f"{CODES.validation_failed}: unknown fields, rollbackDirective not a boolean, "
+            "metadata or labels not string maps",
             404: NOT_FOUND.format(what="template or version"),
-            409: "version.routed: withdrawing a version traffic still routes to",
-            422: "immutable.field: content, variables, abTestingTrigger (or templateId, "
+            409: f"{CODES.version_routed}: withdrawing a version traffic still routes to",
+            422: f"{CODES.immutable_field}: content, variables, abTestingTrigger (or templateId, "
             "version) differ from the version's",
         },
         body="VersionPatch",
@@ -832,7 +838,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {204: None},
         {
             404: NOT_FOUND.format(what="template or version"),
-            409: "version.routed: a traffic split routes to it",
+            409: f"{CODES.version_routed}: a traffic split routes to it",
         },
         params=("templateId", "version", "requestId"),
     ),
@@ -848,13 +854,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Create a gateway prompt (seeds 003, 001)",
         {201: "Prompt"},
         {
-            400: "validation.failed: a field's type or limit, unknown fields, a model or "
+            400: f"{CODES.validation_failed}: a field's type or limit, unknown fields, a model or "
             "fallback model not in the models list, maxTokens over the model's "
             "maxOutputTokens, systemPrompt over safetyGuardrails.maxTokens (characters / 4), "
             "templateId not a template, split weights not summing to 1.0 or naming a version "
             "that does not exist",
-            409: "name.exists: a prompt has that name; version.withdrawn: the split routes "
-            "to a withdrawn version",
+            409: f"{CODES.name_exists}: a prompt has that name; {CODES.version_withdrawn}: "
+            "the split routes to a withdrawn version",
         },
         body="PromptCreate",
         params=REQ,
@@ -873,10 +879,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Change the top-level fields present in the body (seed 003)",
         {200: "Prompt"},
         {
-            400: "validation.failed: as on create, for the prompt the change gives",
+            400: f"{CODES.validation_failed}: as on create, for the prompt the change gives",
             404: NOT_FOUND.format(what="prompt"),
-            409: "name.exists or version.withdrawn, as on create",
-            412: "precondition.failed: If-Match is not the current ETag",
+            409: f"{CODES.name_exists} or {CODES.version_withdrawn}, as on create",
+            412: f"{CODES.precondition_failed}: If-Match is not the current ETag",
         },
         body="PromptUpdate",
         params=("promptId", "ifMatchEtag", "requestId"),
@@ -888,7 +894,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {204: None},
         {
             404: NOT_FOUND.format(what="prompt"),
-            412: "precondition.failed: If-Match is not the current ETag",
+            412: f"{CODES.precondition_failed}: If-Match is not the current ETag",
         },
         params=("promptId", "ifMatchEtag", "requestId"),
     ),
@@ -926,12 +932,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Create (201) or replace (200) an index, atomically (seed 004)",
         {200: "Index", 201: "Index"},
         {
-            400: "validation.failed: dimensions not an integer from 1 to 4096",
+            400: f"{CODES.validation_failed}: dimensions not an integer from 1 to 4096",
             404: NOT_FOUND.format(what="vector store"),
-            409: "precondition.failed: If-Match stale (or the index absent), or If-None-Match "
-            "matched; index.processing: the index is still ingesting",
-            422: "validation.failed: the body not an object, unknown fields, indexId not the "
-            "path's, a field's type or enumeration; immutable.field: dimensions, "
+            409: f"{CODES.precondition_failed}: If-Match stale (or the index absent), or "
+            f"If-None-Match matched; {CODES.index_processing}: the index is still ingesting",
+            422: f"{CODES.validation_failed}: the body not an object, unknown fields, indexId "
+            f"not the path's, a field's type or enumeration; {CODES.immutable_field}: dimensions, "
             "similarityMetric or embeddingFormat differ from the index's",
         },
         body="IndexPut",
@@ -944,7 +950,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {204: None},
         {
             404: NOT_FOUND.format(what="vector store or index"),
-            409: "precondition.failed: If-Match stale",
+            409: f"{CODES.precondition_failed}: If-Match stale",
         },
         params=("vectorStoreId", "indexId", "ifMatchIndex", "requestId"),
     ),
@@ -953,9 +959,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Invoke a prompt; the version served follows its split (seed 003)",
         {200: "InvocationAnswer"},
         {
-            400: "validation.failed: a field's type, unknown fields",
+            400: f"{CODES.validation_failed}: a field's type, unknown fields",
             404: NOT_FOUND.format(what="prompt"),
-            503: "models.unavailable: the model and every fallback failed",
+            503: f"{CODES.models_unavailable}: the model and every fallback failed",
         },
         body="Invocation",
         params=REQ,
@@ -965,9 +971,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Routed dispatch: the model, then its fallbacks in order (seed 001)",
         {200: "DispatchAnswer"},
         {
-            400: "validation.failed: a field's type or limit, unknown fields, a model not in "
-            "the models list",
-            503: "models.unavailable: the model and every fallback failed",
+            400: f"{CODES.validation_failed}: a field's type or limit, unknown fields, a model "
+            "not in the models list",
+            503: f"{CODES.models_unavailable}: the model and every fallback failed",
         },
         body="Dispatch",
         params=REQ,
@@ -976,14 +982,20 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "listTelemetry",
         "Invocation telemetry, cursor paging (seed 003)",
         {200: "TelemetryPage"},
-        {400: "validation.failed: pageSize, a cursor this server did not give, a date-time"},
+        {
+            400: f"{CODES.validation_failed}: pageSize, a cursor this server did not give, "
+            "a date-time"
+        },
         params=("promptIdFilter", "startTime", "endTime", "pageSize", "cursor"),
     ),
     ("POST", PATHS.analytics): Op(
         "queryAnalytics",
         "Usage rows grouped by the keys asked (seed 002)",
         {200: "AnalyticsAnswer"},
-        {400: "validation.failed: a field's type or enumeration, a date-time, unknown fields"},
+        {
+            400: f"{CODES.validation_failed}: a field's type or enumeration, a date-time, "
+            "unknown fields"
+        },
         body="AnalyticsQuery",
         params=REQ,
     ),
@@ -991,7 +1003,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "createAuditRecord",
         "Keep a compliance record (seed 003)",
         {201: "AuditRecordAnswer"},
-        {400: "validation.failed: action missing, a field's type, unknown fields"},
+        {400: f"{CODES.validation_failed}: action missing, a field's type, unknown fields"},
         body="AuditRecord",
         params=REQ,
     ),
@@ -1000,12 +1012,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
 PAGES = ("Template", "Version", "Prompt", "Model", "VectorStore", "Index")
 
 SHARED_ERRORS: dict[int, str] = {
-    401: "bad.credentials: the bearer token is missing, unknown or expired",
-    403: "missing.scope: the token lacks the operation's scope (named in the message)",
-    413: f"request.too.large: the body is over {bodies.MAX_BODY_BYTES} bytes",
-    429: "rate.limited: the token's rate window is spent (Retry-After)",
-    500: "internal.server.error: an injected fault (--fault-rate 500) or a bug; retryable",
-    503: "service.unavailable: the gateway is briefly unavailable (Retry-After); retryable",
+    401: f"{CODES.bad_credentials}: the bearer token is missing, unknown or expired",
+    403: f"{CODES.missing_scope}: the token lacks the operation's scope (named in the message)",
+    413: f"{CODES.request_too_large}: the body is over {bodies.MAX_BODY_BYTES} bytes",
+    429: f"{CODES.rate_limited}: the token's rate window is spent (Retry-After)",
+    500: f"{CODES.internal_server_error}: an injected fault (--fault-rate 500) or a bug; retryable",
+    503: f"{CODES.service_unavailable}: the gateway is briefly unavailable (Retry-After); "
+    "retryable",
 }
 """Answers any authenticated operation can give (413: any with a body): components.responses."""
 SHARED_ERRORS_NAMES = {
@@ -1017,7 +1030,7 @@ SHARED_ERRORS_NAMES = {
     503: "Unavailable",
 }
 BODY_400 = (
-    "validation.failed: the body is not UTF-8 JSON, has NaN/Infinity or a number out of "
+    f"{CODES.validation_failed}: the body is not UTF-8 JSON, has NaN/Infinity or a number out of "
     f"range, or nests deeper than {bodies.MAX_DEPTH} levels"
 )
 
@@ -1057,7 +1070,7 @@ def _operation(endpoint: EndpointLike, op: Op) -> dict[str, Any]:
     if op.body is not None:
         errors[400] = f"{errors[400]}; {BODY_400}" if 400 in errors else BODY_400
     if "requestId" in op.params and 400 not in errors:
-        errors[400] = f"validation.failed: {H.request_id} over 256 characters"
+        errors[400] = f"{CODES.validation_failed}: {H.request_id} over 256 characters"
     for status, text in sorted(errors.items()):
         if status in SHARED_ERRORS:
             text = f"{SHARED_ERRORS[status]}; {text}"
@@ -1322,9 +1335,9 @@ def _admin_paths(admin: Mapping[str, Iterable[str]]) -> dict[str, Any]:
                     "content": {"application/json": {"schema": ref(body)}},
                 }
                 op["responses"]["400"] = _error(
-                    f"validation.failed: {BODY_400}, or a value out of range"
+                    f"{CODES.validation_failed}: {BODY_400}, or a value out of range"
                 )
-                op["responses"]["413"] = _error("request.too.large: over 256 MiB")
+                op["responses"]["413"] = _error(f"{CODES.request_too_large}: over 256 MiB")
             item[method.lower()] = op
     return paths
 
@@ -1389,9 +1402,9 @@ def document(
             "description": "Generated from llmgw's endpoint table (reconciler/emulator/"
             "openapi.py); docs/contract.md is the prose. Every answer carries "
             f"{H.correlation_id} and the {H.rate_allowed}/{H.rate_count}/{H.rate_reset} "
-            "headers. A method a path does not list answers 405 method.not.allowed with an "
-            "Allow header; a path the gateway does not have, 404 not.found. Server-managed "
-            "fields in a write body are ignored; null means absent.",
+            f"headers. A method a path does not list answers 405 {CODES.method_not_allowed} "
+            f"with an Allow header; a path the gateway does not have, 404 {CODES.not_found}. "
+            "Server-managed fields in a write body are ignored; null means absent.",
         },
         "servers": [
             {
@@ -1416,7 +1429,7 @@ def document(
                 "oauth2": {
                     "type": "oauth2",
                     "description": "client credentials; the scope an operation needs is its "
-                    "x-scope (a token without it: 403 missing.scope)",
+                    f"x-scope (a token without it: 403 {CODES.missing_scope})",
                     "flows": {
                         "clientCredentials": {
                             "tokenUrl": PATHS.token,
