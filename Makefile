@@ -18,6 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests $(wildcard bench)
 	$(BIN)/ruff format --check reconciler tests $(wildcard bench)
 	$(BIN)/mypy reconciler
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
