@@ -65,10 +65,15 @@ VECTOR_STORE = "^[A-Za-z0-9._~-]+$"  # URL-unreserved characters (RFC 3986) only
 LABEL_KEY = "^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
 PLACEHOLDER = "^[a-zA-Z_][a-zA-Z0-9_]*$"
 INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# an A/B variant id travels in a header, `variant={variantId},traffic={p}`: a comma, a space or a
+# character outside ASCII there would change or break the header
+VARIANT_ID = "^[A-Za-z0-9._-]+$"
 # What a value matching each pattern looks like, in words. The schemas carry no private keywords
 # (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
 # here; tests/test_schemas.py checks that every pattern has one.
 PATTERN_WORDS = {
+    VARIANT_ID: "must use only letters, digits, `.`, `_` and `-`, as it is sent in the "
+    "X-Genesys-AB-Test header",
     IDENTITY: "must not contain spaces, control characters, `/`, `?`, `#`, `%` or `\\`, as it "
     "becomes part of request URLs",
     SEMVER: "must be a semver string such as 2.1.0",
