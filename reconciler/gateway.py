@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.client import GatewayClient
 from reconciler.endpoints import PATHS
 from reconciler.live import indexes_path, versions_path
+from reconciler.remote import GatewayClient
 
 
 class GatewayReader:

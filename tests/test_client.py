@@ -37,11 +37,10 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler import client as client_mod
 from reconciler import errors, redact
-from reconciler.client import GatewayClient, Settings, endpoint_of, post_webhook
 from reconciler.endpoints import PATHS
 from reconciler.errors import ConfigError
+from reconciler.remote import GatewayClient, Settings, endpoint_of, paging, post_webhook
 
 SECRET = "s3cr3t-value-xyz"
 API = "http://127.0.0.1:9"
@@ -811,7 +810,7 @@ async def test_cursor_paging_refuses_cycles_and_odd_cursors(
 
 
 async def test_cursor_paging_is_bounded_in_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_mod, "MAX_PAGES", 50)
+    monkeypatch.setattr(paging, "MAX_PAGES", 50)
     async with make(cursors(lambda cur: (cur or "c") + "x")) as c:
         with pytest.raises(errors.ProtocolError, match="goes on past 50 pages"):
             await c.list_cursor("/t")
