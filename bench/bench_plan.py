@@ -42,7 +42,6 @@ from typing import Any
 import httpx
 
 from reconciler import runs
-from reconciler.client import GatewayClient, Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.transport import in_process_transport
@@ -50,6 +49,7 @@ from reconciler.endpoints import FIELDS, PATHS
 from reconciler.gateway import GatewayReader
 from reconciler.live import read_live
 from reconciler.planner import plan
+from reconciler.remote import GatewayClient, Settings
 
 BIN = Path(sys.executable).parent
 LLMGW = str(BIN / "llmgw")  # the console script, for the emulator

@@ -219,6 +219,14 @@ class Headers:
     if_match: str = "If-Match"
     if_none_match: str = "If-None-Match"
     etag: str = "ETag"
+    # HTTP's own, as the client sends and reads them
+    authorization: str = "Authorization"
+    user_agent: str = "User-Agent"
+    accept: str = "Accept"
+    accept_encoding: str = "Accept-Encoding"
+    content_length: str = "Content-Length"
+    content_encoding: str = "Content-Encoding"
+    location: str = "Location"
 
 
 HEADERS = Headers()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.client import GatewayClient
+from reconciler.remote import GatewayClient
 
 
 class GatewayReader:

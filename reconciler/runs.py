@@ -36,7 +36,6 @@ from reconciler import ignores as ignoremod
 from reconciler import kinds, planfile
 from reconciler import metrics as metricsmod
 from reconciler import redact as redact_mod
-from reconciler.client import GatewayClient, Settings, TokenStore, post_webhook
 from reconciler.endpoints import PATHS
 from reconciler.errors import (
     AuditError,
@@ -66,6 +65,7 @@ from reconciler.live import read_live
 from reconciler.model import Problem
 from reconciler.normalize import LiveState, Obj, desired_state
 from reconciler.planner import Operation, OpType, Plan, plan
+from reconciler.remote import GatewayClient, Settings, TokenStore, post_webhook
 from reconciler.validate import Report, validate_paths
 
 log = logging.getLogger("llmgw.run")

@@ -1,11 +1,13 @@
 """Architecture rules from style.md, enforced on the source: one choke point per outside thing.
 
 Covers: only the loader imports yaml, only the token module imports tiktoken, only the CLI imports
-click, only the client imports httpx (the emulator, a separate server, may use httpx for its
-in-process transport), only the schema module imports jsonschema (and jsonschema-rs), only
-diffing imports deepdiff, and the pure planner imports no I/O module. The views never print,
-never import click and do no I/O (no open, no os, sys, io or pathlib, no logging), and the CLI
-never branches on the output format (it hands ``--output`` to a view constructor).
+click, only the client package ``remote/`` imports httpx (the emulator, a separate server, may use
+httpx for its in-process transport), only the schema module imports jsonschema (and
+jsonschema-rs), only diffing imports deepdiff, and the pure planner imports no I/O module. The
+rest of the package uses ``remote/`` through its public names only (``reconciler.remote``, not
+its modules). The views never print, never import click and do no I/O (no open, no os, sys, io
+or pathlib, no logging), and the CLI never branches on the output format (it hands ``--output``
+to a view constructor).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import remote
+
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 
 # third-party top-level module -> the modules (relative to reconciler/) allowed to import it
@@ -22,7 +26,7 @@ CHOKE_POINTS = {
     "yaml": {"loader.py"},
     "tiktoken": {"tokens.py"},
     "click": {"cli.py"},
-    "httpx": {"client.py", "emulator/transport.py"},
+    "httpx": {"remote/", "emulator/transport.py"},
     "jsonschema": {"schema.py"},
     "jsonschema_rs": {"schema.py"},
     "deepdiff": {"diffing.py"},
@@ -68,7 +72,26 @@ def test_planner_is_pure() -> None:
     planner = PACKAGE / "planner.py"
     forbidden = {"httpx", "os", "time", "datetime", "random", "socket", "subprocess", "logging"}
     assert not (_imports(planner) & forbidden)
-    assert "reconciler.client" not in planner.read_text(encoding="utf-8")
+    assert "reconciler.remote" not in planner.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PACKAGE)) for p in MODULES])
+def test_remote_is_used_through_its_package(path: Path) -> None:
+    rel = str(path.relative_to(PACKAGE))
+    if rel.startswith("remote/"):
+        return
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert not node.module.startswith("reconciler.remote."), (
+                f"{rel} imports {node.module}; import its public names from reconciler.remote"
+            )
+            if node.module == "reconciler.remote":
+                other = [a.name for a in node.names if a.name not in remote.__all__]
+                assert not other, f"{rel} imports {other}, not public names of reconciler.remote"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                assert not a.name.startswith("reconciler.remote."), f"{rel} imports {a.name}"
 
 
 VIEWS = sorted((PACKAGE / "views").glob("*.py"))

@@ -22,13 +22,13 @@ import httpx
 import pytest
 
 from reconciler import audit, planfile, runs
-from reconciler.client import Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import ClientSpec, EmulatorConfig
 from reconciler.emulator.state import STORE_ID
 from reconciler.emulator.transport import in_process_transport
 from reconciler.endpoints import PATHS, SCOPES
 from reconciler.errors import ConfigError, PlanError, StalePlanError
+from reconciler.remote import Settings
 from tests.generated import write_org
 
 REPO = Path(__file__).resolve().parent.parent

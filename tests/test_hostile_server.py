@@ -33,7 +33,7 @@ from click.testing import CliRunner
 
 from reconciler import errors
 from reconciler.cli import cli
-from reconciler.client import GatewayClient, Settings
+from reconciler.remote import GatewayClient, Settings
 
 SECRET = "hostile-secret-0123"
 TOKEN = "tok-hostile-" + "Zq8Rw3Lm" * 4

@@ -27,8 +27,8 @@ from reconciler.defaults import load_schema_file
 from reconciler.diffing import diff
 from reconciler.emulator.app import Call, match
 from reconciler.emulator.state import MODELS, STORES, ApiError, Gateway
-from reconciler.errors import PlanError
 from reconciler.endpoints import PAGING
+from reconciler.errors import PlanError
 from reconciler.executor import concrete_path, resolve
 from reconciler.live import read_live
 from reconciler.loader import load_text

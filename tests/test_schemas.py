@@ -36,12 +36,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from reconciler import defaults, kinds, loader, normalize, runs, schema
-from reconciler.client import Settings
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.state import STORE_ID
 from reconciler.emulator.transport import in_process_transport
 from reconciler.model import Document, Locations
+from reconciler.remote import Settings
 from reconciler.validate import validate_paths
 
 REPO = Path(__file__).resolve().parent.parent

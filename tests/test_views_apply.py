@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from reconciler.client import EndpointStats
 from reconciler.executor import ApplyResult, OpResult, StopReason
 from reconciler.planner import Plan
+from reconciler.remote import EndpointStats
 from reconciler.runs import ApplyRun
 from reconciler.views import apply
 from tests.views_samples import no_raw_controls, operation

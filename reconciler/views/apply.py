@@ -19,8 +19,8 @@ from reconciler.views import plan as plan_view
 from reconciler.views.base import Style, View, choose, json_dumps, plain, plural, registry
 
 if TYPE_CHECKING:
-    from reconciler.client import EndpointStats
     from reconciler.executor import OpResult
+    from reconciler.remote import EndpointStats
     from reconciler.runs import ApplyRun, Prepared, Target
 
 
