@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint test demo bench clean
+.PHONY: install lint test test-fast demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# the inner loop: everything but the tests marked slow (real processes, installs, fuzzing)
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import kinds
 from reconciler.kinds import KINDS
 from reconciler.loader import display_path, load_data_file
 from reconciler.model import Problem
@@ -57,11 +58,14 @@ class IgnoreSet:
         out: dict[str, list[str]] = {}
         for e in self.active:
             out.setdefault(e.identity, []).append(e.field)
-            # a Prompt's traffic split is diffed under the TrafficSplit's identity and shown
-            # under the Prompt's as trafficDistribution.*: accept both spellings
-            if e.identity.startswith("Prompt/") and e.field.startswith("trafficDistribution."):
-                split = "TrafficSplit/" + e.identity.partition("/")[2]
-                out.setdefault(split, []).append(e.field.partition(".")[2])
+            # an owned part (a Prompt's traffic split) is diffed under its own identity and
+            # shown under its owner's, below the owner's field that holds it
+            # (trafficDistribution.*): accept both spellings
+            kind, _, key = e.identity.partition("/")
+            for part in kinds.REGISTRY:
+                prefix = f"{part.shown_under}."
+                if part.owner == kind and part.shown_under and e.field.startswith(prefix):
+                    out.setdefault(f"{part.kind}/{key}", []).append(e.field[len(prefix) :])
         return out
 
 

@@ -1,11 +1,11 @@
 """The redesign's rules, enforced on the source (issue 13): one kind, one file; wire names once.
 
 Covers: outside ``reconciler/kinds/`` (and the emulator, which must stay independent of the
-kinds), no module spells a kind's name or compares against one: the generic core asks the
-registry; every kind of the registry lives in its own module of ``kinds/`` and names a schema
-that exists; and no string that is a wire name of the endpoint table (a path, path parameter,
-header, paging name, error code, status value, scope, region, or a remote field name) appears
-as a literal anywhere else in ``reconciler/``, the emulator included.
+kinds), no module spells a kind's name or a ref of one (``Prompt/...``) in code: the generic
+core asks the registry; every kind of the registry lives in its own module of ``kinds/`` and
+names a schema that exists; and no string that is a wire name of the endpoint table (a path,
+path parameter, header, paging name, error code, status value, scope, region, or a remote field
+name) appears as a literal anywhere else in ``reconciler/``, the emulator included.
 
 What counts as a wire name: every value of the table's paths, parameters, headers, paging,
 codes, statuses, scopes and regions, and every remote field name except those that are also a
@@ -102,7 +102,11 @@ def test_no_module_outside_kinds_names_a_kind(path: Path) -> None:
     rel = _rel(path)
     if rel.startswith(("kinds/", "emulator/")):
         return
-    named = [(n, v) for n, v in _literals(path) if v in kinds.KINDS]
+    named = [
+        (n, v)
+        for n, v in _literals(path)
+        if v in kinds.KINDS or any(v.startswith(f"{k}/") for k in kinds.KINDS)
+    ]
     assert named == [], f"{rel} spells kinds {named}: ask the registry (reconciler.kinds)"
 
 

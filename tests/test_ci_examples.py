@@ -43,6 +43,8 @@ from tests.test_install import (
     source_repository,
 )
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 GITHUB = REPO / "examples/ci/github-actions.yml"
 GITLAB = REPO / "examples/ci/gitlab-ci.yml"

@@ -28,6 +28,8 @@ from reconciler.cli import cli
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import running
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "emulator-secret"
 

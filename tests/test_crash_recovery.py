@@ -28,6 +28,8 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import running
 from tests.generated import STORE, write_org
 
+pytestmark = pytest.mark.slow
+
 N = 40  # templates; each with two versions, a prompt with a split, and an index
 WRITES = N * 5  # template, 2 versions, prompt (with its split), index
 

@@ -45,6 +45,8 @@ from tests.processes import (
     writes,
 )
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -31,6 +31,8 @@ from reconciler.errors import ConfigError, PlanError, StalePlanError
 from reconciler.remote import Settings
 from tests.generated import write_org
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 URL = "http://127.0.0.1:8787"
 

@@ -28,6 +28,7 @@ import json
 import zlib
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.python import asgi
@@ -38,6 +39,8 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.openapi import OPENAPI_PATH
 from reconciler.emulator.state import STORE_ID
 from reconciler.endpoints import HEADERS, PATHS
+
+pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 15
 NOW = 1_800_000_000.0

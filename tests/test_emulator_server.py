@@ -30,6 +30,8 @@ from reconciler.emulator.server import running
 from reconciler.endpoints import HEADERS, PATHS
 from reconciler.errors import ConfigError
 
+pytestmark = pytest.mark.slow
+
 T = PATHS.templates
 
 

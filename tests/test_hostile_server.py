@@ -35,6 +35,8 @@ from reconciler import errors
 from reconciler.cli import cli
 from reconciler.remote import GatewayClient, Settings
 
+pytestmark = pytest.mark.slow
+
 SECRET = "hostile-secret-0123"
 TOKEN = "tok-hostile-" + "Zq8Rw3Lm" * 4
 TPL = "/api/v2/llm-gateway/prompt-templates"

@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]["version"]
 TAG = f"v{VERSION}"

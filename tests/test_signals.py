@@ -30,6 +30,8 @@ from reconciler.emulator.server import running
 from tests.generated import write_org
 from tests.processes import Llmgw, emulator, llmgw, requests_log, set_faults, wait_for, writes
 
+pytestmark = pytest.mark.slow
+
 APPLY = ("apply", "org", "--auto-approve", "--parallelism", "1", "--audit-log", "audit.jsonl")
 
 

@@ -310,6 +310,7 @@ class Resource:
     immutable: ClassVar[tuple[str, ...]] = ()
     replace_on_immutable: ClassVar[bool] = False  # else a change of an immutable field is an error
     owner: ClassVar[str | None] = None  # the kind whose remote object holds this one's fields
+    shown_under: ClassVar[str | None] = None  # the owner's field a plan shows its fields under
     identity_fields: ClassVar[tuple[Path, ...]] = (("metadata", "name"),)
     writes: ClassVar[Writes] = {}
     precondition_word: ClassVar[str] = "state"  # how a stale message names a moved precondition

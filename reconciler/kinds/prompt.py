@@ -559,6 +559,7 @@ class TrafficSplit(Resource):
     rank: ClassVar[int] = 3
     phase: ClassVar[Phase] = Phase.PROMPTS
     owner: ClassVar[str | None] = KIND
+    shown_under: ClassVar[str | None] = TRAFFIC
     labelled: ClassVar[bool] = False  # the Prompt owns the remote object's labels
     mirrored: ClassVar[bool] = True
     identity_fields = (("metadata", "name"), ("spec", "prompt"))
