@@ -8,7 +8,9 @@ destructive replace, but an unlabelled index with another immutable field is an 
 fix (replacing it would delete vectors llmgw never owned); a Prompt and its split changing
 together make one PUT; prune deletes only
 labelled objects, in reverse order; org-only checks (models, output limits, references); ignore
-entries hide a field and keep the live value in the request.
+entries hide a field and keep the live value in the request. A table of (what differs) ->
+(operations, in phase order) covers each kind's update, re-create and re-adopt, and a remote
+field llmgw does not know (ignored, not planned); planning twice plans the same requests.
 """
 
 from __future__ import annotations
@@ -339,3 +341,141 @@ def test_ignored_field_is_hidden_and_kept() -> None:
     (op,) = p.changes
     assert [d.path for d in op.diff] == ["topP"]
     assert op.requests[0].body == {"topP": 0.95}
+
+
+# The planner's table: one row per (kind, what differs) -> the operations it must plan. A row
+# edits the desired state (``want``), the live record (``live``, raw as the server sends it) or
+# drops a live object (``gone``); the expected column lists (action, ref) in plan order.
+IDX = f"VectorIndex/{STORE}/prod-embedding-index-v2"
+
+
+def _set(ref: str, **fields: Any) -> Any:
+    return lambda w: w[ref].fields.update(fields)
+
+
+def _raw(kind: str, key: str, **fields: Any) -> Any:
+    def edit(k: str, name: str, raw: dict[str, Any]) -> None:
+        if (k, name) == (kind, key):
+            raw.update(fields)
+
+    return edit
+
+
+TABLE: list[tuple[str, Any, Any, tuple[str, ...], list[tuple[str, str]]]] = [
+    ("nothing differs", None, None, (), []),
+    (
+        "a field the server added and llmgw does not know",
+        None,
+        _raw("PromptTemplate", "support-ticket-classifier", maxTokens=17, createdBy="x"),
+        (),
+        [],
+    ),
+    (
+        "template text",
+        _set("PromptTemplate/escalation-routing", description="Routes escalations."),
+        None,
+        (),
+        [("update", "PromptTemplate/escalation-routing")],
+    ),
+    (
+        "template changed out of band",
+        None,
+        _raw("PromptTemplate", "support-ticket-classifier", max_tokens=17),
+        (),
+        [("update", "PromptTemplate/support-ticket-classifier")],
+    ),
+    (
+        "template gone from the org",
+        None,
+        None,
+        ("PromptTemplate/support-ticket-classifier",),
+        [("create", "PromptTemplate/support-ticket-classifier")],
+    ),
+    (
+        "version gone from the org",
+        None,
+        None,
+        ("PromptVersion/escalation-routing@2.0.0",),
+        [("create", "PromptVersion/escalation-routing@2.0.0")],
+    ),
+    (
+        "prompt gone: its split is in the same create",
+        None,
+        None,
+        ("Prompt/support-agent", "TrafficSplit/support-agent"),
+        [("create", "Prompt/support-agent")],
+    ),
+    (
+        "prompt model",
+        _set("Prompt/ticket-triage", model="model-fallback-3", maxTokens=1000),
+        None,
+        (),
+        [("update", "Prompt/ticket-triage")],
+    ),
+    (
+        "split weights",
+        _set("TrafficSplit/support-agent", versions={"2.0.0": 0.5, "2.1.0": 0.5}),
+        None,
+        (),
+        [("update", "TrafficSplit/support-agent")],
+    ),
+    (
+        "index mutable field",
+        _set(IDX, autoIngest=False),
+        None,
+        (),
+        [("update", IDX)],
+    ),
+    (
+        "index gone from the org",
+        None,
+        None,
+        (IDX,),
+        [("create", IDX)],
+    ),
+    (
+        "label lost out of band: adopted back",
+        None,
+        _raw("PromptTemplate", "escalation-routing", labels={}),
+        (),
+        [("adopt", "PromptTemplate/escalation-routing")],
+    ),
+    (
+        "two kinds at once, in phase order",
+        _set("Prompt/ticket-triage", temperature=0.7),
+        _raw("PromptTemplate", "support-ticket-classifier", description="edited"),
+        (),
+        [
+            ("update", "PromptTemplate/support-ticket-classifier"),
+            ("update", "Prompt/ticket-triage"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "want_edit", "live_edit", "gone", "expected"), TABLE, ids=[row[0] for row in TABLE]
+)
+def test_planner_table(
+    case: str,
+    want_edit: Any,
+    live_edit: Any,
+    gone: tuple[str, ...],
+    expected: list[tuple[str, str]],
+) -> None:
+    want = desired()
+    live = live_copy(desired(), edit=live_edit)
+    for ref in gone:
+        del live.objects[ref]
+    if want_edit is not None:
+        want_edit(want)
+    p = plan(want, live)
+    assert [(o.action.value, o.ref) for o in p.changes] == expected
+    phases = [o.phase for o in p.changes]
+    assert phases == sorted(phases)
+    for op in p.changes:
+        assert op.requests, f"{case}: {op.ref} plans no request"
+    # a plan is idempotent: the same inputs plan the same operations
+    assert [(o.action, o.ref, o.requests) for o in plan(want, live).changes] == [
+        (o.action, o.ref, o.requests) for o in p.changes
+    ]
