@@ -60,7 +60,8 @@ def test_dry_run() -> None:
     assert text.endswith("Nothing was sent (--dry-run).")
     assert apply.dry_run_text([]) == "Dry run: nothing to send."
     data = apply.view("json").dry_run(REQUESTS)
-    assert "\\u00e9" in data and json.loads(data) == {"dryRun": True, "requests": REQUESTS}
+    # the same JSON as every other output: readable text, invisible characters escaped
+    assert '"name": "é"' in data and json.loads(data) == {"dryRun": True, "requests": REQUESTS}
 
 
 def test_text_result() -> None:
@@ -124,6 +125,10 @@ def test_prompts_and_progress() -> None:
     done = OpResult(operation(key="p"), "applied", status=201, latency_ms=12.4)
     assert view.progress(done) == "applied: update Prompt/p (201, 12 ms)"
     assert view.progress(OpResult(operation(key="p"))) == "not attempted: update Prompt/p"
+    # a name with a terminal escape or a bidi control is shown escaped, as in the plan
+    hostile = view.progress(OpResult(operation(key="p\x1b[2Jx\u202e")))
+    assert "\x1b" not in hostile and "\u202e" not in hostile
+    assert hostile.startswith("not attempted: update Prompt/p")
 
 
 def test_notices() -> None:

@@ -3,14 +3,16 @@
 Covers: control characters and bidi overrides escaped in the text view; a 200,000-character
 name gives a short message; JSON escapes invisible characters but reads back as the same
 string; the Markdown table keeps its columns (`|` escaped) and `<script>` and `@team` arrive
-inert; GitHub annotations stay one line each; the summary lines ("valid:" whenever there is no
-error, the counts pluralised) and the verdict in JSON and Markdown.
+inert; GitHub annotations stay one line each; the summary lines ("valid:" for the verdict valid,
+"invalid" under --strict with only warnings, the counts pluralised) and the verdict in JSON and
+Markdown.
 """
 
 from __future__ import annotations
 
 import json
 
+from reconciler.model import Problem
 from reconciler.views import validate
 from tests.views_samples import (
     NASTY,
@@ -66,5 +68,11 @@ def test_summaries() -> None:
         "valid: 0 errors, 0 warnings in 0 documents (2 files)"
     )
     assert validate.view("markdown").show(clean, True).startswith("✅ **Manifests are valid**")
+    warned = report(Problem("a.yaml", 1, "warning", "Prompt", "p", "spec", "close to a limit", ""))
+    assert validate.view("text").show(warned, True).splitlines()[-1].startswith("valid: 0 errors")
+    strict = validate.view("text").show(warned, False).splitlines()[-1]  # --strict: not valid
+    assert (
+        strict == "invalid (--strict counts warnings): 0 errors, 1 warning in 0 documents (1 file)"
+    )
     data = json.loads(validate.view("json").show(report(problem()), False))
     assert (data["valid"], data["errors"], data["files"]) == (False, 1, ["m|x.yaml"])

@@ -9,7 +9,6 @@ the run's result). Pure string building: no printing, no prompting, no I/O, no c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -206,7 +205,7 @@ class ApplyView(View):
 
     def progress(self, r: OpResult) -> str:
         status = f" ({r.status}, {r.latency_ms:.0f} ms)" if r.status else ""
-        return f"{r.outcome}: {r.op.action.value} {r.op.ref}{status}"
+        return f"{r.outcome}: {r.op.action.value} {plan_view.ref(r.op)}{status}"
 
     def notices(self, run: ApplyRun) -> list[str]:
         """stderr lines after the result: a metrics file not written, why the run stopped (a
@@ -262,9 +261,7 @@ class ApplyJson(ApplyView):
         return None
 
     def dry_run(self, requests: Sequence[dict[str, Any]]) -> str:
-        # ASCII-escaped, unlike every other JSON output (json.dumps, not json_dumps): kept so
-        # the bytes stay what they were
-        return json.dumps({"dryRun": True, "requests": list(requests)}, indent=2)
+        return json_dumps({"dryRun": True, "requests": list(requests)})
 
     def nothing(self) -> str:
         return '{"ok": true, "operations": []}'

@@ -53,8 +53,10 @@ class ValidateText(ValidateView):
             f"{plural(errors, 'error')}, {plural(len(problems) - errors, 'warning')} in "
             f"{plural(len(report.documents), 'document')} ({plural(len(report.files), 'file')})"
         )
-        if not errors:  # "valid" even under --strict with warnings: the exit code tells those
+        if valid:
             summary = style("valid: ", fg="green", bold=True) + summary
+        elif not errors:  # --strict, and warnings: the verdict says why the exit code is 1
+            summary = style("invalid (--strict counts warnings): ", fg="red", bold=True) + summary
         lines.append(summary)
         return "\n".join(lines)
 
