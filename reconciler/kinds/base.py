@@ -213,6 +213,27 @@ class PlanContext:
             return OpType.REPLACE
         return OpType.UPDATE if have.managed or not adopt else OpType.ADOPT
 
+    def create(self, resource: Resource, want: Obj, *requests: Request) -> Operation:
+        """The create of an object absent from the org: every field added."""
+        return self.operation(
+            resource, OpType.CREATE, want.key, requests=requests, changes=created(want), want=want
+        )
+
+    def compare(
+        self, resource: Resource, want: Obj, have: Obj
+    ) -> tuple[OpType, tuple[DiffItem, ...]] | None:
+        """Diff an object present in the org and ``decide``: the action and the changes a
+        request must send, or None when nothing more is to be planned (equal: the no-op is
+        recorded here; refused: the problem is)."""
+        changes = tuple(diff(have.fields, want.fields))
+        action = self.decide(resource, want, have, changes)
+        if action is None:
+            return None
+        if action == OpType.NOOP:
+            self.operation(resource, action, want.key, have=have, want=want)
+            return None
+        return action, changes
+
     def operation(
         self,
         resource: Resource,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from reconciler.defaults import fill_defaults
-from reconciler.diffing import DiffItem, diff
+from reconciler.diffing import DiffItem
 from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS, STATUSES
 from reconciler.kinds import common
 from reconciler.kinds.base import (
@@ -30,7 +30,6 @@ from reconciler.kinds.base import (
     Recorded,
     Resource,
     Writes,
-    created,
     read_all,
 )
 from reconciler.model import Document
@@ -177,22 +176,12 @@ class Index(Resource):
             "PUT", PATHS.index, params, body, {HEADERS.if_none_match: "*"}, "if-none-match"
         )
         if have is None:
-            ctx.operation(
-                self,
-                OpType.CREATE,
-                want.key,
-                requests=(create,),
-                changes=created(want),
-                want=want,
-            )
+            ctx.create(self, want, create)
             return
-        changes = diff(have.fields, want.fields)
-        action = ctx.decide(self, want, have, changes)
-        if action is None:
+        decided = ctx.compare(self, want, have)
+        if decided is None:
             return
-        if action == OpType.NOOP:
-            ctx.operation(self, action, want.key, have=have, want=want)
-            return
+        action, changes = decided
         if_match = {HEADERS.if_match: self.if_match(have.precondition)}
         if action == OpType.REPLACE:
             frozen = [c.path for c in changes if c.path in self.immutable]

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
-from reconciler.diffing import diff
 from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
 from reconciler.kinds import common
 from reconciler.kinds.base import (
@@ -26,7 +25,6 @@ from reconciler.kinds.base import (
     Recorded,
     Resource,
     Writes,
-    created,
     sorted_live,
 )
 from reconciler.model import Document
@@ -165,34 +163,22 @@ class Template(Resource):
             have = ctx.live.get(want.ref)
             body = self.body(want.key, want.fields)
             if have is None:
-                request = Request("POST", PATHS.templates, body=body)
-                ctx.operation(
-                    self,
-                    OpType.CREATE,
-                    want.key,
-                    requests=(request,),
-                    changes=created(want),
-                    want=want,
-                )
+                ctx.create(self, want, Request("POST", PATHS.templates, body=body))
                 continue
-            changes = diff(have.fields, want.fields)
-            action = ctx.decide(self, want, have, changes)
-            if action is None:
+            decided = ctx.compare(self, want, have)
+            if decided is None:
                 continue
-            requests: tuple[Request, ...] = ()
-            if action != OpType.NOOP:
-                requests = (
-                    Request(
-                        "PUT",
-                        PATHS.template,
-                        {PARAMS.template_id: have.remote_id},
-                        body,
-                        {HEADERS.if_match: self.if_match(have.precondition)},
-                        "if-match",
-                    ),
-                )
+            action, changes = decided
+            request = Request(
+                "PUT",
+                PATHS.template,
+                {PARAMS.template_id: have.remote_id},
+                body,
+                {HEADERS.if_match: self.if_match(have.precondition)},
+                "if-match",
+            )
             ctx.operation(
-                self, action, want.key, requests=requests, changes=changes, have=have, want=want
+                self, action, want.key, requests=(request,), changes=changes, have=have, want=want
             )
 
     def delete(self, have: Obj, ctx: PlanContext) -> tuple[Request, ...] | None:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
-from reconciler.diffing import DiffItem, diff
+from reconciler.diffing import DiffItem
 from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
 from reconciler.kinds import common
 from reconciler.kinds.base import (
@@ -32,7 +32,6 @@ from reconciler.kinds.base import (
     Recorded,
     Resource,
     Writes,
-    created,
     read_all,
     reference_warning,
     sorted_live,
@@ -295,22 +294,12 @@ class Version(Resource):
                 headers[HEADERS.ab_test] = f"variant={ab.get('variantId', '')},traffic={pct}"
             body = self.body(tid, version, want.fields)
             request = Request("POST", PATHS.versions, {PARAMS.template_id: tid}, body, headers)
-            ctx.operation(
-                self,
-                OpType.CREATE,
-                want.key,
-                requests=(request,),
-                changes=created(want),
-                want=want,
-            )
+            ctx.create(self, want, request)
             return
-        changes = diff(have.fields, want.fields)
-        action = ctx.decide(self, want, have, changes)
-        if action is None:
+        decided = ctx.compare(self, want, have)
+        if decided is None:
             return
-        if action == OpType.NOOP:
-            ctx.operation(self, action, want.key, have=have, want=want)
-            return
+        action, changes = decided
         withdrawing = want.fields["rollbackDirective"] and not have.fields.get("rollbackDirective")
         request = Request(
             "PATCH",
