@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from reconciler.diffing import DiffItem, diff, parse_path
+from reconciler.endpoints import HEADERS
 from reconciler.model import Document, Path, Problem, format_path
 from reconciler.objects import LiveState, Obj, Ref, labels_of
 from reconciler.operations import Operation, OpType, Phase, Request
@@ -402,6 +403,19 @@ class Resource:
     def if_match(self, precondition: int | str | None) -> str:
         """The ``If-Match`` value for a precondition this kind observed or was answered."""
         return str(precondition)
+
+    def guarded(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        have: Obj,
+        body: dict[str, Any] | None = None,
+    ) -> Request:
+        """A write to an object the plan read, sent only while it is still what was read
+        (``If-Match`` its observed precondition; a 412 means someone else changed it)."""
+        headers = {HEADERS.if_match: self.if_match(have.precondition)}
+        return Request(method, path, dict(params), body, headers, "if-match")
 
     def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
         """What a successful write's answer tells the run (``body`` is the answered object)."""

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler import textrules
-from reconciler.kinds.base import Emit
-from reconciler.model import API_VERSION, MANAGED_LABEL, Path
+from reconciler.kinds.base import DocIndex, Emit, reference_warning
+from reconciler.model import API_VERSION, MANAGED_LABEL, Path, Problem
 from reconciler.objects import Obj
+from reconciler.text import NAME, visible
 
 # Rule ids of the kinds' own checks (those shared with the gateway come from textrules).
 TOKEN_BUDGET = "tokens.budget"
@@ -38,6 +39,19 @@ PLACEHOLDER_TEXT = "placeholder.not-substituted"
 def s(v: Any) -> str | None:
     """``v`` when it is a string (documents that failed their schema still get checked)."""
     return v if isinstance(v, str) else None
+
+
+def template_references(index: DocIndex, kind: str, template: str) -> list[Problem]:
+    """A warning for each ``kind`` document whose ``spec.template`` names a ``template`` kind
+    object the manifests do not define (plan checks the live org)."""
+    known = index.keys(template)
+    out = []
+    for doc in index.of_kind(kind):
+        t = s(doc.spec.get("template"))
+        if t and t not in known:
+            what = f"{template} {visible(t, NAME)}"
+            out.append(reference_warning(doc, ("spec", "template"), what, REFERENCE))
+    return out
 
 
 def num(v: Any) -> float | None:

@@ -182,10 +182,9 @@ class Index(Resource):
         if decided is None:
             return
         action, changes = decided
-        if_match = {HEADERS.if_match: self.if_match(have.precondition)}
         if action == OpType.REPLACE:
             frozen = [c.path for c in changes if c.path in self.immutable]
-            delete = Request("DELETE", PATHS.index, params, None, if_match, "if-match")
+            delete = self.guarded("DELETE", PATHS.index, params, have)
             ctx.operation(
                 self,
                 action,
@@ -198,7 +197,7 @@ class Index(Resource):
                 want=want,
             )
             return
-        update = Request("PUT", PATHS.index, params, body, if_match, "if-match")
+        update = self.guarded("PUT", PATHS.index, params, have, body)
         ctx.operation(
             self, action, want.key, requests=(update,), changes=changes, have=have, want=want
         )
@@ -215,16 +214,8 @@ class Index(Resource):
 
     def delete(self, have: Obj, ctx: PlanContext) -> tuple[Request, ...] | None:
         store, name = split_key(have.key)
-        return (
-            Request(
-                "DELETE",
-                PATHS.index,
-                {PARAMS.store_id: store, PARAMS.index_id: name},
-                None,
-                {HEADERS.if_match: self.if_match(have.precondition)},
-                "if-match",
-            ),
-        )
+        params = {PARAMS.store_id: store, PARAMS.index_id: name}
+        return (self.guarded("DELETE", PATHS.index, params, have),)
 
     # -- applying --
     def own_path(self, key: str, method: str, ids: Mapping[str, str]) -> str | None:

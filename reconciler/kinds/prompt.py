@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
 from reconciler.diffing import DiffItem, diff, top_fields
-from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
+from reconciler.endpoints import FIELDS, PARAMS, PATHS
 from reconciler.fewshot import render_system_prompt
 from reconciler.kinds import common
 from reconciler.kinds.base import (
@@ -174,20 +174,7 @@ class Prompt(Resource):
                 )
 
     def check_set(self, index: DocIndex) -> list[Problem]:
-        templates = index.keys(TEMPLATE)
-        out = []
-        for doc in index.of_kind(KIND):
-            t = common.s(doc.spec.get("template"))
-            if t and t not in templates:
-                out.append(
-                    reference_warning(
-                        doc,
-                        ("spec", "template"),
-                        f"{TEMPLATE} {visible(t, NAME)}",
-                        common.REFERENCE,
-                    )
-                )
-        return out
+        return common.template_references(index, KIND, TEMPLATE)
 
     def refers(self, obj: Obj) -> tuple[tuple[str, str], ...]:
         return ((TEMPLATE, str(obj.fields.get("template"))),)
@@ -470,14 +457,7 @@ class Prompt(Resource):
         if s_changes and ds is not None:
             body[F.traffic] = SPLIT_RESOURCE.body(ds.fields)
         covers = tuple(d.ref for d, c in ((dp, p_changes), (ds, s_changes)) if d is not None and c)
-        request = Request(
-            "PUT",
-            PATHS.prompt,
-            {PARAMS.prompt_id: lp.remote_id},
-            body,
-            {HEADERS.if_match: self.if_match(lp.precondition)},
-            "if-match",
-        )
+        request = self.guarded("PUT", PATHS.prompt, {PARAMS.prompt_id: lp.remote_id}, lp, body)
         ctx.operation(
             resource,
             action,
@@ -498,16 +478,7 @@ class Prompt(Resource):
         return f"{SPLIT}/{have.key}" not in desired  # its split is still managed from git
 
     def delete(self, have: Obj, ctx: PlanContext) -> tuple[Request, ...] | None:
-        return (
-            Request(
-                "DELETE",
-                PATHS.prompt,
-                {PARAMS.prompt_id: have.remote_id},
-                None,
-                {HEADERS.if_match: self.if_match(have.precondition)},
-                "if-match",
-            ),
-        )
+        return (self.guarded("DELETE", PATHS.prompt, {PARAMS.prompt_id: have.remote_id}, have),)
 
     # -- applying --
     def own_path(self, key: str, method: str, ids: Mapping[str, str]) -> str | None:

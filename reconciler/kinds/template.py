@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
-from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
+from reconciler.endpoints import FIELDS, PARAMS, PATHS
 from reconciler.kinds import common
 from reconciler.kinds.base import (
     EDITS,
@@ -169,29 +169,15 @@ class Template(Resource):
             if decided is None:
                 continue
             action, changes = decided
-            request = Request(
-                "PUT",
-                PATHS.template,
-                {PARAMS.template_id: have.remote_id},
-                body,
-                {HEADERS.if_match: self.if_match(have.precondition)},
-                "if-match",
-            )
+            params = {PARAMS.template_id: have.remote_id}
+            request = self.guarded("PUT", PATHS.template, params, have, body)
             ctx.operation(
                 self, action, want.key, requests=(request,), changes=changes, have=have, want=want
             )
 
     def delete(self, have: Obj, ctx: PlanContext) -> tuple[Request, ...] | None:
-        return (
-            Request(
-                "DELETE",
-                PATHS.template,
-                {PARAMS.template_id: have.remote_id},
-                None,
-                {HEADERS.if_match: self.if_match(have.precondition)},
-                "if-match",
-            ),
-        )
+        params = {PARAMS.template_id: have.remote_id}
+        return (self.guarded("DELETE", PATHS.template, params, have),)
 
     # -- applying --
     def own_path(self, key: str, method: str, ids: Mapping[str, str]) -> str | None:

@@ -33,7 +33,6 @@ from reconciler.kinds.base import (
     Resource,
     Writes,
     read_all,
-    reference_warning,
     sorted_live,
 )
 from reconciler.kinds.template import KIND as TEMPLATE
@@ -142,20 +141,7 @@ class Version(Resource):
                     )
 
     def check_set(self, index: DocIndex) -> list[Problem]:
-        templates = index.keys(TEMPLATE)
-        out = []
-        for doc in index.of_kind(KIND):
-            t = common.s(doc.spec.get("template"))
-            if t and t not in templates:
-                out.append(
-                    reference_warning(
-                        doc,
-                        ("spec", "template"),
-                        f"{TEMPLATE} {visible(t, NAME)}",
-                        common.REFERENCE,
-                    )
-                )
-        return out
+        return common.template_references(index, KIND, TEMPLATE)
 
     def refers(self, obj: Obj) -> tuple[tuple[str, str], ...]:
         return ((TEMPLATE, split_key(obj.key)[0]),)
