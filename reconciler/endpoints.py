@@ -107,6 +107,142 @@ FIELDS = Fields()
 
 
 @dataclass(frozen=True)
+class InvocationFields:  # seed 003: an invocation's body and its answer
+    prompt_id: str = "promptId"
+    user_input: str = "userInput"
+    session_id: str = "sessionId"  # a sticky split routes by it
+    options: str = "options"
+    response_id: str = "responseId"
+    output: str = "output"
+    version: str = "version"  # the version served
+    model_id: str = "modelId"  # the model served
+    token_usage: str = "tokenUsage"
+    usage_prompt: str = "prompt"  # tokenUsage's two counts
+    usage_completion: str = "completion"
+
+
+@dataclass(frozen=True)
+class DispatchFields:  # seed 001: a routed dispatch's body and its answer
+    model_id: str = "modelId"  # the primary model; in the answer, the model served
+    prompt: str = "prompt"
+    parameters: str = "parameters"
+    temperature: str = "temperature"  # of parameters
+    fallbacks: str = "fallbackModels"
+    safety_filters: str = "safetyFilters"
+    metadata: str = "metadata"  # echoed on the answer
+    response_id: str = "responseId"
+    output: str = "output"
+    fallback_used: str = "fallbackUsed"
+    attempts: str = "attempts"  # each a model_id, a status and an outcome
+    status: str = "status"
+    outcome: str = "outcome"
+
+
+@dataclass(frozen=True)
+class TelemetryFields:  # seed 003: a telemetry entry, and the query filtering them
+    timestamp: str = "timestamp"
+    prompt_id: str = "promptId"  # also the query's filter
+    version: str = "version"
+    model_id: str = "modelId"
+    latency_ms: str = "latencyMs"
+    input_tokens: str = "inputTokens"
+    output_tokens: str = "outputTokens"
+    error: str = "error"
+    simulated: str = "simulated"
+    start_time: str = "startTime"  # query parameters
+    end_time: str = "endTime"
+
+
+@dataclass(frozen=True)
+class AnalyticsFields:  # seed 002: the usage query and its answer's rows
+    date_from: str = "dateFrom"
+    date_to: str = "dateTo"
+    group_by: str = "groupBy"
+    metrics: str = "metrics"
+    data: str = "data"  # the answer's rows
+    total_tokens: str = "totalTokens"  # the metrics
+    input_tokens: str = "inputTokens"
+    output_tokens: str = "outputTokens"
+    latency_ms: str = "latencyMs"
+    error_count: str = "errorCount"
+    prompt_id: str = "promptId"  # the group keys
+    version: str = "version"
+    model_id: str = "modelId"
+    gateway_id: str = "llmGatewayId"  # seed 002
+
+
+@dataclass(frozen=True)
+class AuditFields:  # seed 003: a compliance audit record, as sent and as answered
+    id: str = "id"
+    prompt_id: str = "promptId"
+    action: str = "action"
+    timestamp: str = "timestamp"
+    details: str = "details"
+    compliance_status: str = "complianceStatus"
+    metadata: str = "metadata"
+    received_at: str = "receivedAt"
+
+
+@dataclass(frozen=True)
+class RuntimeFields:
+    """The run-time endpoints' bodies and answers: invocations, routed dispatch, telemetry,
+    analytics and audit records.
+
+    Beside ``FIELDS``, not in it: several of these names (``action``, ``timestamp``,
+    ``details``, ``error``, ``outcome``, ``latencyMs``) are also words llmgw's own formats use
+    (the plan file, the audit lines, the JSON outputs), which the wire-name rule reads as wire
+    names only under ``FIELDS``."""
+
+    invocation: InvocationFields = InvocationFields()
+    dispatch: DispatchFields = DispatchFields()
+    telemetry: TelemetryFields = TelemetryFields()
+    analytics: AnalyticsFields = AnalyticsFields()
+    audit: AuditFields = AuditFields()
+
+
+RUNTIME = RuntimeFields()
+
+
+@dataclass(frozen=True)
+class ErrorFields:
+    """The Genesys error body every refusal carries (contract)."""
+
+    message: str = "message"
+    code: str = "code"  # a value of ``CODES``
+    status: str = "status"
+    context_id: str = "contextId"  # equal to the inin-correlation-id header
+    details: str = "details"
+
+
+ERROR_BODY = ErrorFields()
+
+
+@dataclass(frozen=True)
+class OAuth:
+    """The login host's token endpoint (``PATHS.token``): RFC 6749's client credentials grant,
+    its form fields, its answer and its error body (names and the values they take)."""
+
+    grant_type: str = "grant_type"
+    client_credentials: str = "client_credentials"  # the one grant_type
+    client_id: str = "client_id"  # the form's credentials, instead of Basic auth
+    client_secret: str = "client_secret"
+    scope: str = "scope"  # space separated, asked and granted
+    access_token: str = "access_token"
+    token_type: str = "token_type"
+    bearer: str = "bearer"  # the one token_type
+    expires_in: str = "expires_in"
+    error: str = "error"
+    error_description: str = "error_description"  # RFC 6749 section 5.2
+    description: str = "description"  # the same text, as the platform's login service names it
+    invalid_request: str = "invalid_request"  # the values of error
+    invalid_client: str = "invalid_client"
+    unsupported_grant_type: str = "unsupported_grant_type"
+
+
+OAUTH = OAuth()
+
+
+@dataclass(frozen=True)
 class Paths:
     """Paths, as templates over the path parameters the plan records."""
 
@@ -332,6 +468,7 @@ class Statuses:
     processing: str = "PROCESSING"
     active: str = "ACTIVE"
     withdrawn: str = "WITHDRAWN"
+    approved: str = "APPROVED"  # an audit record's complianceStatus, as llmgw's mirror sends it
 
 
 STATUSES = Statuses()

@@ -36,7 +36,7 @@ from reconciler import ignores as ignoremod
 from reconciler import kinds, planfile
 from reconciler import metrics as metricsmod
 from reconciler import redact as redact_mod
-from reconciler.endpoints import PATHS
+from reconciler.endpoints import PATHS, RUNTIME, STATUSES
 from reconciler.errors import (
     AuditError,
     ConfigError,
@@ -665,6 +665,7 @@ async def _mirror(client: GatewayClient, run: ApplyRun) -> None:
     """Mirror the run to the gateway's audit-log endpoint (seed 003): one record per applied
     prompt operation. Never fatal: a failure is noted in the run."""
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    fields = RUNTIME.audit
     for r in run.result.results:
         if r.outcome != APPLIED or not kinds.resource(r.op.kind).mirrored:
             continue
@@ -673,11 +674,11 @@ async def _mirror(client: GatewayClient, run: ApplyRun) -> None:
                 "POST",
                 PATHS.audit_logs,
                 json={
-                    "promptId": r.op.remote_id or r.op.key,
-                    "action": r.op.action.value,
-                    "timestamp": stamp,
-                    "details": {"identity": r.op.ref, "reason": r.op.reason},
-                    "complianceStatus": "APPROVED",
+                    fields.prompt_id: r.op.remote_id or r.op.key,
+                    fields.action: r.op.action.value,
+                    fields.timestamp: stamp,
+                    fields.details: {"identity": r.op.ref, "reason": r.op.reason},
+                    fields.compliance_status: STATUSES.approved,
                 },
             )
         except LlmgwError as exc:  # the mirror is best effort by contract

@@ -11,8 +11,9 @@ What counts as a wire name: every value of the table's paths, parameters, header
 codes, statuses, scopes and regions, and every remote field name except those that are also a
 manifest field name (``systemPrompt`` is both: the manifest shape spells it) and a few generic
 words llmgw's own formats use too (``id``, ``name``, ``status``, ``version``, ``labels``,
-``description``, ``etag``: audit lines, JSON outputs and Python attributes say them for
-themselves).
+``description``, ``etag``, ``error``, ``action``, ``outcome``...: audit lines, problems, JSON
+outputs and Python attributes say them for themselves). The runtime, error and OAuth bodies
+are checked as well as the paths, parameters, headers, codes, statuses and scopes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from reconciler.defaults import SCHEMA_DIR, load_schema_file
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 GENERIC = {"id", "name", "status", "version", "labels", "description", "etag"}
+# words of llmgw's own formats (problem severities, plan and audit records, JSON outputs) that
+# the runtime, error and OAuth bodies say too; and OpenAPI's own "parameters" and "bearer"
+GENERIC |= {"error", "message", "code", "details", "action", "outcome", "latencyMs"}
+GENERIC |= {"timestamp", "parameters", "bearer", "contextId"}
 
 
 def _values(obj: Any) -> set[str]:
@@ -75,9 +80,11 @@ def _wire_names() -> set[str]:
         endpoints.CODES,
         endpoints.STATUSES,
         endpoints.SCOPES,
+        endpoints.OAUTH,
     ):
         names |= _values(table)
-    names |= _values(endpoints.FIELDS) - manifest
+    for fields in (endpoints.FIELDS, endpoints.RUNTIME, endpoints.ERROR_BODY):
+        names |= _values(fields) - manifest
     return names - GENERIC
 
 

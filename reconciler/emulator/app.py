@@ -52,7 +52,16 @@ from reconciler.emulator import body as bodies
 from reconciler.emulator import openapi
 from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS, ClientSpec, EmulatorConfig
 from reconciler.emulator.state import Answer, ApiError, Gateway
-from reconciler.endpoints import CODES, HEADERS, PAGING, PATHS, SCOPES
+from reconciler.endpoints import (
+    CODES,
+    ERROR_BODY,
+    HEADERS,
+    OAUTH,
+    PAGING,
+    PARAMS,
+    PATHS,
+    SCOPES,
+)
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 WINDOW = 60.0  # seconds of a rate window (API and token endpoint alike)
@@ -144,7 +153,8 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
-S, H = SCOPES, HEADERS
+S, H, P = SCOPES, HEADERS, PARAMS
+E = ERROR_BODY
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", PATHS.templates, S.template_read, lambda g, c: g.list_templates(c.query)),
     Endpoint(
@@ -154,49 +164,49 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda g, c: g.create_template(c.body, c.base + PATHS.templates),
     ),
     Endpoint(
-        "GET", PATHS.template, S.template_read, lambda g, c: g.get_template(c.params["templateId"])
+        "GET", PATHS.template, S.template_read, lambda g, c: g.get_template(c.params[P.template_id])
     ),
     Endpoint(
         "PUT",
         PATHS.template,
         S.template_write,
-        lambda g, c: g.replace_template(c.params["templateId"], c.body, c.header(H.if_match)),
+        lambda g, c: g.replace_template(c.params[P.template_id], c.body, c.header(H.if_match)),
     ),
     Endpoint(
         "DELETE",
         PATHS.template,
         S.template_write,
-        lambda g, c: g.delete_template(c.params["templateId"], c.header(H.if_match)),
+        lambda g, c: g.delete_template(c.params[P.template_id], c.header(H.if_match)),
     ),
     Endpoint(
         "GET",
         PATHS.versions,
         S.version_read,
-        lambda g, c: g.list_versions(c.params["templateId"], c.query),
+        lambda g, c: g.list_versions(c.params[P.template_id], c.query),
     ),
     Endpoint(
         "POST",
         PATHS.versions,
         S.version_write,
-        lambda g, c: g.create_version(c.params["templateId"], c.body, c.header(H.ab_test)),
+        lambda g, c: g.create_version(c.params[P.template_id], c.body, c.header(H.ab_test)),
     ),
     Endpoint(
         "GET",
         PATHS.version,
         S.version_read,
-        lambda g, c: g.get_version(c.params["templateId"], c.params["version"]),
+        lambda g, c: g.get_version(c.params[P.template_id], c.params[P.version]),
     ),
     Endpoint(
         "PATCH",
         PATHS.version,
         S.version_write,
-        lambda g, c: g.patch_version(c.params["templateId"], c.params["version"], c.body),
+        lambda g, c: g.patch_version(c.params[P.template_id], c.params[P.version], c.body),
     ),
     Endpoint(
         "DELETE",
         PATHS.version,
         S.version_write,
-        lambda g, c: g.delete_version(c.params["templateId"], c.params["version"]),
+        lambda g, c: g.delete_version(c.params[P.template_id], c.params[P.version]),
     ),
     Endpoint("GET", PATHS.prompts, S.prompt_read, lambda g, c: g.list_prompts(c.query)),
     Endpoint(
@@ -205,18 +215,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         S.prompt_write,
         lambda g, c: g.create_prompt(c.body, c.base + PATHS.prompts),
     ),
-    Endpoint("GET", PATHS.prompt, S.prompt_read, lambda g, c: g.get_prompt(c.params["promptId"])),
+    Endpoint("GET", PATHS.prompt, S.prompt_read, lambda g, c: g.get_prompt(c.params[P.prompt_id])),
     Endpoint(
         "PUT",
         PATHS.prompt,
         S.prompt_write,
-        lambda g, c: g.update_prompt(c.params["promptId"], c.body, c.header(H.if_match)),
+        lambda g, c: g.update_prompt(c.params[P.prompt_id], c.body, c.header(H.if_match)),
     ),
     Endpoint(
         "DELETE",
         PATHS.prompt,
         S.prompt_write,
-        lambda g, c: g.delete_prompt(c.params["promptId"], c.header(H.if_match)),
+        lambda g, c: g.delete_prompt(c.params[P.prompt_id], c.header(H.if_match)),
     ),
     Endpoint("GET", PATHS.models, S.prompt_read, lambda g, c: g.list_models(c.query)),
     Endpoint("GET", PATHS.vector_stores, S.store_read, lambda g, c: g.list_stores(c.query)),
@@ -224,21 +234,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         PATHS.indexes,
         S.store_read,
-        lambda g, c: g.list_indexes(c.params["vectorStoreId"], c.query),
+        lambda g, c: g.list_indexes(c.params[P.store_id], c.query),
     ),
     Endpoint(
         "GET",
         PATHS.index,
         S.store_read,
-        lambda g, c: g.get_index(c.params["vectorStoreId"], c.params["indexId"]),
+        lambda g, c: g.get_index(c.params[P.store_id], c.params[P.index_id]),
     ),
     Endpoint(
         "PUT",
         PATHS.index,
         S.store_write,
         lambda g, c: g.put_index(
-            c.params["vectorStoreId"],
-            c.params["indexId"],
+            c.params[P.store_id],
+            c.params[P.index_id],
             c.body,
             c.header(H.if_match),
             c.header(H.if_none_match),
@@ -249,7 +259,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         PATHS.index,
         S.store_write,
         lambda g, c: g.delete_index(
-            c.params["vectorStoreId"], c.params["indexId"], c.header(H.if_match)
+            c.params[P.store_id], c.params[P.index_id], c.header(H.if_match)
         ),
     ),
     Endpoint("POST", PATHS.invocations, S.execute, lambda g, c: g.invoke(c.body)),
@@ -378,7 +388,7 @@ class _Encoder:
 
 def _error_body(status: int, code: str, message: str, cid: str, details: list[str]) -> bytes:
     return _dumps(
-        {"message": message, "code": code, "status": status, "contextId": cid, "details": details}
+        {E.message: message, E.code: code, E.status: status, E.context_id: cid, E.details: details}
     )
 
 
@@ -545,7 +555,11 @@ class Emulator:
     ) -> Response:
         """RFC 6749 section 5.2's ``error_description``, and ``description`` as the real
         platform's login service names it: both, so clients written against either read it."""
-        body = {"error": error, "error_description": description, "description": description}
+        body = {
+            OAUTH.error: error,
+            OAUTH.error_description: description,
+            OAUTH.description: description,
+        }
         return self._respond(status, _dumps(body), cid, None, headers)
 
     def _record(self, request: Request, status: int | str, cid: str, **extra: Any) -> None:
@@ -784,11 +798,11 @@ class Emulator:
         return Answer(
             status,
             {
-                "message": message,
-                "code": code,
-                "status": status,
-                "contextId": cid,
-                "details": details or [],
+                E.message: message,
+                E.code: code,
+                E.status: status,
+                E.context_id: cid,
+                E.details: details or [],
             },
         )
 
@@ -822,19 +836,19 @@ class Emulator:
     async def _token(self, request: Request, cid: str) -> Response:
         if request.method != "POST":
             return self._oauth_error(
-                405, "invalid_request", "use POST with a form body", cid, {"Allow": "POST"}
+                405, OAUTH.invalid_request, "use POST with a form body", cid, {"Allow": "POST"}
             )
         try:
             raw = await read_body(request, bodies.MAX_BODY_BYTES)
         except TooLarge as exc:
             return self._oauth_error(
-                413, "invalid_request", f"the token request is over {exc.limit} bytes", cid
+                413, OAUTH.invalid_request, f"the token request is over {exc.limit} bytes", cid
             )
         try:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
         except UnicodeDecodeError:
             form = {}
-        client_id, secret = form.get("client_id"), form.get("client_secret")
+        client_id, secret = form.get(OAUTH.client_id), form.get(OAUTH.client_secret)
         auth = request.headers.get("authorization", "")
         if auth[:6].lower() == "basic ":
             try:
@@ -848,24 +862,28 @@ class Emulator:
         ):
             return self._oauth_error(
                 401,
-                "invalid_client",
+                OAUTH.invalid_client,
                 "client authentication failed",
                 cid,
                 {"WWW-Authenticate": 'Basic realm="oauth"'},
             )
-        grant = form.get("grant_type")
+        grant = form.get(OAUTH.grant_type)
         if grant is None:
             json_sent = "json" in request.headers.get("content-type", "")
             return self._oauth_error(
                 400,
-                "invalid_request",
-                "grant_type is required: send the form body grant_type=client_credentials"
+                OAUTH.invalid_request,
+                f"{OAUTH.grant_type} is required: send the form body "
+                f"{OAUTH.grant_type}={OAUTH.client_credentials}"
                 + (" (application/x-www-form-urlencoded, not JSON)" if json_sent else ""),
                 cid,
             )
-        if grant != "client_credentials":
+        if grant != OAUTH.client_credentials:
             return self._oauth_error(
-                400, "unsupported_grant_type", "use grant_type=client_credentials", cid
+                400,
+                OAUTH.unsupported_grant_type,
+                f"use {OAUTH.grant_type}={OAUTH.client_credentials}",
+                cid,
             )
         now = self.clock()
         w = self.token_windows.get(client.id)
@@ -875,14 +893,14 @@ class Emulator:
         if limit and w.count >= limit:
             return self._oauth_error(
                 400,
-                "invalid_request",
+                OAUTH.invalid_request,
                 "rate limit exceeded",
                 cid,
                 {H.retry_after: str(max(1, w.reset_in(now)))},
             )
         w.count += 1
         granted = client.scopes
-        asked = form.get("scope")
+        asked = form.get(OAUTH.scope)
         if asked is not None:
             granted = granted & frozenset(asked.split())
         value = secrets.token_urlsafe(32)
@@ -891,10 +909,10 @@ class Emulator:
             200,
             _dumps(
                 {
-                    "access_token": value,
-                    "token_type": "bearer",
-                    "expires_in": self.config.token_lifetime,
-                    "scope": " ".join(sorted(granted)),
+                    OAUTH.access_token: value,
+                    OAUTH.token_type: OAUTH.bearer,
+                    OAUTH.expires_in: self.config.token_lifetime,
+                    OAUTH.scope: " ".join(sorted(granted)),
                 }
             ),
             cid,

@@ -60,14 +60,30 @@ from reconciler.emulator.state.runtime import (
     DISPATCH_FIELDS,
 )
 from reconciler.emulator.state.versions import AB_HEADER, AB_KEYS, CONTENT_HASH, MATRIX_TYPES
-from reconciler.endpoints import CODES, FIELDS, HEADERS, PAGING, PATHS, REGIONS, SCOPES, STATUSES
+from reconciler.endpoints import (
+    CODES,
+    ERROR_BODY,
+    FIELDS,
+    HEADERS,
+    OAUTH,
+    PAGING,
+    PARAMS,
+    PATHS,
+    REGIONS,
+    RUNTIME,
+    SCOPES,
+    STATUSES,
+)
 
 OPENAPI_PATH = PATHS.openapi
 TITLE = "Genesys Cloud LLM Gateway (as llmgw's contract and emulator read it)"
 VERSION = "2026.11"
 
 TF, VF, PF, XF = FIELDS.template, FIELDS.version, FIELDS.prompt, FIELDS.index
-H = HEADERS
+MF, SF = FIELDS.model, FIELDS.store
+INV, DSP, TEL = RUNTIME.invocation, RUNTIME.dispatch, RUNTIME.telemetry
+ANA, AUD = RUNTIME.analytics, RUNTIME.audit
+H, P, E = HEADERS, PARAMS, ERROR_BODY
 WEBHOOK = r"^(https?://\S+)?$"  # state.put_index: http(s) URL; "" is absent (seed 004)
 
 
@@ -389,96 +405,111 @@ def _schemas() -> dict[str, Any]:
     )
     model = obj(
         {
-            "id": STRING,
-            "provider": STRING,
-            "contextWindow": {**INT, "minimum": 1},
-            "maxOutputTokens": {**INT, "minimum": 1},
+            MF.id: STRING,
+            MF.provider: STRING,
+            MF.context_window: {**INT, "minimum": 1},
+            MF.max_output_tokens: {**INT, "minimum": 1},
         },
-        ["id", "provider", "contextWindow", "maxOutputTokens"],
+        [MF.id, MF.provider, MF.context_window, MF.max_output_tokens],
     )
-    store = obj({"id": STRING, "name": STRING}, ["id", "name"])
+    store = obj({SF.id: STRING, SF.name: STRING}, [SF.id, SF.name])
     telemetry = obj(
         {
-            "timestamp": STAMP,
-            "promptId": STRING,
-            "version": nullable(STRING),
-            "modelId": nullable(STRING),
-            "latencyMs": {"type": "number", "minimum": 0},
-            "inputTokens": {**INT, "minimum": 0},
-            "outputTokens": {**INT, "minimum": 0},
-            "error": nullable(STRING),
-            "simulated": BOOL,
+            TEL.timestamp: STAMP,
+            TEL.prompt_id: STRING,
+            TEL.version: nullable(STRING),
+            TEL.model_id: nullable(STRING),
+            TEL.latency_ms: {"type": "number", "minimum": 0},
+            TEL.input_tokens: {**INT, "minimum": 0},
+            TEL.output_tokens: {**INT, "minimum": 0},
+            TEL.error: nullable(STRING),
+            TEL.simulated: BOOL,
         },
-        ["timestamp", "promptId", "latencyMs", "inputTokens", "outputTokens", "error"],
+        [
+            TEL.timestamp,
+            TEL.prompt_id,
+            TEL.latency_ms,
+            TEL.input_tokens,
+            TEL.output_tokens,
+            TEL.error,
+        ],
     )
     attempt = obj(
-        {"modelId": STRING, "status": INT, "outcome": STRING}, ["modelId", "status", "outcome"]
+        {DSP.model_id: STRING, DSP.status: INT, DSP.outcome: STRING},
+        [DSP.model_id, DSP.status, DSP.outcome],
     )
     dispatch_props = {
-        "modelId": STRING,
-        "prompt": {"type": "string", "minLength": 1, "maxLength": 8000},
-        "parameters": nullable(
+        DSP.model_id: STRING,
+        DSP.prompt: {"type": "string", "minLength": 1, "maxLength": 8000},
+        DSP.parameters: nullable(
             obj(
-                {"temperature": nullable({"type": "number", "minimum": 0, "maximum": 2})},
+                {DSP.temperature: nullable({"type": "number", "minimum": 0, "maximum": 2})},
                 closed=False,
             )
         ),
-        "fallbackModels": nullable({"type": "array", "items": STRING}),
-        "safetyFilters": nullable(names(CONTENT_FILTERS)),
-        "metadata": nullable(STRING_MAP),
+        DSP.fallbacks: nullable({"type": "array", "items": STRING}),
+        DSP.safety_filters: nullable(names(CONTENT_FILTERS)),
+        DSP.metadata: nullable(STRING_MAP),
     }
     assert tuple(dispatch_props) == DISPATCH_FIELDS
     audit_props = {
-        "promptId": nullable(STRING),
-        "action": {"type": "string", "minLength": 1},
-        "timestamp": nullable(STRING),
-        "details": nullable({"type": "object"}),
-        "complianceStatus": nullable(STRING),
-        "metadata": nullable({"type": "object"}),
+        AUD.prompt_id: nullable(STRING),
+        AUD.action: {"type": "string", "minLength": 1},
+        AUD.timestamp: nullable(STRING),
+        AUD.details: nullable({"type": "object"}),
+        AUD.compliance_status: nullable(STRING),
+        AUD.metadata: nullable({"type": "object"}),
     }
     assert set(audit_props) == AUDIT_FIELDS
     group = {g: nullable(STRING) for g in ANALYTICS_GROUPS}
-    metric_types = {m: INT for m in ANALYTICS_METRICS} | {"latencyMs": {"type": "number"}}
+    metric_types = {m: INT for m in ANALYTICS_METRICS} | {ANA.latency_ms: {"type": "number"}}
     return {
         "Error": obj(
             {
-                "message": STRING,
-                "code": {**STRING, "description": "tells apart cases that share a status"},
-                "status": INT,
-                "contextId": {**STRING, "description": f"equal to the {H.correlation_id} header"},
-                "details": {"type": "array", "items": STRING},
+                E.message: STRING,
+                E.code: {**STRING, "description": "tells apart cases that share a status"},
+                E.status: INT,
+                E.context_id: {**STRING, "description": f"equal to the {H.correlation_id} header"},
+                E.details: {"type": "array", "items": STRING},
             },
-            ["message", "code", "status", "contextId", "details"],
+            [E.message, E.code, E.status, E.context_id, E.details],
         ),
         "OAuthError": obj(
             {
-                "error": {
+                OAUTH.error: {
                     "type": "string",
-                    "enum": ["invalid_request", "invalid_client", "unsupported_grant_type"],
+                    "enum": [
+                        OAUTH.invalid_request,
+                        OAUTH.invalid_client,
+                        OAUTH.unsupported_grant_type,
+                    ],
                 },
-                "error_description": {**STRING, "description": "RFC 6749 section 5.2"},
-                "description": {**STRING, "description": "the same text (the platform's name)"},
+                OAUTH.error_description: {**STRING, "description": "RFC 6749 section 5.2"},
+                OAUTH.description: {**STRING, "description": "the same text (the platform's name)"},
             },
-            ["error", "error_description", "description"],
+            [OAUTH.error, OAUTH.error_description, OAUTH.description],
         ),
         "TokenRequest": obj(
             {
-                "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                "scope": {**STRING, "description": "space separated; granted: the intersection"},
-                "client_id": {**STRING, "description": "instead of Basic auth (seed 002)"},
-                "client_secret": STRING,
+                OAUTH.grant_type: {"type": "string", "enum": [OAUTH.client_credentials]},
+                OAUTH.scope: {
+                    **STRING,
+                    "description": "space separated; granted: the intersection",
+                },
+                OAUTH.client_id: {**STRING, "description": "instead of Basic auth (seed 002)"},
+                OAUTH.client_secret: STRING,
             },
-            ["grant_type"],
+            [OAUTH.grant_type],
             closed=False,
         ),
         "Token": obj(
             {
-                "access_token": STRING,
-                "token_type": {"type": "string", "enum": ["bearer"]},
-                "expires_in": {**INT, "minimum": 0},
-                "scope": STRING,
+                OAUTH.access_token: STRING,
+                OAUTH.token_type: {"type": "string", "enum": [OAUTH.bearer]},
+                OAUTH.expires_in: {**INT, "minimum": 0},
+                OAUTH.scope: STRING,
             },
-            ["access_token", "token_type", "expires_in", "scope"],
+            [OAUTH.access_token, OAUTH.token_type, OAUTH.expires_in, OAUTH.scope],
         ),
         "Labels": STRING_MAP,
         "TemplateWrite": obj(
@@ -522,50 +553,54 @@ def _schemas() -> dict[str, Any]:
         "VectorStore": store,
         "Invocation": obj(
             {
-                "promptId": STRING,
-                "userInput": nullable(STRING),
-                "sessionId": nullable({**STRING, "description": "sticky splits route by it"}),
-                "options": nullable({"type": "object"}),
+                INV.prompt_id: STRING,
+                INV.user_input: nullable(STRING),
+                INV.session_id: nullable({**STRING, "description": "sticky splits route by it"}),
+                INV.options: nullable({"type": "object"}),
             },
-            ["promptId"],
+            [INV.prompt_id],
         ),
         "InvocationAnswer": obj(
             {
-                "responseId": STRING,
-                "output": STRING,
-                "version": nullable(STRING),
-                "modelId": STRING,
-                "tokenUsage": obj({"prompt": INT, "completion": INT}, ["prompt", "completion"]),
+                INV.response_id: STRING,
+                INV.output: STRING,
+                INV.version: nullable(STRING),
+                INV.model_id: STRING,
+                INV.token_usage: obj(
+                    {INV.usage_prompt: INT, INV.usage_completion: INT},
+                    [INV.usage_prompt, INV.usage_completion],
+                ),
             },
-            ["responseId", "output", "version", "modelId", "tokenUsage"],
+            [INV.response_id, INV.output, INV.version, INV.model_id, INV.token_usage],
         ),
-        "Dispatch": obj(dispatch_props, ["modelId", "prompt"]),
+        "Dispatch": obj(dispatch_props, [DSP.model_id, DSP.prompt]),
         "DispatchAnswer": obj(
             {
-                "responseId": STRING,
-                "modelId": STRING,
-                "output": STRING,
-                "fallbackUsed": BOOL,
-                "attempts": {"type": "array", "items": attempt},
-                "metadata": STRING_MAP,
+                DSP.response_id: STRING,
+                DSP.model_id: STRING,
+                DSP.output: STRING,
+                DSP.fallback_used: BOOL,
+                DSP.attempts: {"type": "array", "items": attempt},
+                DSP.metadata: STRING_MAP,
             },
-            ["responseId", "modelId", "output", "fallbackUsed", "attempts"],
+            [DSP.response_id, DSP.model_id, DSP.output, DSP.fallback_used, DSP.attempts],
         ),
         "TelemetryEntry": telemetry,
         "AnalyticsQuery": obj(
             {
-                "dateFrom": nullable({**STRING, "description": "ISO 8601"}),
-                "dateTo": nullable({**STRING, "description": "ISO 8601"}),
-                "groupBy": nullable(names(ANALYTICS_GROUPS)),
-                "metrics": nullable(names(ANALYTICS_METRICS)),
+                ANA.date_from: nullable({**STRING, "description": "ISO 8601"}),
+                ANA.date_to: nullable({**STRING, "description": "ISO 8601"}),
+                ANA.group_by: nullable(names(ANALYTICS_GROUPS)),
+                ANA.metrics: nullable(names(ANALYTICS_METRICS)),
             }
         ),
         "AnalyticsAnswer": obj(
-            {"data": {"type": "array", "items": obj({**group, **metric_types})}}, ["data"]
+            {ANA.data: {"type": "array", "items": obj({**group, **metric_types})}}, [ANA.data]
         ),
-        "AuditRecord": obj(audit_props, ["action"]),
+        "AuditRecord": obj(audit_props, [AUD.action]),
         "AuditRecordAnswer": obj(
-            {"id": STRING, **audit_props, "receivedAt": STAMP}, ["id", "action", "receivedAt"]
+            {AUD.id: STRING, **audit_props, AUD.received_at: STAMP},
+            [AUD.id, AUD.action, AUD.received_at],
         ),
     }
 
@@ -618,21 +653,21 @@ def _parameters() -> dict[str, Any]:
 
     size = {**INT, "minimum": 1, "maximum": PAGING.max_page_size, "default": 25}
     return {
-        "pageSize": query(PAGING.page_size, size, "entities per page"),
-        "pageNumber": query(
+        PAGING.page_size: query(PAGING.page_size, size, "entities per page"),
+        PAGING.page_number: query(
             PAGING.page_number,
             {**INT, "minimum": 1, "maximum": MAX_PAGE_NUMBER, "default": 1},
             "1-based; past the last page the entities are empty",
         ),
-        "cursor": query(PAGING.cursor, STRING, f"a {PAGING.next_cursor} this server gave"),
-        "promptIdFilter": query("promptId", STRING, "only this prompt's entries"),
-        "startTime": query("startTime", STRING, "ISO 8601 date-time, inclusive"),
-        "endTime": query("endTime", STRING, "ISO 8601 date-time, inclusive"),
-        "templateId": path("templateId", "a prompt template's id"),
-        "version": path("version", "a template version (semver)"),
-        "promptId": path("promptId", "a gateway prompt's id"),
-        "vectorStoreId": path("vectorStoreId", "a vector store's id"),
-        "indexId": path("indexId", "the index's name, chosen by the client"),
+        PAGING.cursor: query(PAGING.cursor, STRING, f"a {PAGING.next_cursor} this server gave"),
+        "promptIdFilter": query(TEL.prompt_id, STRING, "only this prompt's entries"),
+        TEL.start_time: query(TEL.start_time, STRING, "ISO 8601 date-time, inclusive"),
+        TEL.end_time: query(TEL.end_time, STRING, "ISO 8601 date-time, inclusive"),
+        P.template_id: path(P.template_id, "a prompt template's id"),
+        P.version: path(P.version, "a template version (semver)"),
+        P.prompt_id: path(P.prompt_id, "a gateway prompt's id"),
+        P.store_id: path(P.store_id, "a vector store's id"),
+        P.index_id: path(P.index_id, "the index's name, chosen by the client"),
         "requestId": header(
             H.request_id,
             {"type": "string", "maxLength": 256},
@@ -688,7 +723,7 @@ def _headers() -> dict[str, Any]:
         "RateReset": header(count, "seconds until the window resets", True),
         "RetryAfter": header(retry, "seconds to wait before retrying", True),
         "RetryAfterOptional": header(retry, "seconds to wait before retrying", False),
-        "ETag": header({"type": "string", "pattern": '^"[^"]*"$'}, "send back as If-Match", True),
+        H.etag: header({"type": "string", "pattern": '^"[^"]*"$'}, "send back as If-Match", True),
         "RequestId": header(STRING, f"the request's {H.request_id}, echoed", False),
         "WWWAuthenticate": header(STRING, "RFC 6750 (bearer) or RFC 6749 (Basic) challenge", True),
         "CacheControl": header(STRING, "no-store", True),
@@ -709,7 +744,7 @@ def _header_refs(*, etag: bool = False, retry: bool | None = None) -> dict[str, 
         H.request_id: _h("RequestId"),
     }
     if etag:
-        out[H.etag] = _h("ETag")
+        out[H.etag] = _h(H.etag)
     if retry is not None:
         out[H.retry_after] = _h("RetryAfter" if retry else "RetryAfterOptional")
     return out
@@ -731,7 +766,7 @@ class Op:
     etag: bool = False  # success answers carry an ETag
 
 
-PAGED = ("pageSize", "pageNumber")
+PAGED = (PAGING.page_size, PAGING.page_number)
 BAD_PAGE = f"{CODES.validation_failed}: pageSize (1..100) or pageNumber is not an integer in range"
 NOT_FOUND = f"{CODES.not_found}: no such {{what}}"
 REQ = ("requestId",)
@@ -761,7 +796,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Get a prompt template",
         {200: "Template"},
         {404: NOT_FOUND.format(what="template")},
-        params=("templateId",),
+        params=(P.template_id,),
     ),
     ("PUT", PATHS.template): Op(
         "replacePromptTemplate",
@@ -774,7 +809,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             412: f"{CODES.precondition_failed}: If-Match is not the current version",
         },
         body="TemplateWrite",
-        params=("templateId", "ifMatchVersion", "requestId"),
+        params=(P.template_id, "ifMatchVersion", "requestId"),
     ),
     ("DELETE", PATHS.template): Op(
         "deletePromptTemplate",
@@ -785,14 +820,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             409: f"{CODES.template_bound}: a gateway prompt binds it",
             412: f"{CODES.precondition_failed}: If-Match is not the current version",
         },
-        params=("templateId", "ifMatchVersion", "requestId"),
+        params=(P.template_id, "ifMatchVersion", "requestId"),
     ),
     ("GET", PATHS.versions): Op(
         "listTemplateVersions",
         "List a template's versions (by semver), page-number paging (seed 000)",
         {200: "VersionPage"},
         {400: BAD_PAGE, 404: NOT_FOUND.format(what="template")},
-        params=("templateId", *PAGED),
+        params=(P.template_id, *PAGED),
     ),
     ("POST", PATHS.versions): Op(
         "createTemplateVersion",
@@ -808,14 +843,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             409: f"{CODES.version_exists}: the template has that version",
         },
         body="VersionCreate",
-        params=("templateId", "abTest", "requestId"),
+        params=(P.template_id, "abTest", "requestId"),
     ),
     ("GET", PATHS.version): Op(
         "getTemplateVersion",
         "Get a template version",
         {200: "Version"},
         {404: NOT_FOUND.format(what="template or version")},
-        params=("templateId", "version"),
+        params=(P.template_id, P.version),
     ),
     ("PATCH", PATHS.version): Op(
         "updateTemplateVersion",
@@ -830,7 +865,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             "version) differ from the version's",
         },
         body="VersionPatch",
-        params=("templateId", "version", "requestId"),
+        params=(P.template_id, P.version, "requestId"),
     ),
     ("DELETE", PATHS.version): Op(
         "deleteTemplateVersion",
@@ -840,7 +875,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             404: NOT_FOUND.format(what="template or version"),
             409: f"{CODES.version_routed}: a traffic split routes to it",
         },
-        params=("templateId", "version", "requestId"),
+        params=(P.template_id, P.version, "requestId"),
     ),
     ("GET", PATHS.prompts): Op(
         "listGatewayPrompts",
@@ -871,7 +906,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Get a gateway prompt",
         {200: "Prompt"},
         {404: NOT_FOUND.format(what="prompt")},
-        params=("promptId",),
+        params=(P.prompt_id,),
         etag=True,
     ),
     ("PUT", PATHS.prompt): Op(
@@ -885,7 +920,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             412: f"{CODES.precondition_failed}: If-Match is not the current ETag",
         },
         body="PromptUpdate",
-        params=("promptId", "ifMatchEtag", "requestId"),
+        params=(P.prompt_id, "ifMatchEtag", "requestId"),
         etag=True,
     ),
     ("DELETE", PATHS.prompt): Op(
@@ -896,7 +931,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             404: NOT_FOUND.format(what="prompt"),
             412: f"{CODES.precondition_failed}: If-Match is not the current ETag",
         },
-        params=("promptId", "ifMatchEtag", "requestId"),
+        params=(P.prompt_id, "ifMatchEtag", "requestId"),
     ),
     ("GET", PATHS.models): Op(
         "listModels",
@@ -917,14 +952,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "List a vector store's indexes (by name), page-number paging",
         {200: "IndexPage"},
         {400: BAD_PAGE, 404: NOT_FOUND.format(what="vector store")},
-        params=("vectorStoreId", *PAGED),
+        params=(P.store_id, *PAGED),
     ),
     ("GET", PATHS.index): Op(
         "getIndex",
         "Get an index (seed 004)",
         {200: "Index"},
         {404: NOT_FOUND.format(what="vector store or index")},
-        params=("vectorStoreId", "indexId"),
+        params=(P.store_id, P.index_id),
         etag=True,
     ),
     ("PUT", PATHS.index): Op(
@@ -941,7 +976,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             "similarityMetric or embeddingFormat differ from the index's",
         },
         body="IndexPut",
-        params=("vectorStoreId", "indexId", "ifMatchIndex", "ifNoneMatch", "requestId"),
+        params=(P.store_id, P.index_id, "ifMatchIndex", "ifNoneMatch", "requestId"),
         etag=True,
     ),
     ("DELETE", PATHS.index): Op(
@@ -952,7 +987,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             404: NOT_FOUND.format(what="vector store or index"),
             409: f"{CODES.precondition_failed}: If-Match stale",
         },
-        params=("vectorStoreId", "indexId", "ifMatchIndex", "requestId"),
+        params=(P.store_id, P.index_id, "ifMatchIndex", "requestId"),
     ),
     ("POST", PATHS.invocations): Op(
         "invokeGatewayPrompt",
@@ -986,7 +1021,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             400: f"{CODES.validation_failed}: pageSize, a cursor this server did not give, "
             "a date-time"
         },
-        params=("promptIdFilter", "startTime", "endTime", "pageSize", "cursor"),
+        params=("promptIdFilter", TEL.start_time, TEL.end_time, PAGING.page_size, PAGING.cursor),
     ),
     ("POST", PATHS.analytics): Op(
         "queryAnalytics",

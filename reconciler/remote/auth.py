@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reconciler import redact
-from reconciler.endpoints import HEADERS, PATHS
+from reconciler.endpoints import HEADERS, OAUTH, PATHS
 from reconciler.errors import AuthError, ProtocolError, TransportError
 from reconciler.remote.answers import (
     VISIBLE_ASCII,
@@ -99,7 +99,7 @@ class Auth:
                     answer = await self._send(
                         "POST",
                         url,
-                        data={"grant_type": "client_credentials"},
+                        data={OAUTH.grant_type: OAUTH.client_credentials},
                         auth=(self.settings.client_id, self.settings.client_secret),
                     )
                 except AttemptFailed as exc:
@@ -142,7 +142,7 @@ class Auth:
                         "POST",
                         PATHS.token,
                         status,
-                        server_token(body.get("error")) if isinstance(body, dict) else None,
+                        server_token(body.get(OAUTH.error)) if isinstance(body, dict) else None,
                         f"the login server refused the client credentials of client "
                         f"{shown(self.settings.client_id)}; check GENESYS_CLOUD_CLIENT_ID and "
                         "GENESYS_CLOUD_CLIENT_SECRET (and GENESYS_CLOUD_LOGIN_URL)",
@@ -164,7 +164,7 @@ class Auth:
             raise bad(f"{status} is not the documented answer of the token endpoint (200)")
         if not isinstance(body, dict):
             raise bad(f"the answer is {kind_of(body)}, not a token object")
-        token = body.get("access_token")
+        token = body.get(OAUTH.access_token)
         if not isinstance(token, str) or not token:
             raise AuthError(
                 "POST",
@@ -177,7 +177,7 @@ class Auth:
         redact.register(token)  # before anything could show it
         if len(token) > 8192 or not VISIBLE_ASCII.match(token):
             raise bad("the access_token is not a bearer token (visible ASCII, at most 8 KiB)")
-        lifetime = body.get("expires_in", 86400)
+        lifetime = body.get(OAUTH.expires_in, 86400)
         if isinstance(lifetime, str):
             try:
                 lifetime = float(lifetime)

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from reconciler import redact
-from reconciler.endpoints import CODES, READ_SUCCESS, WRITES, Write
+from reconciler.endpoints import CODES, ERROR_BODY, OAUTH, READ_SUCCESS, WRITES, Write
 from reconciler.errors import (
     AuthError,
     ConflictError,
@@ -52,6 +52,9 @@ def server_token(value: Any) -> str | None:
     return text if _TOKEN_RX.match(text) else shown(text, NAME)
 
 
+E = ERROR_BODY
+
+
 def _clip(text: str) -> str:
     """A server's text as llmgw shows it: invisible characters escaped, secrets masked, at most
     ``TRIM`` characters (``redact.clip`` masks before it cuts, so no secret is cut in half)."""
@@ -62,10 +65,12 @@ def map_error(
     method: str, path: str, status: int, body: Any, correlation: str | None
 ) -> RemoteError:
     """The project's error for a gateway answer, branching on status and the error ``code``."""
-    code = body.get("code") if isinstance(body, dict) else None
+    code = body.get(E.code) if isinstance(body, dict) else None
     if isinstance(body, dict):
-        detail = str(body.get("message") or body.get("description") or body.get("error") or "")
-        details = body.get("details")
+        # the platform's error body, else an OAuth one (a login host answering an API call)
+        said = body.get(E.message) or body.get(OAUTH.description) or body.get(OAUTH.error)
+        detail = str(said or "")
+        details = body.get(E.details)
         if details and isinstance(details, list):
             detail += " " + "; ".join(str(d) for d in details[:5])
     else:

@@ -21,24 +21,32 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from reconciler.endpoints import FIELDS
+
 STORE_ID = "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10"
+MF, SF = FIELDS.model, FIELDS.store
 MODELS: tuple[dict[str, Any], ...] = (
     {
-        "id": "anthropic/claude-3-sonnet",
-        "provider": "anthropic",
-        "contextWindow": 200000,
-        "maxOutputTokens": 4096,
+        MF.id: "anthropic/claude-3-sonnet",
+        MF.provider: "anthropic",
+        MF.context_window: 200000,
+        MF.max_output_tokens: 4096,
     },
-    {"id": "model-gen-4", "provider": "genesys", "contextWindow": 128000, "maxOutputTokens": 4096},
     {
-        "id": "model-fallback-3",
-        "provider": "genesys",
-        "contextWindow": 16000,
-        "maxOutputTokens": 2048,
+        MF.id: "model-gen-4",
+        MF.provider: "genesys",
+        MF.context_window: 128000,
+        MF.max_output_tokens: 4096,
+    },
+    {
+        MF.id: "model-fallback-3",
+        MF.provider: "genesys",
+        MF.context_window: 16000,
+        MF.max_output_tokens: 2048,
     },
 )
-MODEL_IDS = frozenset(m["id"] for m in MODELS)
-STORES: tuple[dict[str, Any], ...] = ({"id": STORE_ID, "name": "default-knowledge-store"},)
+MODEL_IDS = frozenset(m[MF.id] for m in MODELS)
+STORES: tuple[dict[str, Any], ...] = ({SF.id: STORE_ID, SF.name: "default-knowledge-store"},)
 
 Obj = dict[str, Any]
 
@@ -90,7 +98,7 @@ class Org:
         self.prompts: dict[str, Obj] = {}
         self.prompt_names: dict[str, str] = {}
         self.prompt_labels: dict[str, tuple[str, ...]] = {}  # id -> release labels carried
-        self.indexes: dict[str, dict[str, Obj]] = {s["id"]: {} for s in STORES}
+        self.indexes: dict[str, dict[str, Obj]] = {s[SF.id]: {} for s in STORES}
         self.ready_at: dict[str, float] = {}  # "store/index" -> when PROCESSING ends
         self.telemetry: list[Obj] = []
         self.audit_logs: list[Obj] = []

@@ -45,7 +45,7 @@ from reconciler.emulator.state.org import MODELS, Obj, Org
 from reconciler.emulator.state.persistence import Step
 from reconciler.endpoints import CODES, FIELDS, HEADERS, STATUSES
 
-PF, VF = FIELDS.prompt, FIELDS.version
+PF, VF, MF = FIELDS.prompt, FIELDS.version, FIELDS.model
 
 CONTENT_FILTERS = ("pii", "profanity", "toxicity", "jailbreak")
 CATEGORIES = ("violence", "hate_speech", "self_harm", "sexual", "harassment")
@@ -158,7 +158,7 @@ class Prompts:
         tid = p.get(PF.template_id)
         if tid is not None and (not isinstance(tid, str) or tid not in self.org.templates):
             problems.append(f"{PF.template_id} {tid!r} is not a prompt template")
-        models = {m["id"]: m for m in MODELS}
+        models = {m[MF.id]: m for m in MODELS}
         model = p.get(PF.model)
         if model is not None and not isinstance(model, str):
             problems.append(f"{PF.model} must be a model id (a string)")
@@ -196,10 +196,10 @@ class Prompts:
         mt = p.get(PF.max_tokens)
         if not is_int(mt) or mt < 1:
             problems.append(f"{PF.max_tokens} must be a positive integer")
-        elif model in models and mt > models[model]["maxOutputTokens"]:
+        elif model in models and mt > models[model][MF.max_output_tokens]:
             problems.append(
-                f"{PF.max_tokens} {mt} exceeds {model}'s maxOutputTokens "
-                f"{models[model]['maxOutputTokens']}"
+                f"{PF.max_tokens} {mt} exceeds {model}'s {MF.max_output_tokens} "
+                f"{models[model][MF.max_output_tokens]}"
             )
         if PF.version in p and not tr.is_semver(p[PF.version]):
             problems.append(f'{PF.version} must be a semantic version string such as "1.2.0"')
