@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from reconciler import runs
+from reconciler import jobs
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.transport import in_process_transport
@@ -125,17 +125,17 @@ def write_org(root: Path, templates: int, versions: int, prompts: int, indexes: 
 URL = "http://127.0.0.1:8787"
 
 
-def _target(app: Any) -> runs.Target:
+def _target(app: Any) -> jobs.Target:
     settings = Settings(URL, URL, CLIENT["GENESYS_CLOUD_CLIENT_ID"], "emulator-secret")
-    return runs.Target(settings, None, transport=in_process_transport(app), parallelism=16)
+    return jobs.Target(settings, None, transport=in_process_transport(app), parallelism=16)
 
 
 async def seed(manifests: Path, state: Path, work: Path) -> None:
     """Apply the manifests to an empty in-process emulator with llmgw, save the org."""
     app = create_app(EmulatorConfig(rate_limit=0, ingest_delay=0.0, seed=7))
     target = _target(app)
-    prepared = await runs.prepare_apply(target, paths=[str(manifests)])
-    run = await runs.execute(target, prepared, audit_path=str(work / "seed-audit.jsonl"))
+    prepared = await jobs.prepare_apply(target, paths=[str(manifests)])
+    run = await jobs.execute(target, prepared, audit_path=str(work / "seed-audit.jsonl"))
     if not run.ok:
         raise SystemExit(f"bench: seeding failed: {[r.error for r in run.result.results][:3]}")
     state.write_text(json.dumps(app.emulator.gateway.snapshot()))
@@ -295,7 +295,7 @@ async def baseline(manifests: str, ids_file: str) -> None:
     url = os.environ["GENESYS_CLOUD_API_URL"]
     settings = Settings(url, url, CLIENT["GENESYS_CLOUD_CLIENT_ID"], "emulator-secret")
     ids = json.loads(Path(ids_file).read_text())
-    desired = runs.load_desired([manifests])
+    desired = jobs.load_desired([manifests])
     async with GatewayClient(settings, parallelism=PARALLELISM, read_only=True) as client:
         live = await read_live(PerObjectReader(client, ids), desired.objects.values())
     result = plan(desired.objects, live)
@@ -307,7 +307,7 @@ async def planner_cpu(manifests: Path, state: Path) -> dict[str, float]:
     """CPU seconds of validating and loading the manifests, and of the pure plan function,
     with the live read done against an in-process emulator (not counted)."""
     c0 = time.process_time()
-    desired = runs.load_desired([str(manifests)])
+    desired = jobs.load_desired([str(manifests)])
     load_cpu = time.process_time() - c0
     app = create_app(EmulatorConfig(rate_limit=0, ingest_delay=0.0))
     app.emulator.restore(json.loads(state.read_text()))

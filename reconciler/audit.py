@@ -23,7 +23,7 @@ A torn last line (the process was killed mid-write) is never silently dropped: t
 moves its bytes to a sidecar file and records that it did, chained like any record. A chain
 broken in the middle is refused for appending. Every string goes through ``reconciler.redact``
 before it reaches the disk. This module never prints and never decides what to write: the
-executor and ``runs`` do.
+executor and ``jobs`` do.
 """
 
 from __future__ import annotations

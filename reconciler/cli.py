@@ -423,9 +423,9 @@ def _run(
 
 
 def _target(parallelism: int, environment: str | None) -> Any:
-    from reconciler import runs
+    from reconciler import jobs
 
-    return runs.target_from_env(os.environ, environment=environment, parallelism=parallelism)
+    return jobs.target_from_env(os.environ, environment=environment, parallelism=parallelism)
 
 
 def remote_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -484,7 +484,7 @@ def plan(
     changes; 1 is an error (invalid manifests, unreachable org, missing scope, --out not
     writable: checked before the org is read).
     """
-    from reconciler import planfile, runs
+    from reconciler import jobs, planfile
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
@@ -493,7 +493,7 @@ def plan(
     if out:
         planfile.check_writable(out)
     run = _run(
-        runs.make_plan(target, list(paths), prune=prune, ignore_file=ignore_file),
+        jobs.make_plan(target, list(paths), prune=prune, ignore_file=ignore_file),
         deadline=deadline,
         timeout=timeout,
         command="plan",
@@ -618,7 +618,7 @@ def apply(
     planned was applied and verified, 1 otherwise (or 130/143 when interrupted).
     """
     from reconciler import audit as auditlog
-    from reconciler import runs
+    from reconciler import jobs
     from reconciler.executor import Stop
 
     _setup_logging(verbose)
@@ -629,7 +629,7 @@ def apply(
         redact_mod.register_url(webhook)
     plan_file = paths[0] if _is_plan_file(paths) else None
     if metrics_file and not dry_run:
-        runs.check_metrics(metrics_file)
+        jobs.check_metrics(metrics_file)
     lock = None
     if not dry_run:
         auditlog.check_path(audit_log)
@@ -685,10 +685,10 @@ def _apply(
     ignore_file: str | None,
     stop: Any,
 ) -> int:
-    from reconciler import runs
+    from reconciler import jobs
 
     prepared = _run(
-        runs.prepare_apply(
+        jobs.prepare_apply(
             target,
             paths=() if plan_file else list(paths),
             plan_file=plan_file,
@@ -704,7 +704,7 @@ def _apply(
     if shown is not None:
         echo(shown)
     if dry_run:
-        echo(view.dry_run(runs.dry_run_requests(prepared.plan)))
+        echo(view.dry_run(jobs.dry_run_requests(prepared.plan)))
         return EXIT_OK
     n = len(prepared.plan.changes)
     if n == 0:
@@ -726,7 +726,7 @@ def _apply(
     SIGNALS.stop = stop  # from here on a signal stops the run cleanly
     try:
         run = _run(
-            runs.execute(
+            jobs.execute(
                 target,
                 prepared,
                 audit_path=audit_log,
@@ -781,7 +781,7 @@ def drift(
     only). Exit 0 in sync, 2 drift found, 1 error (a --metrics-file that cannot be written is
     found before the org is read).
     """
-    from reconciler import runs
+    from reconciler import jobs
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
@@ -790,7 +790,7 @@ def drift(
     if webhook:
         redact_mod.register_url(webhook)
     run = _run(
-        runs.detect_drift(
+        jobs.detect_drift(
             target,
             list(paths),
             ignore_file=ignore_file,
@@ -833,14 +833,14 @@ def export(
     One file per template with its versions, per prompt with its traffic split, per vector
     store with its indexes. Never overwrites a file unless --force. Exit 0 ok, 1 error.
     """
-    from reconciler import runs
+    from reconciler import jobs
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
     view = views.export.view()
     target = _target(parallelism, environment)
     run = _run(
-        runs.export_org(target, out_dir, kinds=kinds, name=name, force=force),
+        jobs.export_org(target, out_dir, kinds=kinds, name=name, force=force),
         deadline=deadline,
         timeout=timeout,
         command="export",

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler import audit, planfile, runs
+from reconciler import audit, jobs, planfile
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import ClientSpec, EmulatorConfig
 from reconciler.emulator.state import STORE_ID
@@ -54,8 +54,8 @@ class Org:
         environment: str | None = "test",
         parallelism: int = 8,
         **client_options: Any,
-    ) -> runs.Target:
-        return runs.Target(
+    ) -> jobs.Target:
+        return jobs.Target(
             Settings(URL, URL, client, secret),
             environment,
             transport=in_process_transport(self.app),
@@ -116,20 +116,20 @@ def _writes(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def _apply(target: runs.Target, paths: list[str], tmp: Path, **kw: Any) -> runs.ApplyRun:
-    prepared = await runs.prepare_apply(
+async def _apply(target: jobs.Target, paths: list[str], tmp: Path, **kw: Any) -> jobs.ApplyRun:
+    prepared = await jobs.prepare_apply(
         target,
         paths=paths,
         **{k: v for k, v in kw.items() if k in ("prune", "allow_replace", "ignore_file", "today")},
     )
-    return await runs.execute(target, prepared, audit_path=str(tmp / "audit.jsonl"))
+    return await jobs.execute(target, prepared, audit_path=str(tmp / "audit.jsonl"))
 
 
 async def test_plan_apply_verify_and_empty_replan(
     org: Org, manifests: Path, tmp_path: Path
 ) -> None:
     target = org.target()
-    first = await runs.make_plan(target, [str(manifests)])
+    first = await jobs.make_plan(target, [str(manifests)])
     counts = first.plan.counts()
     assert counts["create"] == len(first.plan.changes) > 0
     # templates + prompts + models + stores listed once each, indexes per store, no per-object GET
@@ -138,7 +138,7 @@ async def test_plan_apply_verify_and_empty_replan(
     assert run.ok, [r.error for r in run.result.results]
     assert run.verify_plan is not None and not run.verify_plan.changes
     assert set(run.index_health.values()) <= {"ACTIVE", "PROCESSING"}
-    again = await runs.make_plan(target, [str(manifests)])
+    again = await jobs.make_plan(target, [str(manifests)])
     assert not again.plan.changes
     # versions were listed only for the two templates the manifests name
     assert again.requests <= 4 + 2 + 1
@@ -152,7 +152,7 @@ async def test_saved_plan_applied_exactly_and_refused_when_stale(
     await _apply(target, [str(manifests)], tmp_path)
     prompt = manifests / "prompts" / "ticket-triage.yaml"
     prompt.write_text(prompt.read_text().replace("temperature: 0.0", "temperature: 0.4"))
-    run = await runs.make_plan(target, [str(manifests)])
+    run = await jobs.make_plan(target, [str(manifests)])
     assert [o.ref for o in run.plan.changes] == ["Prompt/ticket-triage"]
     path = tmp_path / "plan.json"
     planfile.save(run.saved, str(path))
@@ -161,22 +161,22 @@ async def test_saved_plan_applied_exactly_and_refused_when_stale(
     await org.call("PUT", f"/api/v2/ai/llm/gateway/prompts/{live['id']}", json={"topP": 0.5})
     before = len(_writes(await org.requests_log()))
     with pytest.raises(StalePlanError) as exc:
-        await runs.prepare_apply(target, plan_file=str(path))
+        await jobs.prepare_apply(target, plan_file=str(path))
     assert "Prompt/ticket-triage" in str(exc.value)
     assert len(_writes(await org.requests_log())) == before
     # manifests edited after the plan: refused too
-    run = await runs.make_plan(target, [str(manifests)])
+    run = await jobs.make_plan(target, [str(manifests)])
     planfile.save(run.saved, str(path))
     prompt.write_text(prompt.read_text().replace("temperature: 0.4", "temperature: 0.5"))
     with pytest.raises(StalePlanError, match="manifests changed"):
-        await runs.prepare_apply(target, plan_file=str(path))
+        await jobs.prepare_apply(target, plan_file=str(path))
     # another target: refused
     prompt.write_text(prompt.read_text().replace("temperature: 0.5", "temperature: 0.4"))
-    other = runs.Target(Settings("http://127.0.0.2:9", "http://127.0.0.2:9", "a", "bbbb"), None)
+    other = jobs.Target(Settings("http://127.0.0.2:9", "http://127.0.0.2:9", "a", "bbbb"), None)
     with pytest.raises(StalePlanError, match="made for"):
-        await runs.prepare_apply(other, plan_file=str(path))
-    prepared = await runs.prepare_apply(target, plan_file=str(path))
-    done = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
+        await jobs.prepare_apply(other, plan_file=str(path))
+    prepared = await jobs.prepare_apply(target, plan_file=str(path))
+    done = await jobs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
     assert done.ok
 
 
@@ -187,10 +187,10 @@ async def test_concurrent_applies_cannot_overwrite_each_other(
     await _apply(target, [str(manifests)], tmp_path)
     prompt = manifests / "prompts" / "ticket-triage.yaml"
     prompt.write_text(prompt.read_text().replace("temperature: 0.0", "temperature: 0.4"))
-    a = await runs.prepare_apply(target, paths=[str(manifests)])
-    b = await runs.prepare_apply(target, paths=[str(manifests)])
-    assert (await runs.execute(target, a, audit_path=str(tmp_path / "a.jsonl"))).ok
-    second = await runs.execute(target, b, audit_path=str(tmp_path / "b.jsonl"))
+    a = await jobs.prepare_apply(target, paths=[str(manifests)])
+    b = await jobs.prepare_apply(target, paths=[str(manifests)])
+    assert (await jobs.execute(target, a, audit_path=str(tmp_path / "a.jsonl"))).ok
+    second = await jobs.execute(target, b, audit_path=str(tmp_path / "b.jsonl"))
     assert not second.ok
     (failed,) = second.result.by_outcome("failed")
     assert failed.stale and "re-run `llmgw plan`" in (failed.error or "")
@@ -212,7 +212,7 @@ async def test_apply_converges_through_faults_without_duplicates(
     creates = [r for r in _writes(log) if r["method"] == "POST" and r["status"] == 201]
     # each create took effect once, whatever the retries and dropped answers
     assert len({(r["path"], r.get("requestId")) for r in creates}) == len(creates)
-    again = await runs.make_plan(target, [str(manifests)])
+    again = await jobs.make_plan(target, [str(manifests)])
     assert not again.plan.changes
 
 
@@ -222,21 +222,21 @@ async def test_destructive_operations_need_permission(
     target = org.target()
     await _apply(target, [str(manifests)], tmp_path)
     (manifests / "prompts" / "ticket-triage.yaml").unlink()
-    without = await runs.prepare_apply(target, paths=[str(manifests)])
+    without = await jobs.prepare_apply(target, paths=[str(manifests)])
     assert not without.plan.changes and without.plan.orphaned == ("Prompt/ticket-triage",)
-    pruning = await runs.make_plan(target, [str(manifests)], prune=True)
+    pruning = await jobs.make_plan(target, [str(manifests)], prune=True)
     planfile.save(pruning.saved, str(tmp_path / "prune.json"))
     with pytest.raises(ConfigError, match="--prune"):
-        await runs.prepare_apply(target, plan_file=str(tmp_path / "prune.json"))
+        await jobs.prepare_apply(target, plan_file=str(tmp_path / "prune.json"))
     index = manifests / "indexes" / "prod-embedding-index-v2.yaml"
     index.write_text(index.read_text().replace("dimensions: 1536", "dimensions: 768"))
     with pytest.raises(ConfigError, match="--allow-replace"):
-        await runs.prepare_apply(target, paths=[str(manifests)], prune=True)
-    prepared = await runs.prepare_apply(
+        await jobs.prepare_apply(target, paths=[str(manifests)], prune=True)
+    prepared = await jobs.prepare_apply(
         target, paths=[str(manifests)], prune=True, allow_replace=True
     )
     assert {o.action.value for o in prepared.plan.changes} == {"delete", "replace"}
-    run = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
+    run = await jobs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
     assert run.ok, [r.error for r in run.result.results]
     path = PATHS.index.format(vectorStoreId=STORE_ID, indexId="prod-embedding-index-v2")
     live = await org.call("GET", path)
@@ -253,11 +253,11 @@ async def test_changed_immutable_version_field_is_an_error_naming_the_fix(
     path = manifests / "templates" / "support-ticket-classifier.yaml"
     path.write_text(path.read_text().replace("Answer with billing", "Reply with billing"))
     with pytest.raises(PlanError) as err:
-        await runs.make_plan(target, [str(manifests)])
+        await jobs.make_plan(target, [str(manifests)])
     assert "support-ticket-classifier@1.0.0" in str(err.value)
     assert "publish a new version" in str(err.value)
     with pytest.raises(PlanError):
-        await runs.prepare_apply(target, paths=[str(manifests)])
+        await jobs.prepare_apply(target, paths=[str(manifests)])
     assert len(_writes(await org.requests_log())) == before
 
 
@@ -268,7 +268,7 @@ async def test_plan_request_count_follows_the_formula(tmp_path: Path) -> None:
     target = org.target()
     run = await _apply(target, [str(tmp_path / "gen")], tmp_path)
     assert run.ok
-    again = await runs.make_plan(target, [str(tmp_path / "gen")])
+    again = await jobs.make_plan(target, [str(tmp_path / "gen")])
     assert not again.plan.changes
     t = p = i = 180
     formula = -(-t // 100) + t + -(-p // 100) + -(-i // 100) + 1
@@ -277,8 +277,8 @@ async def test_plan_request_count_follows_the_formula(tmp_path: Path) -> None:
 
 async def test_dry_run_sends_no_write(org: Org, manifests: Path) -> None:
     target = org.target()
-    prepared = await runs.prepare_apply(target, paths=[str(manifests)])
-    requests = runs.dry_run_requests(prepared.plan)
+    prepared = await jobs.prepare_apply(target, paths=[str(manifests)])
+    requests = jobs.dry_run_requests(prepared.plan)
     assert requests and requests[0]["method"] == "POST"
     assert not _writes(await org.requests_log())
 
@@ -286,11 +286,11 @@ async def test_dry_run_sends_no_write(org: Org, manifests: Path) -> None:
 async def test_drift_ignore_and_expiry(org: Org, manifests: Path, tmp_path: Path) -> None:
     target = org.target()
     await _apply(target, [str(manifests)], tmp_path)
-    clean = await runs.detect_drift(target, [str(manifests)])
+    clean = await jobs.detect_drift(target, [str(manifests)])
     assert clean.report.in_sync
     live = await org.prompt("support-agent")
     await org.call("PUT", f"/api/v2/ai/llm/gateway/prompts/{live['id']}", json={"temperature": 1.3})
-    drifted = await runs.detect_drift(target, [str(manifests)])
+    drifted = await jobs.detect_drift(target, [str(manifests)])
     (finding,) = drifted.report.drifted
     assert finding.ref == "Prompt/support-agent"
     assert [d.path for d in finding.diff] == ["temperature"]
@@ -303,12 +303,12 @@ async def test_drift_ignore_and_expiry(org: Org, manifests: Path, tmp_path: Path
         "    expires: 2026-12-31\n"
     )
     today = dt.date(2026, 11, 22)
-    quiet = await runs.detect_drift(target, [str(manifests)], ignore_file=str(ignore), today=today)
+    quiet = await jobs.detect_drift(target, [str(manifests)], ignore_file=str(ignore), today=today)
     assert quiet.report.in_sync
-    plan = await runs.make_plan(target, [str(manifests)], ignore_file=str(ignore), today=today)
+    plan = await jobs.make_plan(target, [str(manifests)], ignore_file=str(ignore), today=today)
     assert not plan.plan.changes
     later = dt.date(2027, 1, 1)
-    loud = await runs.detect_drift(target, [str(manifests)], ignore_file=str(ignore), today=later)
+    loud = await jobs.detect_drift(target, [str(manifests)], ignore_file=str(ignore), today=later)
     assert not loud.report.in_sync and loud.desired.ignores.expired
     healed = await _apply(target, [str(manifests)], tmp_path, ignore_file=str(ignore), today=later)
     assert healed.ok
@@ -324,14 +324,14 @@ async def test_export_then_adopt_then_empty_plan(org: Org, manifests: Path, tmp_
     ).json()["entities"]:
         await org.call("PUT", f"/api/v2/ai/llm/gateway/prompts/{p['id']}", json={"labels": {}})
     out = tmp_path / "exported"
-    exported = await runs.export_org(target, str(out))
+    exported = await jobs.export_org(target, str(out))
     assert exported.written
     with pytest.raises(ConfigError, match="--force"):
-        await runs.export_org(target, str(out))
-    plan = await runs.make_plan(target, [str(out)])
+        await jobs.export_org(target, str(out))
+    plan = await jobs.make_plan(target, [str(out)])
     assert plan.plan.changes and {o.action.value for o in plan.plan.changes} == {"adopt"}
     assert (await _apply(target, [str(out)], tmp_path)).ok
-    assert not (await runs.make_plan(target, [str(out)])).plan.changes
+    assert not (await jobs.make_plan(target, [str(out)])).plan.changes
 
 
 async def test_read_scopes_suffice_for_plan_and_drift_but_not_apply(
@@ -339,11 +339,11 @@ async def test_read_scopes_suffice_for_plan_and_drift_but_not_apply(
 ) -> None:
     org = Org(clients=[ClientSpec("reader", "reader-secret", frozenset(SCOPES.read))])
     target = org.target("reader", "reader-secret")
-    plan = await runs.make_plan(target, [str(manifests)])
+    plan = await jobs.make_plan(target, [str(manifests)])
     assert plan.plan.changes
-    assert not (await runs.detect_drift(target, [str(manifests)])).report.in_sync
-    prepared = await runs.prepare_apply(target, paths=[str(manifests)])
-    run = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
+    assert not (await jobs.detect_drift(target, [str(manifests)])).report.in_sync
+    prepared = await jobs.prepare_apply(target, paths=[str(manifests)])
+    run = await jobs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
     assert not run.ok
     errors = " ".join(r.error or "" for r in run.result.results)
     assert SCOPES.template_write in errors or SCOPES.store_write in errors
@@ -377,7 +377,7 @@ async def test_change_a_split_then_withdraw_a_version(
     )
     run = await _apply(target, [str(manifests)], tmp_path)
     assert run.ok, [r.error for r in run.result.results]
-    assert not (await runs.make_plan(target, [str(manifests)])).plan.changes
+    assert not (await jobs.make_plan(target, [str(manifests)])).plan.changes
     tid = live["templateId"]
     v = await org.call("GET", f"/api/v2/ai/prompt-templates/{tid}/versions/2.0.0")
     assert v.json()["rollbackDirective"] is True and v.json()["status"] == "WITHDRAWN"
@@ -393,7 +393,7 @@ async def test_thousand_objects_through_faults_in_one_run(tmp_path: Path) -> Non
     assert run.ok, [r.error for r in run.result.results if r.error][:3]
     assert len(run.result.results) == 1000
     await org.set_faults(rates={})
-    assert not (await runs.make_plan(target, [str(tmp_path / "gen")])).plan.changes
+    assert not (await jobs.make_plan(target, [str(tmp_path / "gen")])).plan.changes
     g = org.app.gateway
     assert len(g.templates) == 250 and len(g.prompts) == 250
     assert sum(len(v) for v in g.versions.values()) == 250

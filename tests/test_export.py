@@ -70,7 +70,7 @@ def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
 async def test_an_unbound_prompt_is_reported_not_exported(tmp_path: Path) -> None:
     """Seed 003 creates a prompt without a template; no manifest can say that, so export
     leaves it out and names it, and plan shows binding it as a change of `template`."""
-    from reconciler import runs
+    from reconciler import jobs
     from tests.test_e2e import Org
 
     org = Org()
@@ -79,7 +79,7 @@ async def test_an_unbound_prompt_is_reported_not_exported(tmp_path: Path) -> Non
         "/api/v2/ai/llm/gateway/prompts",
         json={"name": "loose", "modelEndpointRef": "model-gen-4", "systemPrompt": "Hi."},
     )
-    run = await runs.export_org(org.target(), str(tmp_path / "out"))
+    run = await jobs.export_org(org.target(), str(tmp_path / "out"))
     assert run.skipped == ["Prompt/loose"]
     assert not (tmp_path / "out" / "prompts" / "loose.yaml").exists()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import runs
+from reconciler import jobs
 from reconciler.errors import ManifestError
 from tests.test_e2e import Org
 
@@ -28,7 +28,7 @@ def org() -> Org:
 async def test_invalid_manifest_sends_nothing(org: Org, path: Path) -> None:
     target = org.target()
     with pytest.raises(ManifestError):
-        await runs.make_plan(target, [str(path)])
+        await jobs.make_plan(target, [str(path)])
     with pytest.raises(ManifestError):
-        await runs.prepare_apply(target, paths=[str(path)])
+        await jobs.prepare_apply(target, paths=[str(path)])
     assert org.app.log == [], f"{path.name}: {org.app.log[:3]}"

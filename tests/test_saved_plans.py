@@ -26,7 +26,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from reconciler import planfile, runs
+from reconciler import jobs, planfile
 from reconciler.cli import cli
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import running
@@ -274,15 +274,15 @@ async def test_an_ignore_entry_that_expired_after_the_plan_is_stale_not_edited(
     org: Org,
 ) -> None:
     Path(".llmgw-ignore.yaml").write_text(IGNORE.format(date="2026-11-22"))
-    target = runs.target_from_env(os.environ)
-    made = await runs.make_plan(target, ["manifests/"], today=dt.date(2026, 11, 22))
+    target = jobs.target_from_env(os.environ)
+    made = await jobs.make_plan(target, ["manifests/"], today=dt.date(2026, 11, 22))
     assert "Prompt/ticket-triage" not in {o.ref for o in made.plan.changes}
     planfile.save(made.saved, "plan.json")
     with pytest.raises(StalePlanError) as err:
-        await runs.prepare_apply(target, plan_file="plan.json", today=dt.date(2026, 11, 23))
+        await jobs.prepare_apply(target, plan_file="plan.json", today=dt.date(2026, 11, 23))
     assert "ignore entry Prompt/ticket-triage temperature expired on 2026-11-22" in str(err.value)
     # the same day, the plan still holds
-    await runs.prepare_apply(target, plan_file="plan.json", today=dt.date(2026, 11, 22))
+    await jobs.prepare_apply(target, plan_file="plan.json", today=dt.date(2026, 11, 22))
 
 
 def test_another_ignore_file_cannot_be_given_for_a_saved_plan(org: Org) -> None:

@@ -35,7 +35,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from reconciler import defaults, kinds, loader, normalize, runs, schema
+from reconciler import defaults, jobs, kinds, loader, normalize, schema
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.state import STORE_ID
@@ -509,13 +509,13 @@ async def test_whole_floats_reach_the_gateway_as_integers(tmp_path: Path) -> Non
 
     app = create_app(EmulatorConfig(ingest_delay=0.0, rate_limit=0))
     url = "http://127.0.0.1:8787"
-    target = runs.Target(
+    target = jobs.Target(
         Settings(url, url, "emulator-client", "emulator-secret"),
         "test",
         transport=in_process_transport(app),
     )
-    prepared = await runs.prepare_apply(target, paths=[str(tmp_path)])
-    run = await runs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
+    prepared = await jobs.prepare_apply(target, paths=[str(tmp_path)])
+    run = await jobs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
     assert run.ok, [r.error for r in run.result.results]
     assert run.verify_plan is not None and not run.verify_plan.changes
 

@@ -14,9 +14,9 @@ import json
 from types import SimpleNamespace
 
 from reconciler.executor import ApplyResult, OpResult, StopReason
+from reconciler.jobs import ApplyRun
 from reconciler.planner import Plan
 from reconciler.remote import EndpointStats
-from reconciler.runs import ApplyRun
 from reconciler.views import apply
 from tests.views_samples import no_raw_controls, operation
 

@@ -19,12 +19,12 @@ from reconciler.views.base import Style, View, choose, json_dumps, plain, plural
 
 if TYPE_CHECKING:
     from reconciler.executor import OpResult
+    from reconciler.jobs import ApplyRun, Prepared, Target
     from reconciler.remote import EndpointStats
-    from reconciler.runs import ApplyRun, Prepared, Target
 
 
 def dry_run_text(requests: Sequence[dict[str, Any]]) -> str:
-    """``runs.dry_run_requests``, wave by wave, each with its headers and body."""
+    """``jobs.dry_run_requests``, wave by wave, each with its headers and body."""
     if not requests:
         return "Dry run: nothing to send."
     lines = [f"Dry run: {plural(len(requests), 'request')} would be sent, in this order:"]

@@ -26,7 +26,7 @@ from reconciler.views.base import (
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
     from reconciler.ignores import Entry
-    from reconciler.runs import DriftRun, Target
+    from reconciler.jobs import DriftRun, Target
 
 _MARK = {"modified": "~", "missing": "+", "orphaned": "-", "unmanaged": "?"}
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from reconciler.views.base import Style, View, choose, plain, registry
 
 if TYPE_CHECKING:
-    from reconciler.runs import ExportRun, Target
+    from reconciler.jobs import ExportRun, Target
 
 
 class ExportView(View):

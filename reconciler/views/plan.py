@@ -26,8 +26,8 @@ from reconciler.views.base import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.jobs import PlanRun, Target
     from reconciler.planner import Operation, Plan
-    from reconciler.runs import PlanRun, Target
 
 
 def _text_fields(kind: str) -> frozenset[str]:
