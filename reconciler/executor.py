@@ -87,6 +87,24 @@ class Permissions:
     def may_replace(self, ref: str) -> bool:
         return self.allow_replace or ref in self.replace_annotated
 
+    def refusal(self, op: Operation) -> str | None:
+        """Why ``op`` is not permitted (a delete without --prune, a replace without
+        --allow-replace or the annotation), or None."""
+        if op.action == OpType.DELETE and not self.prune:
+            return "a delete needs --prune"
+        if op.action == OpType.REPLACE and not self.may_replace(op.ref):
+            resource = kinds.get(op.kind)
+            loses = resource.replace_loses if resource is not None else "what it holds"
+            return (
+                f"replacing it deletes {loses}; needs --allow-replace or the annotation "
+                'llmgw/allow-replace: "true" in its manifest'
+            )
+        return None
+
+    def refusals(self, plan: Plan) -> list[str]:
+        """Every change of ``plan`` this run has no permission for, by ref."""
+        return [f"{op.ref}: {why}" for op in plan.changes if (why := self.refusal(op))]
+
 
 def own_path(op: Operation, method: str, ids: Mapping[str, str]) -> str | None:
     """The concrete path of the object ``op`` names (its collection for a POST), or None while
@@ -113,13 +131,9 @@ def check_operation(n: int, op: Operation, live: LiveState, permissions: Permiss
     expected = expected_writes(op)
     if expected is None:
         return [f"{where}: llmgw never plans this action for this kind"]
-    if op.action == OpType.DELETE and not permissions.prune:
-        out.append(f"{where}: a delete needs --prune")
-    if op.action == OpType.REPLACE and not permissions.may_replace(op.ref):
-        out.append(
-            f"{where}: replacing it deletes its stored vectors; needs --allow-replace or the "
-            'annotation llmgw/allow-replace: "true" in its manifest'
-        )
+    refused = permissions.refusal(op)
+    if refused is not None:
+        out.append(f"{where}: {refused}")
     if op.action in (OpType.DELETE, OpType.REPLACE):
         have = live.get(op.ref)
         if have is None:

@@ -249,42 +249,6 @@ def _with_warnings(result: Plan, desired: Desired) -> Plan:
 
 
 # -- apply ---------------------------------------------------------------------------------------
-def stale_reasons(result: Plan, live: LiveState) -> list[str]:
-    """Every planned object (no-ops included) that moved since the plan observed it."""
-    reasons = []
-    for op in result.operations:
-        have = live.get(op.ref)
-        resource = kinds.resource(op.kind)
-        if resource.owner is not None and have is None:  # a part lives in its owner's object
-            have = live.get(f"{resource.owner}/{op.key}")
-        now = have.precondition if have is not None else None
-        if op.action == OpType.CREATE:
-            if have is not None:
-                reasons.append(f"{op.ref}: created in the org since the plan")
-        elif have is None:
-            reasons.append(f"{op.ref}: deleted from the org since the plan")
-        elif op.observed is not None and now != op.observed:
-            what = resource.precondition_word
-            reasons.append(
-                f"{op.ref}: changed in the org since the plan ({what} {op.observed} -> {now})"
-            )
-    return reasons
-
-
-def refusals(result: Plan, *, prune: bool, allow_replace: bool) -> list[str]:
-    """Destructive operations the run has no permission for."""
-    out = []
-    for op in result.changes:
-        if op.action == OpType.DELETE and not prune:
-            out.append(f"{op.ref}: delete needs --prune")
-        elif op.action == OpType.REPLACE and not (allow_replace or op.allowed):
-            out.append(
-                f"{op.ref}: replacing it deletes its stored vectors; needs --allow-replace or "
-                'the annotation llmgw/allow-replace: "true"'
-            )
-    return out
-
-
 @dataclass
 class Prepared:
     """A plan ready to execute: fresh, or derived again for a saved plan that matched it."""
@@ -324,32 +288,6 @@ def _saved_inputs(saved: planfile.SavedPlan, target: Target, ignore_file: str | 
     return reasons
 
 
-def _moved_since(
-    saved: planfile.SavedPlan, derived: Plan, desired: Desired, today: dt.date
-) -> list[str]:
-    """Differences between a saved plan and its derivation that the org or the calendar
-    explain (so the plan is stale, not edited)."""
-    reasons = []
-    made = None
-    try:
-        made = dt.date.fromisoformat(saved.ignores_date or "")
-    except ValueError:
-        pass
-    for e in desired.ignores.expired:
-        if made is not None and made <= e.expires < today:
-            reasons.append(
-                f"ignore entry {e.identity} {e.field} expired on {e.expires.isoformat()}, after "
-                f"the plan was made on {made.isoformat()}: the field is compared again"
-            )
-    known = {ref for op in saved.plan.operations for ref in (op.ref, *op.covers)}
-    for op in derived.changes:
-        if op.action.value == "delete" and op.ref not in known | set(saved.plan.orphaned):
-            reasons.append(
-                f"{op.ref}: labelled managed-by: llmgw and in no manifest since the plan was made"
-            )
-    return reasons
-
-
 async def _check_saved(
     target: Target,
     plan_file: str,
@@ -377,7 +315,8 @@ async def _check_saved(
         # file's operations are asked only about objects the derivation has too)
         refs = {ref for op in derived.operations for ref in (op.ref, *op.covers)}
         planned = Plan(tuple(op for op in saved.plan.operations if op.ref in refs))
-        moved = stale_reasons(planned, live) + _moved_since(saved, derived, desired, today)
+        moved = planfile.stale_reasons(planned, live)
+        moved += planfile.moved_since(saved, derived, desired.ignores.expired, today)
         if moved:
             raise StalePlanError(moved)
         raise PlanMismatchError(
@@ -407,17 +346,17 @@ async def prepare_apply(
         prepared = Prepared(run.plan, run.live, run.desired, run.saved, run.requests)
     else:
         prepared = await _check_saved(target, plan_file, ignore_file=ignore_file, today=today)
-    refused = refusals(prepared.plan, prune=prune, allow_replace=allow_replace)
-    if refused:
-        raise ConfigError(
-            "apply refused, nothing was sent:\n" + "\n".join(f"  - {r}" for r in refused),
-            "review the destructive operations and pass the flag that permits them",
-        )
     prepared.permissions = Permissions(
         prune,
         allow_replace,
         frozenset(ref for ref, o in prepared.desired.objects.items() if o.allow_replace),
     )
+    refused = prepared.permissions.refusals(prepared.plan)
+    if refused:
+        raise ConfigError(
+            "apply refused, nothing was sent:\n" + "\n".join(f"  - {r}" for r in refused),
+            "review the destructive operations and pass the flag that permits them",
+        )
     violations = check_plan(prepared.plan, prepared.live, prepared.permissions)
     if violations:
         raise InvariantError(violations)

@@ -15,6 +15,7 @@ Pure apart from ``save``/``load`` and the hashes of files.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -25,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__, files
+from reconciler import __version__, files, kinds
 from reconciler import redact as redact_mod
 from reconciler.diffing import DiffItem
 from reconciler.errors import ConfigError
-from reconciler.objects import Ref
+from reconciler.ignores import Entry
+from reconciler.objects import LiveState, Ref
 from reconciler.operations import Operation, OpType, Plan, Request
 from reconciler.text import shown
 
@@ -404,3 +406,53 @@ def compare(
         for n, (h, w) in enumerate(zip(have, want, strict=True), start=1):
             out += _operation_differences(n, h, w)
     return out[:limit], max(0, len(out) - limit)
+
+
+# -- a saved plan against its derivation ----------------------------------------------------
+def stale_reasons(result: Plan, live: LiveState) -> list[str]:
+    """Every planned object (no-ops included) that moved since the plan observed it."""
+    reasons = []
+    for op in result.operations:
+        have = live.get(op.ref)
+        resource = kinds.resource(op.kind)
+        if resource.owner is not None and have is None:  # a part lives in its owner's object
+            have = live.get(f"{resource.owner}/{op.key}")
+        now = have.precondition if have is not None else None
+        if op.action == OpType.CREATE:
+            if have is not None:
+                reasons.append(f"{op.ref}: created in the org since the plan")
+        elif have is None:
+            reasons.append(f"{op.ref}: deleted from the org since the plan")
+        elif op.observed is not None and now != op.observed:
+            what = resource.precondition_word
+            reasons.append(
+                f"{op.ref}: changed in the org since the plan ({what} {op.observed} -> {now})"
+            )
+    return reasons
+
+
+def moved_since(
+    saved: SavedPlan, derived: Plan, expired: Sequence[Entry], today: dt.date
+) -> list[str]:
+    """Differences between a saved plan and its derivation that the org or the calendar
+        explain (so the plan is stale, not edited): an ignore entry (of ``expired``) that expired
+    after the plan was made, an object labelled since and in no manifest."""
+    reasons = []
+    made = None
+    try:
+        made = dt.date.fromisoformat(saved.ignores_date or "")
+    except ValueError:
+        pass
+    for e in expired:
+        if made is not None and made <= e.expires < today:
+            reasons.append(
+                f"ignore entry {e.identity} {e.field} expired on {e.expires.isoformat()}, after "
+                f"the plan was made on {made.isoformat()}: the field is compared again"
+            )
+    known = {ref for op in saved.plan.operations for ref in (op.ref, *op.covers)}
+    for op in derived.changes:
+        if op.action.value == "delete" and op.ref not in known | set(saved.plan.orphaned):
+            reasons.append(
+                f"{op.ref}: labelled managed-by: llmgw and in no manifest since the plan was made"
+            )
+    return reasons

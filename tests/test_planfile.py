@@ -6,11 +6,15 @@ credential (clientSecret, api_key, token; not maxTokens); ``compare`` finds noth
 file of the same plan, and names a changed method, a changed body field, a number written as
 another type (0 for 0.0), an extra key, a dropped or added request, an added, dropped, reordered
 or re-identified operation, each with the operation's number; the list is capped with a count
-of the rest.
+of the rest. ``stale_reasons`` names each object created, deleted or changed (its precondition;
+a split's is its prompt's) since the plan; ``moved_since`` an ignore entry that expired after the
+plan was made and an object labelled since.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
@@ -19,7 +23,9 @@ import pytest
 from reconciler import planfile
 from reconciler import redact as redact_mod
 from reconciler.endpoints import PATHS
+from reconciler.ignores import Entry
 from reconciler.normalize import Ref
+from reconciler.objects import LiveState, Obj
 from reconciler.planner import Operation, OpType, Plan, Request
 
 
@@ -148,3 +154,48 @@ def test_compare_caps_the_list(tmp_path: Any) -> None:
         op["phase"] = 9
     differences, more = planfile.compare(raw, _ops(), limit=2)
     assert len(differences) == 2 and more == 4
+
+
+def _live(*objs: Obj) -> LiveState:
+    return LiveState(objects={o.ref: o for o in objs})
+
+
+def test_stale_reasons_name_every_object_that_moved() -> None:
+    ops = (
+        Operation(OpType.CREATE, "PromptTemplate", "new", "not in the org", 0),
+        Operation(OpType.UPDATE, "Prompt", "p", "differs", 2, observed='"e1"'),
+        Operation(OpType.NOOP, "PromptTemplate", "t", "same", 0, observed=3),
+        Operation(OpType.UPDATE, "Prompt", "gone", "differs", 2, observed='"e1"'),
+        # a split lives in its prompt: its precondition is the prompt's
+        Operation(OpType.UPDATE, "TrafficSplit", "q", "differs", 2, observed='"e5"'),
+    )
+    live = _live(
+        Obj("PromptTemplate", "new", {}),
+        Obj("Prompt", "p", {}, precondition='"e2"'),
+        Obj("PromptTemplate", "t", {}, precondition=3),
+        Obj("Prompt", "q", {}, precondition='"e5"'),
+    )
+    assert planfile.stale_reasons(Plan(ops), live) == [
+        "PromptTemplate/new: created in the org since the plan",
+        'Prompt/p: changed in the org since the plan (ETag "e1" -> "e2")',
+        "Prompt/gone: deleted from the org since the plan",
+    ]
+    moved = _live(Obj("Prompt", "q", {}, precondition='"e6"'))
+    (reason,) = planfile.stale_reasons(Plan(ops[4:]), moved)
+    assert reason.startswith("TrafficSplit/q: changed in the org since the plan")
+
+
+def test_moved_since_explains_by_the_calendar_and_the_org(tmp_path: Any) -> None:
+    saved, _ = _file(tmp_path)
+    saved = dataclasses.replace(saved, ignores_date="2026-11-01")
+    late = Entry("Prompt/p", "temperature", "why", dt.date(2026, 11, 15), "i.yaml:3")
+    early = Entry("Prompt/p", "topP", "why", dt.date(2026, 10, 1), "i.yaml:5")
+    orphan = Operation(OpType.DELETE, "Prompt", "stray", "managed, in no manifest", 5)
+    derived = Plan((*saved.plan.operations, orphan))
+    reasons = planfile.moved_since(saved, derived, [late, early], dt.date(2026, 12, 1))
+    assert reasons == [
+        "ignore entry Prompt/p temperature expired on 2026-11-15, after the plan was made on "
+        "2026-11-01: the field is compared again",
+        "Prompt/stray: labelled managed-by: llmgw and in no manifest since the plan was made",
+    ]
+    assert planfile.moved_since(saved, saved.plan, [early], dt.date(2026, 12, 1)) == []

@@ -331,11 +331,13 @@ class Resource:
     delete_phase: ClassVar[Phase | None] = None  # None: never deleted on its own
     immutable: ClassVar[tuple[str, ...]] = ()
     replace_on_immutable: ClassVar[bool] = False  # else a change of an immutable field is an error
+    replace_loses: ClassVar[str] = "what it holds"  # what a replace destroys, for its refusal
     owner: ClassVar[str | None] = None  # the kind whose remote object holds this one's fields
     shown_under: ClassVar[str | None] = None  # the owner's field a plan shows its fields under
     identity_fields: ClassVar[tuple[Path, ...]] = (("metadata", "name"),)
     writes: ClassVar[Writes] = {}
     precondition_word: ClassVar[str] = "state"  # how a stale message names a moved precondition
+    # (a template says "version", an ETag-guarded kind "ETag")
     reports_health: ClassVar[bool] = False  # apply reports its live status afterwards
     mirrored: ClassVar[bool] = False  # apply --mirror-audit records its changes in the gateway
     labelled: ClassVar[bool] = True  # its desired fields carry the labels (not an owned kind)

@@ -54,12 +54,14 @@ def indexes_path(store_id: str) -> str:
 
 class Index(Resource):
     kind: ClassVar[str] = KIND
+    precondition_word: ClassVar[str] = HEADERS.etag
     schema_file: ClassVar[str] = "vector-index.schema.json"
     rank: ClassVar[int] = 4  # depends on nothing; the rank only orders it last in listings
     phase: ClassVar[Phase] = Phase.BASE
     delete_phase: ClassVar[Phase | None] = Phase.DELETE_TEMPLATES
     immutable: ClassVar[tuple[str, ...]] = ("dimensions", "similarityMetric", "embeddingFormat")
     replace_on_immutable: ClassVar[bool] = True
+    replace_loses: ClassVar[str] = "its stored vectors"
     identity_fields = (("metadata", "name"), ("spec", "vectorStore"))
     reports_health: ClassVar[bool] = True
     writes: ClassVar[Writes] = {

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from reconciler import tokens
 from reconciler.defaults import fill_defaults
 from reconciler.diffing import DiffItem, diff, top_fields
-from reconciler.endpoints import FIELDS, PARAMS, PATHS
+from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS
 from reconciler.fewshot import render_system_prompt
 from reconciler.kinds import common
 from reconciler.kinds.base import (
@@ -77,6 +77,7 @@ def _record(op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorde
 
 class Prompt(Resource):
     kind: ClassVar[str] = KIND
+    precondition_word: ClassVar[str] = HEADERS.etag
     schema_file: ClassVar[str] = "prompt.schema.json"
     rank: ClassVar[int] = 2
     phase: ClassVar[Phase] = Phase.PROMPTS
@@ -526,6 +527,7 @@ class TrafficSplit(Resource):
     the Prompt, whose remote object holds it; planned, read, recorded and exported there."""
 
     kind: ClassVar[str] = SPLIT
+    precondition_word: ClassVar[str] = HEADERS.etag
     schema_file: ClassVar[str] = "traffic-split.schema.json"
     rank: ClassVar[int] = 3
     phase: ClassVar[Phase] = Phase.PROMPTS
