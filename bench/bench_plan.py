@@ -248,45 +248,42 @@ def object_ids(state: Path) -> dict[str, Any]:
 
 
 class PerObjectReader:
-    """``live.Reader`` the way a per-resource refresh reads: one GET per object whose id it
-    already holds. The models and vector stores are listed once, as plan does."""
+    """``kinds.base.Reader`` the way a per-resource refresh reads: each collection a kind lists
+    is answered by one GET per object of it whose id the refresh already holds. The models and
+    vector stores are listed, as plan does."""
 
     def __init__(self, client: GatewayClient, ids: dict[str, Any]) -> None:
-        self.client, self.ids = client, ids
+        self.client = client
+        prompts = [PATHS.prompt.format(promptId=p) for p in ids["prompts"] + ids["splits"]]
+        self.objects: dict[str, list[str]] = {
+            PATHS.templates: [PATHS.template.format(templateId=t) for t in ids["templates"]],
+            PATHS.prompts: prompts,
+        }
+        for tid, versions in ids["versions"].items():
+            self.objects[PATHS.versions.format(templateId=tid)] = [
+                PATHS.version.format(templateId=tid, version=v) for v in versions
+            ]
+        for store, indexes in ids["indexes"].items():
+            self.objects[PATHS.indexes.format(vectorStoreId=store)] = [
+                PATHS.index.format(vectorStoreId=store, indexId=i) for i in indexes
+            ]
 
-    async def _get_all(self, paths: list[str]) -> list[dict[str, Any]]:
+    @property
+    def window(self) -> int:
+        return self.client.parallelism
+
+    async def list(self, path: str) -> list[dict[str, Any]]:
+        if path in (PATHS.models, PATHS.vector_stores):
+            listed: list[dict[str, Any]] = await self.client.list_pages(path)
+            return listed
+        paths = self.objects.get(path, [])
         answers = await asyncio.gather(*(self.client.request("GET", p) for p in paths))
-        return [a.body for a in answers]
-
-    async def list_templates(self) -> list[dict[str, Any]]:
-        return await self._get_all(
-            [PATHS.template.format(templateId=t) for t in self.ids["templates"]]
-        )
-
-    async def list_versions(self, template_id: str) -> list[dict[str, Any]]:
-        versions = self.ids["versions"].get(template_id, [])
-        return await self._get_all(
-            [PATHS.version.format(templateId=template_id, version=v) for v in versions]
-        )
-
-    async def list_prompts(self) -> list[dict[str, Any]]:
-        prompts, _splits = await asyncio.gather(
-            self._get_all([PATHS.prompt.format(promptId=p) for p in self.ids["prompts"]]),
-            self._get_all([PATHS.prompt.format(promptId=p) for p in self.ids["splits"]]),
-        )
-        return prompts
-
-    async def list_models(self) -> list[dict[str, Any]]:
-        return await self.client.list_pages(PATHS.models)
-
-    async def list_vector_stores(self) -> list[dict[str, Any]]:
-        return await self.client.list_pages(PATHS.vector_stores)
-
-    async def list_indexes(self, store_id: str) -> list[dict[str, Any]]:
-        indexes = self.ids["indexes"].get(store_id, [])
-        return await self._get_all(
-            [PATHS.index.format(vectorStoreId=store_id, indexId=i) for i in indexes]
-        )
+        # a prompt's split is read by its own GET, as a per-resource refresh does; the prompt
+        # itself is listed once
+        seen: dict[str, dict[str, Any]] = {}
+        for a in answers:
+            seen.setdefault(str(a.body.get(FIELDS.id, id(a))), a.body)
+        return list(seen.values())
 
 
 async def baseline(manifests: str, ids_file: str) -> None:
