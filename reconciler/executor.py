@@ -303,6 +303,16 @@ class OpResult:
     index_status: str | None = None
     sent: int = 0  # requests answered with success
 
+    def as_dict(self) -> dict[str, Any]:
+        """The operation's outcome as the JSON output and the webhook summary report it."""
+        return {
+            "ref": self.op.ref,
+            "action": self.op.action.value,
+            "outcome": self.outcome,
+            "status": self.status,
+            "error": self.error,
+        }
+
 
 @dataclass
 class ApplyResult:

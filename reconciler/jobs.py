@@ -647,16 +647,7 @@ def apply_summary(run: ApplyRun, target: Target) -> dict[str, Any]:
             if run.audit_tail
             else None
         ),
-        "operations": [
-            {
-                "ref": r.op.ref,
-                "action": r.op.action.value,
-                "outcome": r.outcome,
-                "status": r.status,
-                "error": r.error,
-            }
-            for r in res.results
-        ],
+        "operations": [r.as_dict() for r in res.results],
     }
 
 

@@ -133,16 +133,7 @@ def as_json(run: ApplyRun) -> str:
     data = {
         "ok": run.ok,
         "operations": [
-            {
-                "ref": r.op.ref,
-                "action": r.op.action.value,
-                "outcome": r.outcome,
-                "status": r.status,
-                "error": r.error,
-                "stale": r.stale,
-                "latencyMs": r.latency_ms,
-            }
-            for r in res.results
+            {**r.as_dict(), "stale": r.stale, "latencyMs": r.latency_ms} for r in res.results
         ],
         "verified": run.verify_plan is not None and not run.verify_plan.changes,
         "indexHealth": run.index_health,
