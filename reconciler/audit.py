@@ -419,10 +419,6 @@ class AuditLock:
             ) from None
         return cls(path, fd)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def release(self) -> None:
         """Never raises: the kernel drops the lock with the descriptor anyway."""
         fd, self._fd = self._fd, None
@@ -643,13 +639,3 @@ def _write_all(fd: int, data: bytes) -> None:
         if n <= 0:
             raise OSError(errno.EIO, "short write")
         view = view[n:]
-
-
-def summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts of a run's records by outcome and by kind (for a webhook or a report)."""
-    by_outcome: dict[str, int] = {}
-    by_kind: dict[str, int] = {}
-    for r in records:
-        by_outcome[str(r.get("outcome"))] = by_outcome.get(str(r.get("outcome")), 0) + 1
-        by_kind[str(r.get("kind"))] = by_kind.get(str(r.get("kind")), 0) + 1
-    return {"records": len(records), "byOutcome": by_outcome, "byKind": by_kind}

@@ -517,15 +517,11 @@ class _Progress:
     lines otherwise (CI logs), worded by ``line``."""
 
     def __init__(self, total: int, tty: bool, line: Callable[[Any], str]) -> None:
-        import time
-
         self.total, self.tty, self.done, self.line = total, tty, 0, line
         self.started = time.monotonic()
         self.bar: Any = None
 
     def __call__(self, event: str, r: Any) -> None:
-        import time
-
         if event != "done":
             return
         self.done += 1
@@ -625,8 +621,7 @@ def apply(
     deadline = _deadline(timeout)
     view = views.apply.view(output_format, _styler(no_color), verbose=verbose > 0)
     target = _target(parallelism, environment)
-    if webhook:
-        redact_mod.register_url(webhook)
+    redact_mod.register_url(webhook)  # before anything could show it
     plan_file = paths[0] if _is_plan_file(paths) else None
     if metrics_file and not dry_run:
         jobs.check_metrics(metrics_file)
@@ -787,8 +782,7 @@ def drift(
     deadline = _deadline(timeout)
     view = views.drift.view(output_format, _styler(no_color))
     target = _target(parallelism, environment)
-    if webhook:
-        redact_mod.register_url(webhook)
+    redact_mod.register_url(webhook)  # before anything could show it
     run = _run(
         jobs.detect_drift(
             target,
@@ -807,12 +801,9 @@ def drift(
     return EXIT_OK if run.report.in_sync else EXIT_CHANGES
 
 
-KIND_NAMES = KINDS  # the registry's, in rank order
-
-
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Repeatable.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Repeatable.")
 @click.option("--name", metavar="REGEX", help="Only objects whose identity matches.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @timeout_option

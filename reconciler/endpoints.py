@@ -457,7 +457,6 @@ class Codes:
 
 
 CODES = Codes()
-ERROR_CODES = CODES.all
 
 
 @dataclass(frozen=True)

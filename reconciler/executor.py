@@ -300,7 +300,6 @@ class OpResult:
     stale: bool = False
     status: int | None = None
     latency_ms: float = 0.0
-    index_status: str | None = None
     sent: int = 0  # requests answered with success
 
     def as_dict(self) -> dict[str, Any]:
@@ -330,10 +329,6 @@ class ApplyResult:
             and self.stopped is None
             and not self.unaudited
         )
-
-    @property
-    def stale(self) -> list[OpResult]:
-        return [r for r in self.results if r.stale]
 
 
 def resolve(value: Any, ids: Mapping[str, str]) -> Any:

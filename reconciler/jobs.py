@@ -35,7 +35,6 @@ from reconciler import export as exportmod
 from reconciler import ignores as ignoremod
 from reconciler import kinds, planfile
 from reconciler import metrics as metricsmod
-from reconciler import redact as redact_mod
 from reconciler.endpoints import PATHS, RUNTIME, STATUSES
 from reconciler.errors import (
     AuditError,
@@ -89,7 +88,6 @@ class Target:
         return self.settings.target
 
     def client(self, *, read_only: bool) -> GatewayClient:
-        redact_mod.register(self.settings.client_secret)
         return GatewayClient(
             self.settings,
             parallelism=self.parallelism,
@@ -426,8 +424,6 @@ async def execute(
     started = time.monotonic()
     stop = stop or Stop()
     key = auditlog.key_from_env(env)
-    if webhook:
-        redact_mod.register_url(webhook)
     if metrics_file:
         check_metrics(metrics_file)
     try:
@@ -690,8 +686,6 @@ async def detect_drift(
     """Read-only by construction: the client refuses any write before sending it. The metrics
     file is probed before the org is read; failing to write it at the end is a warning."""
     started = time.monotonic()
-    if webhook:
-        redact_mod.register_url(webhook)
     if metrics_file:
         check_metrics(metrics_file)
     desired = load_desired(paths, ignore_file=ignore_file, today=today)

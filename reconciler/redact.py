@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 MASK = "***"
@@ -126,10 +125,6 @@ def clip(text: str, limit: int) -> str:
     if len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return REDACTOR.edges(text)
-
-
-def redact_all(values: Iterable[str]) -> list[str]:
-    return [redact(v) for v in values]
 
 
 def safe_url(url: str) -> str:

@@ -294,11 +294,6 @@ def fast_verdict(kind: str, body: Any) -> bool | None:
         return None
 
 
-def is_valid_fast(kind: str, body: Any) -> bool:
-    """True when the fast validator accepts ``body`` (False also when it cannot judge)."""
-    return fast_verdict(kind, body) is True
-
-
 def is_valid_judged(kind: str, body: Any) -> bool:
     """True when the judge (jsonschema, ECMA patterns) accepts ``body``."""
     return next(iter(_validator(kind).iter_errors(body)), None) is None
@@ -350,16 +345,6 @@ def _kind_problem(doc: Document, kind: Any) -> Problem:
     return Problem(
         doc.file, line, "error", str(kind or ""), doc.name, "kind", msg, fix, "schema.kind"
     )
-
-
-def _subschema(root: dict[str, Any], schema_path: list[Any]) -> dict[str, Any]:
-    node: Any = root
-    for part in schema_path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return {}
-    return node if isinstance(node, dict) else {}
 
 
 def _explain(doc: Document, error: ValidationError) -> list[Problem]:

@@ -34,11 +34,6 @@ class Url:
     query: str
 
     @property
-    def origin(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}" + (f":{self.port}" if self.port else "")
-
-    @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
 
