@@ -62,7 +62,8 @@ from reconciler.executor import (
 from reconciler.gateway import GatewayReader
 from reconciler.live import read_live
 from reconciler.model import Problem
-from reconciler.normalize import LiveState, Obj, desired_state
+from reconciler.normalize import desired_state
+from reconciler.objects import LiveState, Obj
 from reconciler.planner import Operation, OpType, Plan, plan
 from reconciler.remote import GatewayClient, Settings, TokenStore, post_webhook
 from reconciler.validate import Report, validate_paths

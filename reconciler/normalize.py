@@ -14,19 +14,7 @@ from collections.abc import Iterable
 
 from reconciler import kinds
 from reconciler.model import Document
-from reconciler.objects import (
-    SCALARS,
-    Entity,
-    LiveState,
-    Obj,
-    Ref,
-    Unique,
-    deepcopy_json,
-    fingerprint,
-    floats,
-    labels_of,
-    with_ignores,
-)
+from reconciler.objects import Obj
 
 
 def desired_object(doc: Document) -> Obj:
@@ -39,18 +27,4 @@ def desired_state(docs: Iterable[Document]) -> dict[str, Obj]:
     return {o.ref: o for o in (desired_object(d) for d in docs)}
 
 
-__all__ = [
-    "SCALARS",
-    "Entity",
-    "LiveState",
-    "Obj",
-    "Ref",
-    "Unique",
-    "deepcopy_json",
-    "desired_object",
-    "desired_state",
-    "fingerprint",
-    "floats",
-    "labels_of",
-    "with_ignores",
-]
+__all__ = ["desired_object", "desired_state"]

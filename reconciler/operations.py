@@ -54,10 +54,6 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     precondition: str | None = None  # if-match | if-none-match | None
 
-    @property
-    def is_write(self) -> bool:
-        return self.method != "GET"
-
 
 @dataclass(frozen=True)
 class Operation:

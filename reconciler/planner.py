@@ -82,4 +82,4 @@ def plan(
     if ctx.problems:
         raise PlanError(sorted(set(ctx.problems)))
     ops = tuple(sorted(ctx.ops, key=sort_key))
-    return Plan(ops, tuple(orphaned), tuple(unmanaged), tuple(ctx.warnings), prune)
+    return Plan(ops, tuple(orphaned), tuple(unmanaged), (), prune)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler import kinds, textrules, urls
+from reconciler import kinds, textrules
 from reconciler.kinds.base import DocIndex, Emit
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
@@ -90,14 +90,6 @@ def _at(value: Any, path: Path) -> Any:
         else:
             value = value.get(part) if isinstance(value, dict) else None
     return value
-
-
-is_loopback = urls.is_loopback
-
-
-def url_problem(url: str) -> str | None:
-    """Why ``url`` is not an acceptable remote URL, or None (``reconciler.urls``)."""
-    return urls.problem(url)
 
 
 def identity(doc: Document) -> str | None:

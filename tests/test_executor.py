@@ -48,7 +48,7 @@ from reconciler.executor import (
     Stop,
     StopReason,
 )
-from reconciler.normalize import LiveState, Obj, Ref
+from reconciler.objects import LiveState, Obj, Ref
 from reconciler.planner import Operation, OpType, Plan, Request
 
 STORE = "s"

@@ -24,8 +24,7 @@ from reconciler import planfile
 from reconciler import redact as redact_mod
 from reconciler.endpoints import PATHS
 from reconciler.ignores import Entry
-from reconciler.normalize import Ref
-from reconciler.objects import LiveState, Obj
+from reconciler.objects import LiveState, Obj, Ref
 from reconciler.planner import Operation, OpType, Plan, Request
 
 

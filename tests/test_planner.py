@@ -23,8 +23,8 @@ import pytest
 
 from reconciler.errors import PlanError
 from reconciler.kinds import index, prompt, template, version
-from reconciler.normalize import LiveState, Obj, desired_state
-from reconciler.objects import Ref
+from reconciler.normalize import desired_state
+from reconciler.objects import LiveState, Obj, Ref
 from reconciler.planner import OpType, Phase, plan
 from reconciler.validate import validate_paths
 

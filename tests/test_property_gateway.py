@@ -25,7 +25,8 @@ from reconciler.emulator.app import Call, match
 from reconciler.emulator.state import MODELS, STORE_ID, STORES, ApiError, Gateway
 from reconciler.executor import concrete_path, resolve
 from reconciler.loader import load_text
-from reconciler.normalize import LiveState, desired_state
+from reconciler.normalize import desired_state
+from reconciler.objects import LiveState
 from reconciler.planner import plan
 from reconciler.validate import check_documents
 

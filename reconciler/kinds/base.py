@@ -155,7 +155,6 @@ class PlanContext:
         self.prune = prune
         self.ops: list[Operation] = []
         self.problems: list[Problem] = []
-        self.warnings: list[Problem] = []
         self.creating = {ref for ref in desired if ref not in live.objects}
 
     def of_kind(self, kind: str) -> list[Obj]:
@@ -287,11 +286,6 @@ REASONS = {
     OpType.DELETE: "managed by llmgw and in no manifest (--prune)",
     OpType.REPLACE: "",
 }
-
-
-def empty(_want: Obj) -> dict[str, Any]:
-    """What a create diffs against: nothing."""
-    return {}
 
 
 def created(want: Obj) -> tuple[DiffItem, ...]:
