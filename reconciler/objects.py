@@ -264,8 +264,10 @@ class LiveState:
 
 
 def with_ignores(desired: Obj, live: Obj | None, ignored: Iterable[str]) -> Obj:
-    """Desired with each ignored field set to its live value: never shown, never reverted."""
-    if live is None:
+    """Desired with each ignored field set to its live value: never shown, never reverted
+    (``desired`` itself when nothing is ignored or nothing is live: no copy on the hot path)."""
+    ignored = tuple(ignored)
+    if live is None or not ignored:
         return desired
     fields = deepcopy_json(desired.fields)
     for path in ignored:
