@@ -19,16 +19,8 @@ _R = TypeVar("_R")
 async def window(worker: Callable[[], Awaitable[None]], width: int) -> None:
     """Run ``width`` copies of ``worker`` (which pull from a shared iterator); on the first
     failure cancel the others and raise it."""
-    if width <= 0:
-        return
-    tasks = [asyncio.ensure_future(worker()) for _ in range(width)]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    if width > 0:
+        await gather(*(worker() for _ in range(width)))
 
 
 async def bounded(fn: Callable[[_T], Awaitable[_R]], items: Sequence[_T], width: int) -> list[_R]:
