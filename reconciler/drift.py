@@ -88,14 +88,10 @@ def detect(
             # shown as git -> live: "old" is what git says, "new" what the org holds
             flipped = tuple(DiffItem(_flip(c.op), c.path, c.new, c.old) for c in changes)
             report.findings.append(Finding(MODIFIED, want.kind, want.key, flipped, want.source))
-    for ref, have in sorted(live.objects.items()):
-        resource = kinds.get(have.kind)
-        if ref in desired or resource is None or resource.owner is not None:
-            continue  # an owned part goes with its owner
-        if have.managed and not resource.orphan(have, desired):
-            continue  # still managed from git through a part it owns
-        state = ORPHANED if have.managed else UNMANAGED
-        report.findings.append(Finding(state, have.kind, have.key))
+    for _, have in sorted(live.objects.items()):
+        what = kinds.leftover(have, desired)  # "orphaned" or "unmanaged": ORPHANED, UNMANAGED
+        if what is not None:
+            report.findings.append(Finding(what, have.kind, have.key))
     return report
 
 

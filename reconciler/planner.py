@@ -40,15 +40,13 @@ def _leftovers(ctx: PlanContext) -> tuple[list[str], list[str]]:
     orphaned: list[str] = []
     unmanaged: list[str] = []
     for ref, have in sorted(ctx.live.objects.items()):
-        resource = kinds.get(have.kind)
-        if ref in ctx.desired or resource is None or resource.owner is not None:
-            continue
-        if not have.managed:
+        what = kinds.leftover(have, ctx.desired)
+        if what == "unmanaged":
             unmanaged.append(ref)
-            continue
-        if not resource.orphan(have, ctx.desired):
+        if what != "orphaned":
             continue
         orphaned.append(ref)
+        resource = kinds.resource(have.kind)
         if ctx.prune and resource.delete_phase is not None:
             requests = resource.delete(have, ctx)
             if requests is not None:

@@ -9,8 +9,12 @@ module here with its ``Resource``, a line below, its JSON Schema in ``reconciler
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Literal
+
 from reconciler.kinds import index, prompt, template, version
 from reconciler.kinds.base import Resource
+from reconciler.objects import Obj
 
 REGISTRY: tuple[Resource, ...] = (
     template.RESOURCE,
@@ -40,4 +44,17 @@ def rank(kind: str) -> int:
     return r.rank if r is not None else len(REGISTRY)
 
 
-__all__ = ["BY_KIND", "KINDS", "REGISTRY", "Resource", "get", "rank", "resource"]
+def leftover(have: Obj, desired: Mapping[str, Obj]) -> Literal["orphaned", "unmanaged"] | None:
+    """What a live object is when no manifest names it: "unmanaged" (no management label:
+    left alone), "orphaned" (labelled: ``--prune`` deletes it), or None: it is desired, of a
+    kind llmgw does not know, an owned part (it goes with its owner), or an owner still
+    managed from git through a part it owns."""
+    resource = BY_KIND.get(have.kind)
+    if have.ref in desired or resource is None or resource.owner is not None:
+        return None
+    if not have.managed:
+        return "unmanaged"
+    return "orphaned" if resource.orphan(have, desired) else None
+
+
+__all__ = ["BY_KIND", "KINDS", "REGISTRY", "Resource", "get", "leftover", "rank", "resource"]
