@@ -60,19 +60,8 @@ class Emit:
         severity: str = "error",
         rule: str = "",
     ) -> None:
-        d = self.doc
         self.problems.append(
-            Problem(
-                d.file,
-                line if line is not None else d.line_of(path),
-                severity,
-                d.kind,
-                d.name,
-                format_path(path),
-                message,
-                fix,
-                rule,
-            )
+            doc_problem(self.doc, path, message, fix, line=line, severity=severity, rule=rule)
         )
 
     def finding(
@@ -101,19 +90,27 @@ class DocIndex:
         return [d for d in self.docs if d.kind == kind]
 
 
+def doc_problem(
+    doc: Document,
+    path: Path,
+    message: str,
+    fix: str = "",
+    *,
+    line: int | None = None,
+    severity: str = "error",
+    rule: str = "",
+) -> Problem:
+    """A problem of ``doc`` at ``path`` (at the line ``path`` came from, unless given)."""
+    where = line if line is not None else doc.line_of(path)
+    return Problem(
+        doc.file, where, severity, doc.kind, doc.name, format_path(path), message, fix, rule
+    )
+
+
 def reference_warning(doc: Document, path: Path, what: str, rule: str) -> Problem:
     """A reference the manifests do not define: ``plan`` checks the live org."""
-    return Problem(
-        doc.file,
-        doc.line_of(path),
-        "warning",
-        doc.kind,
-        doc.name,
-        format_path(path),
-        f"{what} is not in the manifests; plan checks the live org",
-        "",
-        rule,
-    )
+    message = f"{what} is not in the manifests; plan checks the live org"
+    return doc_problem(doc, path, message, severity="warning", rule=rule)
 
 
 # -- the live org --------------------------------------------------------------------------------

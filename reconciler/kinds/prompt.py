@@ -36,12 +36,13 @@ from reconciler.kinds.base import (
     Resource,
     Writes,
     created,
+    doc_problem,
     reference_warning,
     sorted_live,
 )
 from reconciler.kinds.template import KIND as TEMPLATE
 from reconciler.kinds.version import KIND as VERSION
-from reconciler.model import Document, Path, Problem, format_path
+from reconciler.model import Document, Path, Problem
 from reconciler.objects import Entity, LiveState, Obj, Unique, floats
 from reconciler.operations import Operation, OpType, Phase, Request
 from reconciler.text import NAME, shown, visible
@@ -647,18 +648,14 @@ class TrafficSplit(Resource):
                         )
                 elif vdoc.spec.get("rollbackDirective") is True:
                     out.append(
-                        Problem(
-                            doc.file,
-                            doc.line_of(path),
-                            "error",
-                            doc.kind,
-                            doc.name,
-                            format_path(path),
+                        doc_problem(
+                            doc,
+                            path,
                             f"routes traffic to {visible(f'{template}@{v}', NAME)}, which is "
                             f"withdrawn (rollbackDirective: true at {vdoc.file}:"
                             f"{vdoc.line_of(('spec', 'rollbackDirective'))})",
                             "move its traffic to another version first",
-                            common.SPLIT_WITHDRAWN,
+                            rule=common.SPLIT_WITHDRAWN,
                         )
                     )
         return out
