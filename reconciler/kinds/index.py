@@ -96,7 +96,7 @@ class Index(Resource):
             "dimensions": s["dimensions"],
             "similarityMetric": s["similarityMetric"],
             "embeddingFormat": s["embeddingFormat"],
-            "autoIngest": bool(s.get("autoIngest", False)),
+            "autoIngest": bool(s["autoIngest"]),
         }
         if s.get("webhookSyncUrl") is not None:
             out["webhookSyncUrl"] = s["webhookSyncUrl"]

@@ -190,15 +190,15 @@ class Prompt(Resource):
         out: dict[str, Any] = {
             "template": s["template"],
             "model": s["model"],
-            "fallbackModels": list(s.get("fallbackModels") or []),
+            "fallbackModels": list(s["fallbackModels"]),
             "systemPrompt": system_prompt,
             "temperature": s["temperature"],
             "topP": s["topP"],
             "maxTokens": s["maxTokens"],
             "safetyGuardrails": {
-                "blockedCategories": sorted(set(g.get("blockedCategories") or [])),
-                "contentFiltering": sorted(set(g.get("contentFiltering") or [])),
-                "maxTokens": g.get("maxTokens", 4096),
+                "blockedCategories": sorted(set(g["blockedCategories"])),
+                "contentFiltering": sorted(set(g["contentFiltering"])),
+                "maxTokens": g["maxTokens"],
             },
         }
         if s.get("version") is not None:
@@ -305,7 +305,7 @@ class Prompt(Resource):
                         raise item.fail("version", f"{shown(version)} is listed twice")
                     versions.append({"version": version, "weight": weight})
                 sf = SPLIT_RESOURCE.normal(
-                    {"strategy": td.string(F.td_strategy) or "random", "versions": versions}
+                    {"strategy": td.string(F.td_strategy), "versions": versions}
                 )
             split = Obj(SPLIT, name, sf, remote_id=pid, precondition=etag, managed=prompt.managed)
         return prompt, split

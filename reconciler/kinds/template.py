@@ -94,7 +94,7 @@ class Template(Resource):
     def normal(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         s = fill_defaults(self.schema_file, dict(spec))
         return {
-            "description": s.get("description", ""),
+            "description": s["description"],
             "systemInstruction": s["systemInstruction"],
             "userTemplate": s["userTemplate"],
             "variables": sorted(set(s.get("variables") or [])),
@@ -125,17 +125,16 @@ class Template(Resource):
         name = e.required(F.name, e.string(F.name))
         tid = e.identity(F.id)
         g = e.sub(F.guardrails)
-        max_tokens = e.integer(F.max_tokens)
         spec = {
-            "description": e.string(F.description) or "",
+            "description": e.string(F.description),  # absent: the default
             "systemInstruction": e.string(F.system_instruction) or "",
             "userTemplate": e.string(F.user_template) or "",
             "variables": list(e.strings(F.variables) or []),
-            "maxTokens": max_tokens if max_tokens is not None else 4096,
+            "maxTokens": e.integer(F.max_tokens),
             "safetyGuardrails": {
-                "piiFilter": g is None or g.boolean(F.pii_filter) is not False,
-                "jailbreakDetection": g is None or g.boolean(F.jailbreak_detection) is not False,
-                "outputModeration": g is None or g.boolean(F.output_moderation) is not False,
+                "piiFilter": g.boolean(F.pii_filter) if g else None,
+                "jailbreakDetection": g.boolean(F.jailbreak_detection) if g else None,
+                "outputModeration": g.boolean(F.output_moderation) if g else None,
             },
         }
         fields = self.normal(spec)

@@ -154,8 +154,8 @@ class Version(Resource):
         out: dict[str, Any] = {
             "content": s["content"],
             "variables": dict(sorted(s["variables"].items())),
-            "rollbackDirective": bool(s.get("rollbackDirective", False)),
-            "metadata": dict(sorted((s.get("metadata") or {}).items())),
+            "rollbackDirective": bool(s["rollbackDirective"]),
+            "metadata": dict(sorted(s["metadata"].items())),
         }
         if s.get("abTest") is not None:
             ab = dict(s["abTest"])
