@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import kinds
-from reconciler.kinds import KINDS
 from reconciler.loader import display_path, load_data_file
 from reconciler.model import Problem
 
@@ -138,7 +137,7 @@ def load(path: str | None, today: dt.date) -> IgnoreSet:
             continue
         identity, fld, reason, expires = e["identity"], e["field"], e["reason"], e["expires"]
         kind = str(identity).partition("/")[0]
-        if kind not in KINDS or "/" not in str(identity):
+        if kind not in kinds.KINDS or "/" not in str(identity):
             result.problems.append(
                 _problem(
                     shown,
@@ -146,7 +145,7 @@ def load(path: str | None, today: dt.date) -> IgnoreSet:
                     f"ignore[{i}].identity",
                     f"must be Kind/identity as plan prints it, such as Prompt/support-agent "
                     f"(got {identity!r})",
-                    "kinds: " + ", ".join(KINDS),
+                    "kinds: " + ", ".join(kinds.KINDS),
                 )
             )
             continue

@@ -125,6 +125,7 @@ def document(kind: str, name: str, obj: Obj | None, spec: dict[str, Any]) -> dic
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": meta, "spec": spec}
 
 
-def spec_of(fields: Mapping[str, Any], drop: Iterable[str] = ("labels",)) -> dict[str, Any]:
-    """A live object's fields as a manifest's spec (server-managed fields are not in them)."""
-    return {k: v for k, v in fields.items() if k not in set(drop)}
+def spec_of(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A live object's fields as a manifest's spec: all but its labels (server-managed fields
+    are not in them)."""
+    return {k: v for k, v in fields.items() if k != "labels"}

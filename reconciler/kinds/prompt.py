@@ -540,8 +540,7 @@ class TrafficSplit(Resource):
     writes: ClassVar[Writes] = {a: (("PUT", PATHS.prompt),) for a in EDITS}
 
     def identity(self, name: str, spec: Mapping[str, Any]) -> str | None:
-        p = spec.get("prompt")
-        return p if isinstance(p, str) and p else None
+        return common.s(spec.get("prompt")) or None
 
     def check(self, doc: Document, emit: Emit) -> None:
         spec = doc.spec
