@@ -450,8 +450,9 @@ def moved_since(
                 f"the plan was made on {made.isoformat()}: the field is compared again"
             )
     known = {ref for op in saved.plan.operations for ref in (op.ref, *op.covers)}
+    known.update(saved.plan.orphaned)
     for op in derived.changes:
-        if op.action.value == "delete" and op.ref not in known | set(saved.plan.orphaned):
+        if op.action == OpType.DELETE and op.ref not in known:
             reasons.append(
                 f"{op.ref}: labelled managed-by: llmgw and in no manifest since the plan was made"
             )
