@@ -483,15 +483,13 @@ async def execute(
             )
             try:
                 run.result = await executor.run()
-            finally:
+                if run.result.ok and not stop.stopped:
+                    await _verify(client, run, stop)
+                if mirror_audit and not stop.stopped:
+                    await _mirror(client, run)
+            finally:  # the requests sent, also when the run or its verification failed
                 run.requests = client.requests_sent
                 run.metrics = list(client.metrics())
-            if run.result.ok and not stop.stopped:
-                await _verify(client, run, stop)
-            if mirror_audit and not stop.stopped:
-                await _mirror(client, run)
-            run.requests = client.requests_sent
-            run.metrics = list(client.metrics())
         outcome = "done"
     finally:
         if timer is not None:
