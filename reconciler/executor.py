@@ -376,12 +376,9 @@ class Executor:
         self.poll_seconds = poll_seconds
         self.sleep = sleep
         self.clock = clock
-        self.ids: dict[str, str] = {}
-        self.before: dict[str, str | None] = {}
-        for ref, obj in live.objects.items():
-            if obj.remote_id is not None:
-                self.ids[ref] = obj.remote_id
-            self.before[ref] = fingerprint(obj.fields)
+        self.ids: dict[str, str] = {
+            ref: obj.remote_id for ref, obj in live.objects.items() if obj.remote_id is not None
+        }
         self.written: dict[str, int | str | None] = {}  # ref -> precondition after our write
         self._lock = asyncio.Lock()
         self._result = ApplyResult()
@@ -545,6 +542,14 @@ class Executor:
         if recorded.precondition is not None or op.ref in self.written:
             self.written[op.ref] = recorded.precondition
 
+    def _before(self, op: Operation) -> str | None:
+        """The fingerprint of the object as the plan read it (None for a create), computed for
+        the objects the run writes only (the live state does not change during a run)."""
+        have = self.live.objects.get(op.ref)
+        if op.action == OpType.CREATE or have is None:
+            return None
+        return fingerprint(have.fields)
+
     def _audit(
         self,
         op: Operation,
@@ -584,7 +589,7 @@ class Executor:
             "status": status,
             "outcome": outcome,
             "latencyMs": round((self.clock() - t0) * 1000, 1),
-            "beforeHash": None if op.action == OpType.CREATE else self.before.get(op.ref),
+            "beforeHash": self._before(op),
             "afterHash": fingerprint(body) if body is not None else None,
             "error": message[:300] if message is not None else None,
         }
