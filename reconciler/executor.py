@@ -194,10 +194,9 @@ def check_plan(plan: Plan, live: LiveState, permissions: Permissions) -> list[st
         if not problems:
             for req in op.requests:
                 try:
-                    params = {k: str(resolve(v, ids)) for k, v in req.params.items()}
+                    params, path = concrete(req, ids)
                 except KeyError:
                     continue  # an object this run creates first
-                path = req.path.format(**params)
                 problems += check_request(n, op, req, path, params, ids)
         out.extend(problems)
     return out
@@ -342,9 +341,15 @@ def resolve(value: Any, ids: Mapping[str, str]) -> Any:
     return value
 
 
-def concrete_path(req: Request, ids: Mapping[str, str]) -> str:
+def concrete(req: Request, ids: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The request's path parameters with their ids resolved, and the path they make
+    (KeyError while an id is not known yet)."""
     params = {k: str(resolve(v, ids)) for k, v in req.params.items()}
-    return req.path.format(**params)
+    return params, req.path.format(**params)
+
+
+def concrete_path(req: Request, ids: Mapping[str, str]) -> str:
+    return concrete(req, ids)[1]
 
 
 class Executor:
@@ -473,8 +478,7 @@ class Executor:
             if self.stop.stopped:
                 raise _Stopped
             async with self._lock:
-                params = {k: str(resolve(v, self.ids)) for k, v in req.params.items()}
-                path = req.path.format(**params)
+                params, path = concrete(req, self.ids)
                 body = resolve(req.body, self.ids) if req.body is not None else None
                 headers = self._precondition(op, req)
                 problems = check_request(n, op, req, path, params, self.ids)
