@@ -23,7 +23,7 @@ from reconciler.endpoints import FIELDS
 from reconciler.errors import ProtocolError
 from reconciler.model import ALLOW_REPLACE_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE
 from reconciler.redact import clip
-from reconciler.text import kind_of, shown
+from reconciler.text import ETAG_MAX, kind_of, shown, visible_ascii
 from reconciler.urls import segment_problem
 
 
@@ -157,9 +157,7 @@ class Entity:
 
     def etag(self, field: str) -> str | None:
         value = self.string(field)
-        if value is not None and (
-            len(value) > 1024 or not all("\x21" <= ch <= "\x7e" for ch in value)
-        ):
+        if value is not None and not visible_ascii(value, ETAG_MAX):
             raise self.fail(field, f"is {shown(value)}, not an entity tag (visible ASCII)")
         return value
 

@@ -17,6 +17,7 @@ from typing import Any
 
 SHOWN = 60  # characters of a quoted value in a message
 NAME = 80  # characters of a name or identity in a message
+ETAG_MAX = 1024  # characters of an entity tag llmgw accepts from a server
 
 # Unicode categories that are invisible or move text around: controls, format characters
 # (zero-width, bidi), line and paragraph separators, surrogates, private use, unassigned.
@@ -25,6 +26,12 @@ INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 def is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) in INVISIBLE
+
+
+def visible_ascii(value: str, limit: int) -> bool:
+    """Whether ``value`` is 1 to ``limit`` visible ASCII characters: what an HTTP header value
+    such as a bearer token or an entity tag may be (no space, no control, no line end)."""
+    return 0 < len(value) <= limit and all("\x21" <= ch <= "\x7e" for ch in value)
 
 
 def visible(text: str, limit: int | None = None) -> str:

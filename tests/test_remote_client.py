@@ -3,7 +3,8 @@
 Covers: no httpx exception escaping (requests and listings); the read-only client refusing
 writes before sending; bounded concurrency; the per-attempt deadline on a fake clock against a
 drip (retried for idempotent requests only, then a TransportError naming it), and on the real
-clock; transport errors redacted.
+clock; transport errors redacted; an answer's etag that is no entity tag (a trailing newline,
+empty, too long, not ASCII) refused.
 """
 
 from __future__ import annotations
@@ -220,3 +221,18 @@ async def test_transport_errors_are_redacted() -> None:
         with pytest.raises(errors.TransportError) as exc:
             await c.request("GET", "/x")
     assert TOKEN not in str(exc.value) and SECRET not in str(exc.value)
+
+
+@pytest.mark.parametrize("etag", ['"e1"\n', "", '"' + "e" * 1100 + '"', '"é"'])
+async def test_an_answer_whose_etag_is_no_entity_tag_is_refused(etag: str) -> None:
+    """The body's etag of an answer (the header cannot carry these): a trailing newline, which
+    a `$`-anchored pattern let through, empty, over 1,024 characters, not ASCII."""
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/oauth/token":
+            return token_ok(req)
+        return httpx.Response(200, json={"id": "x", "etag": etag})
+
+    async with make(handler) as c:
+        with pytest.raises(errors.ProtocolError, match="is not an entity tag"):
+            await c.request("GET", "/api/v2/x")

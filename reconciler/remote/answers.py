@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json as _json
 import math
-import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +32,6 @@ MAX_BODY = 32 * 1024 * 1024  # bytes of one answer's body, after Content-Encodin
 MAX_ERROR_BODY = 64 * 1024  # bytes read of an error's body (only TRIM characters are shown)
 MAX_DEPTH = 64  # levels of nesting in one JSON answer (a listing's envelope is two of them)
 _CHUNK = 64 * 1024  # bytes inflated at a time
-
-VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+$")  # a bearer token or entity tag, as a header holds
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from reconciler import redact
 from reconciler.endpoints import HEADERS, OAUTH, PATHS
 from reconciler.errors import AuthError, ProtocolError, TransportError
 from reconciler.remote.answers import (
-    VISIBLE_ASCII,
     Answer,
     AttemptFailed,
     Unreadable,
@@ -36,7 +35,7 @@ from reconciler.remote.answers import (
 from reconciler.remote.errors import TRIM, redirect_error, server_token
 from reconciler.remote.retries import RETRY_STATUSES, Retries, retry_after
 from reconciler.remote.settings import Settings, variable_to_check
-from reconciler.text import kind_of, shown
+from reconciler.text import kind_of, shown, visible_ascii
 
 
 @dataclass
@@ -175,7 +174,7 @@ class Auth:
                 None,
             )
         redact.register(token)  # before anything could show it
-        if len(token) > 8192 or not VISIBLE_ASCII.match(token):
+        if not visible_ascii(token, 8192):
             raise bad("the access_token is not a bearer token (visible ASCII, at most 8 KiB)")
         lifetime = body.get(OAUTH.expires_in, 86400)
         if isinstance(lifetime, str):

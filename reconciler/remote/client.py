@@ -39,7 +39,6 @@ from reconciler.remote import paging
 from reconciler.remote.answers import (
     MAX_BODY,
     MAX_ERROR_BODY,
-    VISIBLE_ASCII,
     Answer,
     AttemptFailed,
     Response,
@@ -62,7 +61,7 @@ from reconciler.remote.pacing import Pacer
 from reconciler.remote.retries import IDEMPOTENT, RETRY_STATUSES, Retries, retry_after
 from reconciler.remote.settings import Settings, variable_to_check
 from reconciler.remote.stats import EndpointStats, Stats
-from reconciler.text import shown
+from reconciler.text import ETAG_MAX, shown, visible_ascii
 
 log = logging.getLogger("llmgw.client")
 
@@ -337,7 +336,7 @@ class GatewayClient:
         etag = headers.get(HEADERS.etag.lower())
         if etag is None and isinstance(body, dict) and isinstance(body.get("etag"), str):
             etag = body["etag"]
-        if etag is not None and (len(etag) > 1024 or not VISIBLE_ASCII.match(etag)):
+        if etag is not None and not visible_ascii(etag, ETAG_MAX):
             raise ProtocolError(
                 method,
                 path,
