@@ -18,8 +18,8 @@ from typing import Any
 from reconciler import files
 from reconciler.redact import redact
 
-_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass
@@ -49,13 +49,13 @@ def _number(v: float) -> str:
 def prometheus_text(families: Iterable[Family]) -> str:
     out: list[str] = []
     for fam in families:
-        if not _NAME.match(fam.name):
+        if not _NAME.fullmatch(fam.name):
             raise ValueError(f"invalid metric name {fam.name!r}")
         out.append(f"# HELP {fam.name} {redact(fam.help).replace(chr(10), ' ')}")
         out.append(f"# TYPE {fam.name} {fam.type}")
         for labels, value in fam.samples:
             for k in labels:
-                if not _LABEL.match(k):
+                if not _LABEL.fullmatch(k):
                     raise ValueError(f"invalid label name {k!r}")
             lab = ",".join(f'{k}="{_escape(redact(str(v)))}"' for k, v in sorted(labels.items()))
             out.append(

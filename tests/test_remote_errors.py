@@ -79,6 +79,16 @@ async def test_odd_codes_and_correlation_ids_are_quoted() -> None:
     assert exc.value.code == '"bad\\ncode"' and exc.value.correlation_id == '"a b\\tc"'
 
 
+async def test_a_code_ending_in_a_newline_is_quoted_too() -> None:
+    # a `$`-anchored pattern matches before a trailing newline: the code would print raw
+    body = {"message": "no", "code": "not.found\n"}
+    handler = answering(json.dumps(body).encode(), 404)
+    async with make(handler) as c:
+        with pytest.raises(errors.NotFoundError) as exc:
+            await c.request("GET", "/x")
+    assert exc.value.code == '"not.found\\n"'
+
+
 TPL = "/api/v2/llm-gateway/prompt-templates"
 
 

@@ -41,7 +41,7 @@ from reconciler.urls import segment_problem
 TRIM = 300  # characters of a server's message in an error
 
 _SCOPE_RX = re.compile(r"[a-z][\w-]*(?::[\w-]+){1,3}")
-_TOKEN_RX = re.compile(r"^[\w.:@/+=~-]{1,128}$")  # an error code or correlation id as is
+_TOKEN_RX = re.compile(r"[\w.:@/+=~-]{1,128}")  # an error code or correlation id as is
 
 
 def server_token(value: Any) -> str | None:
@@ -49,7 +49,7 @@ def server_token(value: Any) -> str | None:
     if value is None or value == "":
         return None
     text = value if isinstance(value, str) else _json.dumps(value, default=str)[:NAME]
-    return text if _TOKEN_RX.match(text) else shown(text, NAME)
+    return text if _TOKEN_RX.fullmatch(text) else shown(text, NAME)
 
 
 E = ERROR_BODY
@@ -138,7 +138,7 @@ def redirect_error(
 def _template_rx(template: str) -> re.Pattern[str]:
     parts = re.split(r"\{(\w+)\}", template)
     rx = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
-    return re.compile(f"^{rx}$")
+    return re.compile(rx)
 
 
 _WRITES: tuple[tuple[Write, re.Pattern[str]], ...] = tuple(
@@ -152,7 +152,7 @@ def write_endpoint(method: str, path: str) -> tuple[Write, dict[str, str]]:
     bare = path.split("?", 1)[0]
     for write, rx in _WRITES:
         if write.method == method:
-            m = rx.match(bare)
+            m = rx.fullmatch(bare)
             if m:
                 return write, {k: unquote(v) for k, v in m.groupdict().items()}
     return _ANY_WRITE, {}
