@@ -592,7 +592,7 @@ class AuditLog:
                     if k not in ("seq", "prev", "hash", "chain", "keyId")
                 },
             }
-            line = dict(redact_mod.scrub(line))  # type: ignore[call-overload]
+            line = dict(redact_mod.scrub(line))
             line["chain"] = self.mode
             if self.key is not None:
                 line["keyId"] = key_id(self.key)

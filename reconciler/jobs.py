@@ -35,6 +35,7 @@ from reconciler import export as exportmod
 from reconciler import ignores as ignoremod
 from reconciler import kinds, planfile
 from reconciler import metrics as metricsmod
+from reconciler import redact as redact_mod
 from reconciler.endpoints import PATHS, RUNTIME, STATUSES
 from reconciler.errors import (
     AuditError,
@@ -515,7 +516,7 @@ async def execute(
         run.audit_tail = log.tail
         log.close()
     if webhook:
-        payload = planfile.scrubbed(apply_summary(run, target))
+        payload = redact_mod.scrub(apply_summary(run, target))
         run.webhook_error = await post_webhook(webhook, payload)
     if metrics_file:
         try:
@@ -658,7 +659,7 @@ def dry_run_requests(result: Plan) -> list[dict[str, Any]]:
                 )["requests"][0]
                 entry["wave"] = wave_no
                 entry["operation"] = f"{op.action.value} {op.ref}"
-                out.append(planfile.scrubbed(entry))
+                out.append(redact_mod.scrub(entry))
     return out
 
 
@@ -699,7 +700,7 @@ async def detect_drift(
     report = driftmod.detect(desired.objects, live, desired.ignores.by_ref())
     run = DriftRun(report, desired, live.requests, time.monotonic() - started)
     if webhook and not report.in_sync:
-        payload = planfile.scrubbed(drift_payload(run, target))
+        payload = redact_mod.scrub(drift_payload(run, target))
         run.webhook_error = await post_webhook(webhook, payload)
     if metrics_file:
         try:

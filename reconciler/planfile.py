@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,34 +74,6 @@ def file_hash(path: str | None) -> str | None:
         return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
-
-
-_SECRET_NAME = re.compile(
-    r"(?i)^(?:.*[_-])?(?:client_?secret|secret|password|passwd|api_?key|access_?token|"
-    r"refresh_?token|token|authorization|credentials?)$"
-)
-
-
-def secret_field(name: str) -> bool:
-    """A field whose name says it holds a credential (``clientSecret``, ``api_key``, ``token``),
-    but not one that merely mentions the word (``maxTokens``)."""
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return bool(_SECRET_NAME.match(snake))
-
-
-def scrubbed(value: Any) -> Any:
-    """A JSON-like value as llmgw writes it to a file or prints it: every string through
-    ``reconciler.redact``, and the value of a field named like a credential masked."""
-    if isinstance(value, dict):
-        return {
-            k: redact_mod.MASK if secret_field(str(k)) and v is not None else scrubbed(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [scrubbed(v) for v in value]
-    if isinstance(value, str):
-        return redact_mod.redact(value)
-    return value
 
 
 def _enc(value: Any) -> Any:
@@ -210,7 +181,7 @@ def to_dict(saved: SavedPlan, *, verbose: bool = True) -> dict[str, Any]:
         "warnings": [w.as_dict() for w in plan.warnings],
         **saved.extra,
     }
-    return dict(scrubbed(data))
+    return dict(redact_mod.scrub(data))
 
 
 def dumps(saved: SavedPlan) -> str:
@@ -370,7 +341,7 @@ def compare(
     as the file would hold the derivation (redacted, as JSON), operation by operation in order:
     action, kind, identity, then each request's method, path, params, body, headers and
     precondition, then every other field."""
-    want = [_normal(scrubbed(operation_dict(op))) for op in derived]
+    want = [_normal(redact_mod.scrub(operation_dict(op))) for op in derived]
     have = [_normal(op) for op in raw_operations]
     hid, wid = [_ident(d) for d in have], [_ident(d) for d in want]
     out: list[str] = []

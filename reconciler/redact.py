@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 MASK = "***"
@@ -145,12 +146,29 @@ def safe_url(url: str) -> str:
     )
 
 
-def scrub(value: object) -> object:
-    """A JSON-like value with every string redacted (for files llmgw writes)."""
-    if isinstance(value, str):
-        return redact(value)
+_SECRET_NAME = re.compile(
+    r"(?i)^(?:.*[_-])?(?:client_?secret|secret|password|passwd|api_?key|access_?token|"
+    r"refresh_?token|token|authorization|credentials?)$"
+)
+
+
+def secret_field(name: str) -> bool:
+    """A field whose name says it holds a credential (``clientSecret``, ``api_key``, ``token``),
+    but not one that merely mentions the word (``maxTokens``)."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return bool(_SECRET_NAME.match(snake))
+
+
+def scrub(value: Any) -> Any:
+    """A JSON-like value as llmgw writes it to a file or prints it: every string redacted, and
+    the value of a field named like a credential masked."""
     if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
+        return {
+            k: MASK if secret_field(str(k)) and v is not None else scrub(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
     return value

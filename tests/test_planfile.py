@@ -90,7 +90,7 @@ def test_redaction_and_credential_fields() -> None:
             "token": "z",
             "guard": {"maxTokens": 10, "webhookSyncUrl": "https://h.example/x?sig=abc"},
         }
-        out = planfile.scrubbed(value)
+        out = redact_mod.scrub(value)
     finally:
         redact_mod.REDACTOR.reset()
     assert out["systemPrompt"] == "say *** and Bearer ***"
