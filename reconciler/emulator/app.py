@@ -50,7 +50,15 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.emulator import body as bodies
 from reconciler.emulator import openapi
-from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS, ClientSpec, EmulatorConfig
+from reconciler.emulator.config import (
+    ADMIN_PREFIX,
+    FAULT_KINDS,
+    MAX_INGEST_DELAY,
+    MAX_LATENCY_MS,
+    MAX_REQUEST_ID,
+    ClientSpec,
+    EmulatorConfig,
+)
 from reconciler.emulator.state import Answer, ApiError, Gateway
 from reconciler.endpoints import (
     CODES,
@@ -73,9 +81,6 @@ ADMIN_METHODS: dict[str, tuple[str, ...]] = {
     "reset": ("POST",),
     "state": ("GET", "PUT"),
 }
-MAX_REQUEST_ID = 256  # characters of an X-Genesys-Request-Id (a UUID has 36)
-MAX_LATENCY_MS = 3_600_000  # injected latency and jitter: at most an hour
-MAX_INGEST_DELAY = 86_400.0  # seconds
 
 
 class TooLarge(Exception):
