@@ -334,12 +334,19 @@ def _finite(value: Any) -> float:
     return float(value)
 
 
+def _remembered(status: int) -> bool:
+    """Whether an answer is remembered for idempotent replay: the state machine's answers
+    from 200 to 499, never a 429."""
+    return 200 <= status < 500 and status != 429
+
+
 def _replayable_status(value: Any) -> int:
-    """Only state-machine answers below 500 (never a 429) are remembered for replay."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 200 <= value < 500:
-        raise ValueError(f"status {value!r:.40} is not a remembered answer's (200..499)")
-    if value == 429:
+    """A snapshot's remembered status: one ``_remembered`` accepts (``ValueError`` otherwise)."""
+    status = isinstance(value, int) and not isinstance(value, bool)
+    if status and value == 429:
         raise ValueError("a 429 is never remembered")
+    if not (status and _remembered(value)):
+        raise ValueError(f"status {value!r:.40} is not a remembered answer's (200..499)")
     return value
 
 
@@ -746,7 +753,7 @@ class Emulator:
         content = self.encoder.encode(answer.body) if answer.body is not None else b""
         headers = dict(answer.headers)
         remembered = False
-        if key is not None and answer.status != 429 and answer.status < 500:
+        if key is not None and _remembered(answer.status):
             self.idempotency[key] = Remembered(
                 now + IDEMPOTENCY_SECONDS, answer.status, content, headers, cid
             )
