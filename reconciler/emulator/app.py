@@ -38,7 +38,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
@@ -557,6 +557,19 @@ class Emulator:
         body = _error_body(status, code, message, cid, details or [])
         return self._respond(status, body, cid, window, headers)
 
+    def _not_allowed(
+        self, method: str, path: str, allowed: Sequence[str], cid: str, window: Window | None
+    ) -> Response:
+        """``405 method.not.allowed`` with the ``Allow`` header: the methods ``path`` takes."""
+        return self._error(
+            405,
+            CODES.method_not_allowed,
+            f"{method} is not allowed on {path}; use {', '.join(allowed)}",
+            cid,
+            window,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
     def _oauth_error(
         self,
         status: int,
@@ -729,14 +742,7 @@ class Emulator:
             status = 405 if allowed else 404
             self._record(request, status, cid, rid=rid, client=token.client)
             if allowed:
-                return self._error(
-                    405,
-                    CODES.method_not_allowed,
-                    f"{method} is not allowed on {path}; use {', '.join(allowed)}",
-                    cid,
-                    window,
-                    headers={"Allow": ", ".join(allowed)},
-                )
+                return self._not_allowed(method, path, allowed, cid, window)
             return self._error(404, CODES.not_found, f"no endpoint {path}", cid, window)
         if endpoint.scope not in token.scopes:
             self._record(request, 403, cid, rid=rid, client=token.client)
@@ -831,14 +837,7 @@ class Emulator:
     # -- the OpenAPI document (no token, never delayed or faulted, like a platform's spec) --
     def _openapi(self, method: str, cid: str) -> Response:
         if method != "GET":
-            return self._error(
-                405,
-                CODES.method_not_allowed,
-                f"{method} is not allowed on {openapi.OPENAPI_PATH}; use GET",
-                cid,
-                None,
-                headers={"Allow": "GET"},
-            )
+            return self._not_allowed(method, openapi.OPENAPI_PATH, ("GET",), cid, None)
         if self._openapi_json is None:
             admin = ADMIN_METHODS if self.config.admin else None
             self._openapi_json = _dumps(openapi.document(ENDPOINTS, admin))
@@ -949,14 +948,7 @@ class Emulator:
 
         allowed = ADMIN_METHODS.get(name)
         if allowed is not None and method not in allowed:
-            return self._error(
-                405,
-                CODES.method_not_allowed,
-                f"{method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
-                cid,
-                None,
-                headers={"Allow": ", ".join(allowed)},
-            )
+            return self._not_allowed(method, request.url.path, allowed, cid, None)
         try:
             if name == "requests" and method == "GET":
                 return ok({"requests": self.log})
