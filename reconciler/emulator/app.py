@@ -60,6 +60,8 @@ from reconciler.emulator.config import (
     EmulatorConfig,
 )
 from reconciler.emulator.state import Answer, ApiError, Gateway
+from reconciler.emulator.state.common import is_int, is_num
+from reconciler.emulator.state.persistence import finite_number
 from reconciler.endpoints import (
     CODES,
     ERROR_BODY,
@@ -328,12 +330,6 @@ def _text(value: Any) -> str:
     return value
 
 
-def _finite(value: Any) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number, not {value!r:.40}")
-    return float(value)
-
-
 def _remembered(status: int) -> bool:
     """Whether an answer is remembered for idempotent replay: the state machine's answers
     from 200 to 499, never a 429."""
@@ -342,7 +338,7 @@ def _remembered(status: int) -> bool:
 
 def _replayable_status(value: Any) -> int:
     """A snapshot's remembered status: one ``_remembered`` accepts (``ValueError`` otherwise)."""
-    status = isinstance(value, int) and not isinstance(value, bool)
+    status = is_int(value)
     if status and value == 429:
         raise ValueError("a 429 is never remembered")
     if not (status and _remembered(value)):
@@ -478,7 +474,7 @@ class Emulator:
             try:
                 key = (_text(m["client"]), _text(m["method"]), _text(m["path"]))
                 memory[(*key, _text(m["requestId"]))] = Remembered(
-                    _finite(m["expires"]),
+                    finite_number(m["expires"]),
                     _replayable_status(m["status"]),
                     _text(m["body"]).encode("utf-8"),
                     {_header(k): _header(v) for k, v in (m.get("headers") or {}).items()},
@@ -1008,7 +1004,7 @@ class Emulator:
         for k, v in rates.items():
             if k not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {k!r}; valid kinds: {', '.join(FAULT_KINDS)}")
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
+            if not is_num(v) or not 0 <= v <= 1:
                 raise ValueError(f"fault rate {k}={v!r} is outside 0..1")
         numbers = {}
         for k, most in (
@@ -1019,7 +1015,7 @@ class Emulator:
             if k in data:
                 v = data[k]
                 # a comparison chain is False for NaN, and int(inf) would raise after changes
-                if not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= most):
+                if not (is_num(v) and 0 <= v <= most):
                     raise ValueError(f"{k} must be a number from 0 to {most:g}, not {v!r}")
                 numbers[k] = v
         models = {}
@@ -1030,7 +1026,7 @@ class Emulator:
                     raise ValueError(f"{k} must be a list of model ids")
                 models[k] = set(v)
         seed = data.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        if seed is not None and not is_int(seed):
             raise ValueError("seed must be an integer or null")
         self.rates = {k: float(v) for k, v in rates.items()}
         if "latencyMs" in numbers:
