@@ -43,7 +43,7 @@ from reconciler.emulator.state.common import (
     string_map,
     text_problems,
 )
-from reconciler.emulator.state.org import MODELS, Obj, Org
+from reconciler.emulator.state.org import MODELS, MODELS_BY_ID, Obj, Org
 from reconciler.emulator.state.persistence import Step
 from reconciler.endpoints import CODES, FIELDS, HEADERS, STATUSES
 
@@ -165,7 +165,7 @@ class Prompts:
         tid = p.get(PF.template_id)
         if tid is not None and (not isinstance(tid, str) or tid not in self.org.templates):
             problems.append(f"{PF.template_id} {tid!r} is not a prompt template")
-        models = {m[MF.id]: m for m in MODELS}
+        models = MODELS_BY_ID
         model = p.get(PF.model)
         if model is not None and not isinstance(model, str):
             problems.append(f"{PF.model} must be a model id (a string)")
@@ -203,7 +203,7 @@ class Prompts:
         mt = p.get(PF.max_tokens)
         if not is_int(mt) or mt < 1:
             problems.append(f"{PF.max_tokens} must be a positive integer")
-        elif model in models and mt > models[model][MF.max_output_tokens]:
+        elif model is not None and model in models and mt > models[model][MF.max_output_tokens]:
             problems.append(
                 f"{PF.max_tokens} {mt} exceeds {model}'s {MF.max_output_tokens} "
                 f"{models[model][MF.max_output_tokens]}"
