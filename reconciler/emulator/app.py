@@ -442,7 +442,9 @@ class Emulator:
         self.encoder.clear()
 
     # -- persistence (the server writes this to --state) --
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, copy: bool = True) -> dict[str, Any]:
+        """The org and the idempotency memory as a snapshot; ``copy=False`` shares the stored
+        objects (``Gateway.snapshot``): for serialising at once, never for changing."""
         now = self.clock()
         memory = [
             {
@@ -459,7 +461,7 @@ class Emulator:
             for (client, method, path, rid), r in self.idempotency.items()
             if r.expires > now
         ]
-        return {**self.gateway.snapshot(), "idempotency": memory}
+        return {**self.gateway.snapshot(copy=copy), "idempotency": memory}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the org and the idempotency memory with a snapshot, or change nothing:
@@ -969,7 +971,7 @@ class Emulator:
             self._changed()
             return ok({"reset": True})
         if name == "state" and method == "GET":
-            return ok(self.snapshot())
+            return ok(self.snapshot(copy=False))  # serialised at once: no deep copy
         return self._error(
             404, CODES.not_found, f"no admin endpoint {method} {request.url.path}", cid, None
         )
