@@ -38,7 +38,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
@@ -50,8 +50,18 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.emulator import body as bodies
 from reconciler.emulator import openapi
-from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS, ClientSpec, EmulatorConfig
+from reconciler.emulator.config import (
+    ADMIN_PREFIX,
+    FAULT_KINDS,
+    MAX_INGEST_DELAY,
+    MAX_LATENCY_MS,
+    MAX_REQUEST_ID,
+    ClientSpec,
+    EmulatorConfig,
+)
 from reconciler.emulator.state import Answer, ApiError, Gateway
+from reconciler.emulator.state.common import is_int, is_num
+from reconciler.emulator.state.persistence import finite_number
 from reconciler.endpoints import (
     CODES,
     ERROR_BODY,
@@ -73,9 +83,6 @@ ADMIN_METHODS: dict[str, tuple[str, ...]] = {
     "reset": ("POST",),
     "state": ("GET", "PUT"),
 }
-MAX_REQUEST_ID = 256  # characters of an X-Genesys-Request-Id (a UUID has 36)
-MAX_LATENCY_MS = 3_600_000  # injected latency and jitter: at most an hour
-MAX_INGEST_DELAY = 86_400.0  # seconds
 
 
 class TooLarge(Exception):
@@ -323,18 +330,19 @@ def _text(value: Any) -> str:
     return value
 
 
-def _finite(value: Any) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number, not {value!r:.40}")
-    return float(value)
+def _remembered(status: int) -> bool:
+    """Whether an answer is remembered for idempotent replay: the state machine's answers
+    from 200 to 499, never a 429."""
+    return 200 <= status < 500 and status != 429
 
 
 def _replayable_status(value: Any) -> int:
-    """Only state-machine answers below 500 (never a 429) are remembered for replay."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 200 <= value < 500:
-        raise ValueError(f"status {value!r:.40} is not a remembered answer's (200..499)")
-    if value == 429:
+    """A snapshot's remembered status: one ``_remembered`` accepts (``ValueError`` otherwise)."""
+    status = is_int(value)
+    if status and value == 429:
         raise ValueError("a 429 is never remembered")
+    if not (status and _remembered(value)):
+        raise ValueError(f"status {value!r:.40} is not a remembered answer's (200..499)")
     return value
 
 
@@ -434,7 +442,9 @@ class Emulator:
         self.encoder.clear()
 
     # -- persistence (the server writes this to --state) --
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, copy: bool = True) -> dict[str, Any]:
+        """The org and the idempotency memory as a snapshot; ``copy=False`` shares the stored
+        objects (``Gateway.snapshot``): for serialising at once, never for changing."""
         now = self.clock()
         memory = [
             {
@@ -451,7 +461,7 @@ class Emulator:
             for (client, method, path, rid), r in self.idempotency.items()
             if r.expires > now
         ]
-        return {**self.gateway.snapshot(), "idempotency": memory}
+        return {**self.gateway.snapshot(copy=copy), "idempotency": memory}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the org and the idempotency memory with a snapshot, or change nothing:
@@ -466,7 +476,7 @@ class Emulator:
             try:
                 key = (_text(m["client"]), _text(m["method"]), _text(m["path"]))
                 memory[(*key, _text(m["requestId"]))] = Remembered(
-                    _finite(m["expires"]),
+                    finite_number(m["expires"]),
                     _replayable_status(m["status"]),
                     _text(m["body"]).encode("utf-8"),
                     {_header(k): _header(v) for k, v in (m.get("headers") or {}).items()},
@@ -544,6 +554,19 @@ class Emulator:
     ) -> Response:
         body = _error_body(status, code, message, cid, details or [])
         return self._respond(status, body, cid, window, headers)
+
+    def _not_allowed(
+        self, method: str, path: str, allowed: Sequence[str], cid: str, window: Window | None
+    ) -> Response:
+        """``405 method.not.allowed`` with the ``Allow`` header: the methods ``path`` takes."""
+        return self._error(
+            405,
+            CODES.method_not_allowed,
+            f"{method} is not allowed on {path}; use {', '.join(allowed)}",
+            cid,
+            window,
+            headers={"Allow": ", ".join(allowed)},
+        )
 
     def _oauth_error(
         self,
@@ -717,14 +740,7 @@ class Emulator:
             status = 405 if allowed else 404
             self._record(request, status, cid, rid=rid, client=token.client)
             if allowed:
-                return self._error(
-                    405,
-                    CODES.method_not_allowed,
-                    f"{method} is not allowed on {path}; use {', '.join(allowed)}",
-                    cid,
-                    window,
-                    headers={"Allow": ", ".join(allowed)},
-                )
+                return self._not_allowed(method, path, allowed, cid, window)
             return self._error(404, CODES.not_found, f"no endpoint {path}", cid, window)
         if endpoint.scope not in token.scopes:
             self._record(request, 403, cid, rid=rid, client=token.client)
@@ -741,7 +757,7 @@ class Emulator:
         content = self.encoder.encode(answer.body) if answer.body is not None else b""
         headers = dict(answer.headers)
         remembered = False
-        if key is not None and answer.status != 429 and answer.status < 500:
+        if key is not None and _remembered(answer.status):
             self.idempotency[key] = Remembered(
                 now + IDEMPOTENCY_SECONDS, answer.status, content, headers, cid
             )
@@ -819,14 +835,7 @@ class Emulator:
     # -- the OpenAPI document (no token, never delayed or faulted, like a platform's spec) --
     def _openapi(self, method: str, cid: str) -> Response:
         if method != "GET":
-            return self._error(
-                405,
-                CODES.method_not_allowed,
-                f"{method} is not allowed on {openapi.OPENAPI_PATH}; use GET",
-                cid,
-                None,
-                headers={"Allow": "GET"},
-            )
+            return self._not_allowed(method, openapi.OPENAPI_PATH, ("GET",), cid, None)
         if self._openapi_json is None:
             admin = ADMIN_METHODS if self.config.admin else None
             self._openapi_json = _dumps(openapi.document(ENDPOINTS, admin))
@@ -937,14 +946,7 @@ class Emulator:
 
         allowed = ADMIN_METHODS.get(name)
         if allowed is not None and method not in allowed:
-            return self._error(
-                405,
-                CODES.method_not_allowed,
-                f"{method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
-                cid,
-                None,
-                headers={"Allow": ", ".join(allowed)},
-            )
+            return self._not_allowed(method, request.url.path, allowed, cid, None)
         try:
             if name == "requests" and method == "GET":
                 return ok({"requests": self.log})
@@ -969,7 +971,7 @@ class Emulator:
             self._changed()
             return ok({"reset": True})
         if name == "state" and method == "GET":
-            return ok(self.snapshot())
+            return ok(self.snapshot(copy=False))  # serialised at once: no deep copy
         return self._error(
             404, CODES.not_found, f"no admin endpoint {method} {request.url.path}", cid, None
         )
@@ -1004,7 +1006,7 @@ class Emulator:
         for k, v in rates.items():
             if k not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {k!r}; valid kinds: {', '.join(FAULT_KINDS)}")
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
+            if not is_num(v) or not 0 <= v <= 1:
                 raise ValueError(f"fault rate {k}={v!r} is outside 0..1")
         numbers = {}
         for k, most in (
@@ -1015,7 +1017,7 @@ class Emulator:
             if k in data:
                 v = data[k]
                 # a comparison chain is False for NaN, and int(inf) would raise after changes
-                if not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= most):
+                if not (is_num(v) and 0 <= v <= most):
                     raise ValueError(f"{k} must be a number from 0 to {most:g}, not {v!r}")
                 numbers[k] = v
         models = {}
@@ -1026,7 +1028,7 @@ class Emulator:
                     raise ValueError(f"{k} must be a list of model ids")
                 models[k] = set(v)
         seed = data.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        if seed is not None and not is_int(seed):
             raise ValueError("seed must be an integer or null")
         self.rates = {k: float(v) for k, v in rates.items()}
         if "latencyMs" in numbers:

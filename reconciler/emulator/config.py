@@ -19,6 +19,11 @@ committing (the answer is lost)."""
 ADMIN_PREFIX = "/__emulator/"
 """Where the test-only endpoints live (``--admin``)."""
 
+MAX_REQUEST_ID = 256  # characters of an X-Genesys-Request-Id (a UUID has 36)
+MAX_LATENCY_MS = 3_600_000  # injected latency and jitter: at most an hour
+MAX_INGEST_DELAY = 86_400.0  # seconds
+"""Bounds the app enforces and the OpenAPI document states (here: openapi cannot import app)."""
+
 ALL_SCOPES = frozenset(SCOPES.all)
 DEFAULT_CLIENT_ID = "emulator-client"
 DEFAULT_CLIENT_SECRET = "emulator-secret"

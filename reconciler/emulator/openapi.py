@@ -30,15 +30,26 @@ from typing import Any, Protocol
 
 from reconciler import textrules as tr
 from reconciler.emulator import body as bodies
-from reconciler.emulator.config import ADMIN_PREFIX, FAULT_KINDS
+from reconciler.emulator.config import (
+    ADMIN_PREFIX,
+    FAULT_KINDS,
+    MAX_INGEST_DELAY,
+    MAX_LATENCY_MS,
+    MAX_REQUEST_ID,
+)
 from reconciler.emulator.state.common import (
     DATE_CREATED,
     DATE_MODIFIED,
+    DEFAULT_PAGE_SIZE,
     LABELS,
     MAX_PAGE_NUMBER,
+    NAME_MAX_CHARS,
+    NAME_MIN_CHARS,
     SELF_URI,
 )
 from reconciler.emulator.state.indexes import (
+    DIMENSIONS_MAX,
+    DIMENSIONS_MIN,
     FORMATS,
     INDEX_OBJECT_ID,
     METRICS,
@@ -46,9 +57,12 @@ from reconciler.emulator.state.indexes import (
     SYNC_EVENT_ID,
     UPDATED_AT,
 )
+from reconciler.emulator.state.persistence import SNAPSHOT_FORMAT
 from reconciler.emulator.state.prompts import (
     CATEGORIES,
     CONTENT_FILTERS,
+    DEFAULTS,
+    GUARD_MAX_TOKENS_DEFAULT,
     SPLIT_VERSION,
     SPLIT_WEIGHT,
     STRATEGIES,
@@ -58,6 +72,11 @@ from reconciler.emulator.state.runtime import (
     ANALYTICS_METRICS,
     AUDIT_FIELDS,
     DISPATCH_FIELDS,
+)
+from reconciler.emulator.state.templates import (
+    MAX_TOKENS_DEFAULT,
+    MAX_TOKENS_MAX,
+    MAX_TOKENS_MIN,
 )
 from reconciler.emulator.state.versions import AB_HEADER, AB_KEYS, CONTENT_HASH, MATRIX_TYPES
 from reconciler.endpoints import (
@@ -160,12 +179,19 @@ def server_fields(*fields: str) -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     guards_t = obj({k: BOOL for k in (TF.pii_filter, TF.jailbreak_detection, TF.output_moderation)})
     template_fields = {
-        TF.name: {"type": "string", "minLength": 3, "maxLength": 128},
+        TF.name: {"type": "string", "minLength": NAME_MIN_CHARS, "maxLength": NAME_MAX_CHARS},
         TF.description: nullable(STRING),
         TF.system_instruction: nullable(STRING),
         TF.user_template: nullable(STRING),
         TF.variables: nullable({"type": "array", "items": STRING}),
-        TF.max_tokens: nullable({**INT, "minimum": 256, "maximum": 128000, "default": 4096}),
+        TF.max_tokens: nullable(
+            {
+                **INT,
+                "minimum": MAX_TOKENS_MIN,
+                "maximum": MAX_TOKENS_MAX,
+                "default": MAX_TOKENS_DEFAULT,
+            }
+        ),
         TF.guardrails: nullable(guards_t),
         LABELS: nullable(STRING_MAP),
     }
@@ -178,7 +204,7 @@ def _schemas() -> dict[str, Any]:
             TF.system_instruction: STRING,
             TF.user_template: STRING,
             TF.variables: {"type": "array", "items": STRING},
-            TF.max_tokens: {**INT, "minimum": 256, "maximum": 128000},
+            TF.max_tokens: {**INT, "minimum": MAX_TOKENS_MIN, "maximum": MAX_TOKENS_MAX},
             TF.guardrails: obj(guards_t["properties"], guards_t["properties"]),
             LABELS: STRING_MAP,
             TF.version: {**INT, "minimum": 1, "description": "+1 on each change (If-Match)"},
@@ -216,8 +242,9 @@ def _schemas() -> dict[str, Any]:
         VF.content: {
             "type": "string",
             "minLength": 1,
-            "maxLength": 4096,
-            "description": "at most 4096 bytes of UTF-8 and about 3800 tokens (characters / 4)",
+            "maxLength": tr.VERSION_MAX_BYTES,
+            "description": f"at most {tr.VERSION_MAX_BYTES} bytes of UTF-8 and about "
+            f"{tr.VERSION_MAX_TOKENS} tokens (characters / 4)",
         },
         VF.variables: nullable(matrix),
         VF.rollback: nullable(BOOL),
@@ -268,7 +295,9 @@ def _schemas() -> dict[str, Any]:
     guards_p = obj(
         {
             PF.content_filtering: nullable(names(CONTENT_FILTERS)),
-            PF.guard_max_tokens: nullable({**INT, "minimum": 1, "default": 4096}),
+            PF.guard_max_tokens: nullable(
+                {**INT, "minimum": 1, "default": GUARD_MAX_TOKENS_DEFAULT}
+            ),
             PF.blocked_categories: nullable(names(CATEGORIES)),
         }
     )
@@ -291,19 +320,24 @@ def _schemas() -> dict[str, Any]:
             ),
         ],
         "description": "a bound prompt's split names its template's versions, an unbound "
-        "prompt's the version labels it has carried; weights sum to 1.0 within 0.01",
+        "prompt's the version labels it has carried; weights sum to 1.0 within "
+        f"{tr.WEIGHT_TOLERANCE}",
     }
     prompt_fields = {
-        PF.name: {"type": "string", "minLength": 3, "maxLength": 128},
+        PF.name: {"type": "string", "minLength": NAME_MIN_CHARS, "maxLength": NAME_MAX_CHARS},
         PF.template_id: nullable(STRING),
         PF.model: nullable({**STRING, "description": "a model of GET /api/v2/ai/models"}),
         PF.model_alias: nullable({**STRING, "description": f"seed 001's name for {PF.model}"}),
         PF.fallbacks: nullable({"type": "array", "items": STRING}),
-        PF.system_prompt: {"type": "string", "maxLength": 8000},
+        PF.system_prompt: {"type": "string", "maxLength": tr.PROMPT_MAX_CHARS},
         PF.version: nullable(SEMVER_STRING),
-        PF.temperature: nullable({"type": "number", "minimum": 0, "maximum": 2, "default": 0.7}),
-        PF.top_p: nullable({"type": "number", "minimum": 0, "maximum": 1, "default": 0.95}),
-        PF.max_tokens: nullable({**INT, "minimum": 1, "default": 2048}),
+        PF.temperature: nullable(
+            {"type": "number", "minimum": 0, "maximum": 2, "default": DEFAULTS[PF.temperature]}
+        ),
+        PF.top_p: nullable(
+            {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULTS[PF.top_p]}
+        ),
+        PF.max_tokens: nullable({**INT, "minimum": 1, "default": DEFAULTS[PF.max_tokens]}),
         PF.guardrails: nullable(guards_p),
         PF.traffic: nullable(traffic),
         LABELS: nullable(STRING_MAP),
@@ -357,7 +391,7 @@ def _schemas() -> dict[str, Any]:
     )
     index_fields = {
         XF.index_id: nullable({**STRING, "description": "the path's indexId"}),
-        XF.dimensions: {**INT, "minimum": 1, "maximum": 4096},
+        XF.dimensions: {**INT, "minimum": DIMENSIONS_MIN, "maximum": DIMENSIONS_MAX},
         XF.metric: {"type": "string", "enum": list(METRICS)},
         XF.format: {"type": "string", "enum": list(FORMATS)},
         XF.auto_ingest: nullable({**BOOL, "default": False}),
@@ -440,7 +474,7 @@ def _schemas() -> dict[str, Any]:
     )
     dispatch_props = {
         DSP.model_id: STRING,
-        DSP.prompt: {"type": "string", "minLength": 1, "maxLength": 8000},
+        DSP.prompt: {"type": "string", "minLength": 1, "maxLength": tr.PROMPT_MAX_CHARS},
         DSP.parameters: nullable(
             obj(
                 {DSP.temperature: nullable({"type": "number", "minimum": 0, "maximum": 2})},
@@ -523,7 +557,8 @@ def _schemas() -> dict[str, Any]:
             {**version_fields, **server_fields(*version_server)},
             [VF.version, VF.content],
             description="400 when a {{placeholder}} of content is not in variables, a variable "
-            "is unused, content exceeds 4096 bytes or about 3800 tokens",
+            f"is unused, content exceeds {tr.VERSION_MAX_BYTES} bytes or about "
+            f"{tr.VERSION_MAX_TOKENS} tokens",
         ),
         "VersionPatch": version_patch,
         "Version": version,
@@ -651,7 +686,7 @@ def _parameters() -> dict[str, Any]:
     def header(name: str, schema: Mapping[str, Any], description: str) -> dict[str, Any]:
         return {"name": name, "in": "header", "schema": dict(schema), "description": description}
 
-    size = {**INT, "minimum": 1, "maximum": PAGING.max_page_size, "default": 25}
+    size = {**INT, "minimum": 1, "maximum": PAGING.max_page_size, "default": DEFAULT_PAGE_SIZE}
     return {
         PAGING.page_size: query(PAGING.page_size, size, "entities per page"),
         PAGING.page_number: query(
@@ -670,7 +705,7 @@ def _parameters() -> dict[str, Any]:
         P.index_id: path(P.index_id, "the index's name, chosen by the client"),
         "requestId": header(
             H.request_id,
-            {"type": "string", "maxLength": 256},
+            {"type": "string", "maxLength": MAX_REQUEST_ID},
             "a UUID that makes the write idempotent: a repeat (per client, 24 h) answers the "
             "first answer again; echoed on the answer",
         ),
@@ -767,7 +802,10 @@ class Op:
 
 
 PAGED = (PAGING.page_size, PAGING.page_number)
-BAD_PAGE = f"{CODES.validation_failed}: pageSize (1..100) or pageNumber is not an integer in range"
+BAD_PAGE = (
+    f"{CODES.validation_failed}: {PAGING.page_size} (1..{PAGING.max_page_size}) or "
+    f"{PAGING.page_number} is not an integer in range"
+)
 NOT_FOUND = f"{CODES.not_found}: no such {{what}}"
 REQ = ("requestId",)
 
@@ -836,7 +874,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         {
             400: f"{CODES.validation_failed}: a field's type or limit, unknown fields, "
             "templateId not the path's, a placeholder missing from the variable matrix or a "
-            "variable unused, content over 4096 bytes or 3800 tokens, an X-Genesys-AB-Test "
+            f"variable unused, content over {tr.VERSION_MAX_BYTES} bytes or "
+            f"{tr.VERSION_MAX_TOKENS} tokens, an X-Genesys-AB-Test "
             "header that does not read variant=...,traffic=0..100 or disagrees with "
             "abTestingTrigger",
             404: NOT_FOUND.format(what="template"),
@@ -967,7 +1006,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Create (201) or replace (200) an index, atomically (seed 004)",
         {200: "Index", 201: "Index"},
         {
-            400: f"{CODES.validation_failed}: dimensions not an integer from 1 to 4096",
+            400: f"{CODES.validation_failed}: {XF.dimensions} not an integer from "
+            f"{DIMENSIONS_MIN} to {DIMENSIONS_MAX}",
             404: NOT_FOUND.format(what="vector store"),
             409: f"{CODES.precondition_failed}: If-Match stale (or the index absent), or "
             f"If-None-Match matched; {CODES.index_processing}: the index is still ingesting",
@@ -1105,7 +1145,7 @@ def _operation(endpoint: EndpointLike, op: Op) -> dict[str, Any]:
     if op.body is not None:
         errors[400] = f"{errors[400]}; {BODY_400}" if 400 in errors else BODY_400
     if "requestId" in op.params and 400 not in errors:
-        errors[400] = f"{CODES.validation_failed}: {H.request_id} over 256 characters"
+        errors[400] = f"{CODES.validation_failed}: {H.request_id} over {MAX_REQUEST_ID} characters"
     for status, text in sorted(errors.items()):
         if status in SHARED_ERRORS:
             text = f"{SHARED_ERRORS[status]}; {text}"
@@ -1236,9 +1276,9 @@ def _admin_schemas() -> dict[str, Any]:
         "FaultsWrite": obj(
             {
                 "rates": nullable({**rates, "description": "replaces every rate"}),
-                "latencyMs": {**number, "maximum": 3_600_000},
-                "jitterMs": {**number, "maximum": 3_600_000},
-                "ingestDelay": {**number, "maximum": 86_400},
+                "latencyMs": {**number, "maximum": MAX_LATENCY_MS},
+                "jitterMs": {**number, "maximum": MAX_LATENCY_MS},
+                "ingestDelay": {**number, "maximum": int(MAX_INGEST_DELAY)},
                 "failingModels": models,
                 "refusingModels": models,
                 "seed": nullable(INT),
@@ -1263,7 +1303,7 @@ def _admin_schemas() -> dict[str, Any]:
         "Restored": obj({"restored": {"const": True}}, ["restored"]),
         "Snapshot": obj(
             {
-                "format": {"const": 1},
+                "format": {"const": SNAPSHOT_FORMAT},
                 "templates": {"type": "object", "additionalProperties": ref("Template")},
                 "versions": {
                     "type": "object",
@@ -1294,7 +1334,7 @@ def _admin_schemas() -> dict[str, Any]:
         ),
         "SnapshotWrite": obj(
             {
-                "format": {"const": 1},
+                "format": {"const": SNAPSHOT_FORMAT},
                 "templates": nullable({"type": "object", "additionalProperties": loose}),
                 "versions": nullable(
                     {
@@ -1372,7 +1412,8 @@ def _admin_paths(admin: Mapping[str, Iterable[str]]) -> dict[str, Any]:
                 op["responses"]["400"] = _error(
                     f"{CODES.validation_failed}: {BODY_400}, or a value out of range"
                 )
-                op["responses"]["413"] = _error(f"{CODES.request_too_large}: over 256 MiB")
+                mib = bodies.MAX_ADMIN_BODY_BYTES // 2**20
+                op["responses"]["413"] = _error(f"{CODES.request_too_large}: over {mib} MiB")
             item[method.lower()] = op
     return paths
 

@@ -80,7 +80,7 @@ def save_state(emulator: Emulator, path: str) -> None:
             mode = 0o644  # it holds no secret: tokens are never persisted
         os.chmod(tmp, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(emulator.snapshot(), f, separators=(",", ":"))
+            json.dump(emulator.snapshot(copy=False), f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

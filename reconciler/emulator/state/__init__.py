@@ -90,8 +90,12 @@ class Gateway(Org):
         )
 
     # -- persistence ----------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-serialisable deep copy of the org (without runtime test hooks)."""
+    def snapshot(self, *, copy: bool = True) -> dict[str, Any]:
+        """A JSON-serialisable deep copy of the org (without runtime test hooks); with
+        ``copy=False`` one holding the stored objects themselves, to be serialised at once and
+        never changed (``persistence.collect``)."""
+        if not copy:
+            return persistence.collect(self.sections)
         return persistence.snapshot(self.sections)
 
     def restore(self, data: Mapping[str, Any]) -> None:

@@ -26,6 +26,7 @@ DATE_CREATED = "dateCreated"
 DATE_MODIFIED = "dateModified"
 SELF_URI = "selfUri"
 
+NAME_MIN_CHARS, NAME_MAX_CHARS = 3, 128  # a template's or a prompt's name
 MAX_PAGE_NUMBER = 2**31 - 1  # the platform's int32 page numbers
 DEFAULT_PAGE_SIZE = 25
 

@@ -48,6 +48,7 @@ INDEX_OBJECT_ID = XF.id  # seed 004 reads the index's id as "id": answered besid
 
 METRICS = ("cosine", "euclidean", "dot_product")
 FORMATS = ("float32", "int8", "binary")
+DIMENSIONS_MIN, DIMENSIONS_MAX = 1, 4096
 PRECISION = {"float32": 0.97, "int8": 0.93, "binary": 0.85}  # an invented retrieval precision
 
 FIELDS_WRITTEN = frozenset(
@@ -118,8 +119,10 @@ class Indexes:
         if b.get(XF.index_id) not in (None, iid):
             raise invalid(f"{XF.index_id} {b[XF.index_id]!r} does not match the path", 422)
         dims = b.get(XF.dimensions)
-        if not is_int(dims) or not 1 <= dims <= 4096:
-            raise invalid(f"{XF.dimensions} must be an integer from 1 to 4096", 400)
+        if not is_int(dims) or not DIMENSIONS_MIN <= dims <= DIMENSIONS_MAX:
+            raise invalid(
+                f"{XF.dimensions} must be an integer from {DIMENSIONS_MIN} to {DIMENSIONS_MAX}", 400
+            )
         problems: list[str] = name_problems(XF.index_id, iid)
         if b.get(XF.metric) not in METRICS:
             problems.append(f"{XF.metric} must be one of {', '.join(METRICS)}")

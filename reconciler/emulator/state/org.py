@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from reconciler.endpoints import FIELDS
@@ -45,7 +45,8 @@ MODELS: tuple[dict[str, Any], ...] = (
         MF.max_output_tokens: 2048,
     },
 )
-MODEL_IDS = frozenset(m[MF.id] for m in MODELS)
+MODELS_BY_ID: Mapping[str, dict[str, Any]] = {m[MF.id]: m for m in MODELS}
+MODEL_IDS = frozenset(MODELS_BY_ID)
 STORES: tuple[dict[str, Any], ...] = ({SF.id: STORE_ID, SF.name: "default-knowledge-store"},)
 
 Obj = dict[str, Any]

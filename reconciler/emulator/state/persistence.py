@@ -32,7 +32,7 @@ class Part(Protocol):
 
     def snapshot(self) -> dict[str, Any]:
         """This section's keys of a snapshot, holding the stored objects themselves (copied
-        by ``snapshot`` below)."""
+        by ``snapshot`` below, shared by ``collect``)."""
         ...
 
     def replay(self, data: Mapping[str, Any]) -> Iterable[Step]:
@@ -41,12 +41,19 @@ class Part(Protocol):
         ...
 
 
-def snapshot(parts: Iterable[Part]) -> dict[str, Any]:
-    """A JSON-serialisable deep copy of the org (without runtime test hooks)."""
+def collect(parts: Iterable[Part]) -> dict[str, Any]:
+    """The org as a snapshot (without runtime test hooks) that holds the stored objects
+    themselves, not copies: for a caller that serialises it at once and neither changes nor
+    keeps it (its JSON is the same as ``snapshot``'s)."""
     data: dict[str, Any] = {"format": SNAPSHOT_FORMAT}
     for part in parts:
         data.update(part.snapshot())
-    copied: dict[str, Any] = json.loads(json.dumps(data))
+    return data
+
+
+def snapshot(parts: Iterable[Part]) -> dict[str, Any]:
+    """A JSON-serialisable deep copy of the org (without runtime test hooks)."""
+    copied: dict[str, Any] = json.loads(json.dumps(collect(parts)))
     return copied
 
 

@@ -24,6 +24,8 @@ from reconciler.emulator.state.common import (
     DATE_CREATED,
     DATE_MODIFIED,
     LABELS,
+    NAME_MAX_CHARS,
+    NAME_MIN_CHARS,
     SELF_URI,
     Answer,
     ApiError,
@@ -41,7 +43,7 @@ from reconciler.emulator.state.common import (
     string_map,
     text_problems,
 )
-from reconciler.emulator.state.org import MODELS, Obj, Org
+from reconciler.emulator.state.org import MODELS, MODELS_BY_ID, Obj, Org
 from reconciler.emulator.state.persistence import Step
 from reconciler.endpoints import CODES, FIELDS, HEADERS, STATUSES
 
@@ -79,6 +81,7 @@ DEFAULTS: Mapping[str, Any] = {
 # templateId is optional (seed 003 creates prompts without one): an unbound prompt's split
 # routes to the release labels the prompt itself has carried (its own ``version`` values).
 REQUIRED = (PF.name, PF.model, PF.system_prompt)
+GUARD_MAX_TOKENS_DEFAULT = 4096
 
 
 def _guard_defaults(given: Any) -> Any:
@@ -86,7 +89,7 @@ def _guard_defaults(given: Any) -> Any:
         return given  # reported by the check
     return {
         PF.content_filtering: [],
-        PF.guard_max_tokens: 4096,
+        PF.guard_max_tokens: GUARD_MAX_TOKENS_DEFAULT,
         PF.blocked_categories: [],
         **{k: v for k, v in given.items() if v is not None},
     }
@@ -153,12 +156,16 @@ class Prompts:
                 f"{f} is required" + (f" (or {PF.model_alias})" if f == PF.model else "")
             )
         name = p.get(PF.name)
-        if name is not None and (not isinstance(name, str) or not 3 <= len(name) <= 128):
-            problems.append(f"{PF.name} must be a string of 3 to 128 characters")
+        if name is not None and (
+            not isinstance(name, str) or not NAME_MIN_CHARS <= len(name) <= NAME_MAX_CHARS
+        ):
+            problems.append(
+                f"{PF.name} must be a string of {NAME_MIN_CHARS} to {NAME_MAX_CHARS} characters"
+            )
         tid = p.get(PF.template_id)
         if tid is not None and (not isinstance(tid, str) or tid not in self.org.templates):
             problems.append(f"{PF.template_id} {tid!r} is not a prompt template")
-        models = {m[MF.id]: m for m in MODELS}
+        models = MODELS_BY_ID
         model = p.get(PF.model)
         if model is not None and not isinstance(model, str):
             problems.append(f"{PF.model} must be a model id (a string)")
@@ -196,7 +203,7 @@ class Prompts:
         mt = p.get(PF.max_tokens)
         if not is_int(mt) or mt < 1:
             problems.append(f"{PF.max_tokens} must be a positive integer")
-        elif model in models and mt > models[model][MF.max_output_tokens]:
+        elif model is not None and model in models and mt > models[model][MF.max_output_tokens]:
             problems.append(
                 f"{PF.max_tokens} {mt} exceeds {model}'s {MF.max_output_tokens} "
                 f"{models[model][MF.max_output_tokens]}"

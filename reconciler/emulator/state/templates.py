@@ -21,6 +21,8 @@ from reconciler.emulator.state.common import (
     DATE_CREATED,
     DATE_MODIFIED,
     LABELS,
+    NAME_MAX_CHARS,
+    NAME_MIN_CHARS,
     SELF_URI,
     Answer,
     ApiError,
@@ -58,6 +60,8 @@ FIELDS_WRITTEN = frozenset(
 )
 SERVER_FIELDS = frozenset({TF.id, TF.version, DATE_CREATED, DATE_MODIFIED, SELF_URI})
 GUARDS = (TF.pii_filter, TF.jailbreak_detection, TF.output_moderation)
+MAX_TOKENS_MIN, MAX_TOKENS_MAX = 256, 128000
+MAX_TOKENS_DEFAULT = 4096
 
 
 class Templates:
@@ -82,8 +86,10 @@ class Templates:
         b = clean(body, SERVER_FIELDS)
         problems: list[str] = []
         name = b.get(TF.name)
-        if not isinstance(name, str) or not 3 <= len(name) <= 128:
-            problems.append(f"{TF.name} must be a string of 3 to 128 characters")
+        if not isinstance(name, str) or not NAME_MIN_CHARS <= len(name) <= NAME_MAX_CHARS:
+            problems.append(
+                f"{TF.name} must be a string of {NAME_MIN_CHARS} to {NAME_MAX_CHARS} characters"
+            )
         for f in (TF.description, TF.system_instruction, TF.user_template):
             if f in b and not isinstance(b[f], str):
                 problems.append(f"{f} must be a string")
@@ -93,9 +99,11 @@ class Templates:
         ):
             problems.append(f"{TF.variables} must be a list of names")
             variables = None
-        mt = b.get(TF.max_tokens, 4096)
-        if not is_int(mt) or not 256 <= mt <= 128000:
-            problems.append(f"{TF.max_tokens} must be an integer from 256 to 128000")
+        mt = b.get(TF.max_tokens, MAX_TOKENS_DEFAULT)
+        if not is_int(mt) or not MAX_TOKENS_MIN <= mt <= MAX_TOKENS_MAX:
+            problems.append(
+                f"{TF.max_tokens} must be an integer from {MAX_TOKENS_MIN} to {MAX_TOKENS_MAX}"
+            )
         g = b.get(TF.guardrails, {})
         if (
             not isinstance(g, dict)
