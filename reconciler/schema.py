@@ -30,7 +30,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from reconciler import kinds
+from reconciler import kinds, textrules
 from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.kinds import KINDS
 from reconciler.model import Document, Path, Problem, format_path
@@ -53,14 +53,8 @@ SCHEMA_FILES = {r.kind: r.schema_file for r in kinds.REGISTRY}
 # An identity, or any value that becomes part of a request URL's path: no ASCII control
 # character, no space, no `/`, `?`, `#` or `\` (the semantic rules add Unicode Cc/Cf/Z* and `..`).
 IDENTITY = "^[^\\u0000-\\u0020\\u007F/?#%\\\\]+$"
-# semver.org 2.0.0, exactly its recommended expression (shared, character for character, with the
-# rest of llmgw; a test compares)
-SEMVER = (
-    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)"
-    "(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
-    "(?:\\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    "(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$"
-)
+# semver.org 2.0.0, exactly its recommended expression: the one textrules holds
+SEMVER = textrules.SEMVER_PATTERN
 VECTOR_STORE = "^[A-Za-z0-9._~-]+$"  # URL-unreserved characters (RFC 3986) only
 LABEL_KEY = "^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
 PLACEHOLDER = "^[a-zA-Z_][a-zA-Z0-9_]*$"
