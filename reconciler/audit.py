@@ -48,6 +48,7 @@ from typing import Any
 
 from reconciler import redact as redact_mod
 from reconciler.errors import AuditError, LockError
+from reconciler.text import plural
 
 GENESIS = "0" * 64
 SHA256, HMAC_SHA256 = "sha256", "hmac-sha256"
@@ -156,7 +157,7 @@ class VerifyResult:
         return self.mode == HMAC_SHA256
 
     def message(self) -> str:
-        n = f"{self.lines} record{'s' if self.lines != 1 else ''}"
+        n = plural(self.lines, "record")
         if self.needs_key and self.broken_at is None:
             return (
                 f"keyed (HMAC-SHA256), {n}: its hashes can be checked only with the key it was "

@@ -36,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from reconciler.text import plural
+
 if TYPE_CHECKING:
     from reconciler.model import Problem
 
@@ -69,7 +71,7 @@ class ManifestError(LlmgwError):
 
     def __str__(self) -> str:
         n = len(self.errors)
-        return f"{n} error{'s' if n != 1 else ''} in the manifests"
+        return f"{plural(n, 'error')} in the manifests"
 
 
 class PlanError(LlmgwError):
@@ -123,7 +125,7 @@ class PlanMismatchError(LlmgwError):
     def __str__(self) -> str:
         lines = "\n".join(f"  - {d}" for d in self.differences)
         if self.more:
-            lines += f"\n  - ... and {self.more} more difference{'s' if self.more != 1 else ''}"
+            lines += f"\n  - ... and {plural(self.more, 'more difference')}"
         made_by = f" (it was written by {self.tool})" if self.tool else ""
         return (
             "the saved plan is not what its manifests and the org give, nothing was written:\n"

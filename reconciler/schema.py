@@ -34,7 +34,7 @@ from reconciler import kinds, textrules
 from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.kinds import KINDS
 from reconciler.model import Document, Path, Problem, format_path
-from reconciler.text import shown, visible
+from reconciler.text import plural, shown, visible
 
 if TYPE_CHECKING:  # imported when first needed: with the fast path, a valid run never needs it
     from jsonschema import Draft202012Validator
@@ -463,7 +463,7 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
         msg, fix = _pattern_problem(str(val), str(inst), path in loc.blocks)
         return [make(path, line, msg, fix)]
     if v == "minItems":
-        return [make(path, line, f"must list at least {val} item{'s' if val != 1 else ''}")]
+        return [make(path, line, f"must list at least {plural(val, 'item')}")]
     if v == "uniqueItems" and isinstance(inst, list):
         seen: list[Any] = []
         dup = next((x for x in inst if x in seen or seen.append(x)), None)  # type: ignore[func-returns-value]

@@ -28,6 +28,11 @@ def is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) in INVISIBLE
 
 
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``, ``0 errors``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def visible_ascii(value: str, limit: int) -> bool:
     """Whether ``value`` is 1 to ``limit`` visible ASCII characters: what an HTTP header value
     such as a bearer token or an entity tag may be (no space, no control, no line end)."""

@@ -25,7 +25,7 @@ from reconciler.endpoints import PAGING
 from reconciler.errors import ProtocolError
 from reconciler.remote.answers import Response, Unreadable
 from reconciler.remote.errors import TRIM
-from reconciler.text import kind_of, shown
+from reconciler.text import kind_of, plural, shown
 
 MAX_PAGES = 10_000  # pages of one listing (a million objects at 100 a page)
 MAX_CURSOR = 4096  # characters of a paging cursor (it is sent back in the query string)
@@ -190,7 +190,7 @@ class _Page:
             ):
                 raise self.error(
                     f"{PAGING.page_count} {self.count} does not match {PAGING.total} "
-                    f"{self.total} at {size} a page ({pages} page{'s' if pages != 1 else ''})"
+                    f"{self.total} at {size} a page ({plural(pages, 'page')})"
                 )
             if self.total < len(self.entities):
                 raise self.error(

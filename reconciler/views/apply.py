@@ -189,7 +189,7 @@ class ApplyView(View):
 
     def question(self, changes: int, target: Target) -> str:
         where = target.environment or target.url
-        return f"\nApply {changes} change{'s' if changes != 1 else ''} to {where}?"
+        return f"\nApply {plural(changes, 'change')} to {where}?"
 
     def cancelled(self) -> str:
         return "Apply cancelled; nothing was sent."

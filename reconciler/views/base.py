@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from reconciler.text import json_dumps, visible
+from reconciler.text import json_dumps, plural, visible
 
 __all__ = [
     "Style",
@@ -47,10 +47,6 @@ Style = Callable[..., str]
 def plain(text: str, **_: Any) -> str:
     """The ``Style`` of an output that is not a terminal: the text, uncoloured."""
     return text
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def short(value: Any, width: int = 80) -> str:
