@@ -165,6 +165,14 @@ class AnalyticsFields:  # seed 002: the usage query and its answer's rows
     output_tokens: str = "outputTokens"
     latency_ms: str = "latencyMs"
     error_count: str = "errorCount"
+    invocations: str = "invocations"  # the richer row (assumed): counts, percentiles, sums
+    latency_p50_ms: str = "latencyP50Ms"
+    latency_p95_ms: str = "latencyP95Ms"
+    latency_p99_ms: str = "latencyP99Ms"
+    guardrail_blocks: str = "guardrailBlocks"
+    fallback_count: str = "fallbackCount"
+    filter: str = "filter"  # assumed: {"promptId": ..., "versions": [...]}
+    filter_versions: str = "versions"
     prompt_id: str = "promptId"  # the group keys
     version: str = "version"
     model_id: str = "modelId"
@@ -351,6 +359,7 @@ class Headers:
     rate_count: str = "inin-ratelimit-count"
     rate_reset: str = "inin-ratelimit-reset"
     retry_after: str = "Retry-After"
+    date: str = "Date"  # the server's clock (RFC 9110 IMF-fixdate), on every answer
     ab_test: str = "X-Genesys-AB-Test"
     if_match: str = "If-Match"
     if_none_match: str = "If-None-Match"

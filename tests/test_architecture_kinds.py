@@ -35,6 +35,8 @@ GENERIC = {"id", "name", "status", "version", "labels", "description", "etag"}
 # the runtime, error and OAuth bodies say too; and OpenAPI's own "parameters" and "bearer"
 GENERIC |= {"error", "message", "code", "details", "action", "outcome", "latencyMs"}
 GENERIC |= {"timestamp", "parameters", "bearer", "contextId"}
+# the apply JSON's per-endpoint latencies and the rollout evidence's sample counts
+GENERIC |= {"latencyP50Ms", "latencyP95Ms", "invocations"}
 
 
 def _values(obj: Any) -> set[str]:
