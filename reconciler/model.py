@@ -15,6 +15,8 @@ from reconciler.text import NAME, visible
 API_VERSION = "llmgw/v1"
 MANAGED_LABEL = "managed-by"
 MANAGED_VALUE = "llmgw"
+# labels llmgw keeps on live objects for its own state (a rollout's step): never diffed
+STATE_LABEL_PREFIX = "llmgw.io/"
 ALLOW_REPLACE_ANNOTATION = "llmgw/allow-replace"
 
 Path = tuple[str | int, ...]

@@ -22,6 +22,7 @@ from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
     MANAGED_LABEL,
     MANAGED_VALUE,
+    STATE_LABEL_PREFIX,
     Document,
     Path,
     Problem,
@@ -52,6 +53,14 @@ def _labels(doc: Document, emit: Emit) -> None:
             f"remove it; llmgw sets {MANAGED_LABEL}: {MANAGED_VALUE} itself",
             rule=LABEL_RESERVED,
         )
+    for key in doc.labels:
+        if isinstance(key, str) and key.startswith(STATE_LABEL_PREFIX):
+            emit(
+                ("metadata", "labels", key),
+                f"labels under `{STATE_LABEL_PREFIX}` are llmgw's record of a rollout's state",
+                f"remove it; llmgw keeps `{STATE_LABEL_PREFIX}` labels on the live object itself",
+                rule=LABEL_RESERVED,
+            )
     for key, val in doc.annotations.items():
         path = ("metadata", "annotations", key)
         if key == ALLOW_REPLACE_ANNOTATION and val not in ("true", "false"):

@@ -34,6 +34,7 @@ from reconciler import kinds, textrules
 from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.kinds import KINDS
 from reconciler.model import Document, Path, Problem, format_path
+from reconciler.rollout import spec as rollout_spec
 from reconciler.text import plural, shown, visible
 
 if TYPE_CHECKING:  # imported when first needed: with the fast path, a valid run never needs it
@@ -62,6 +63,7 @@ INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # an A/B variant id travels in a header, `variant={variantId},traffic={p}`: a comma, a space or a
 # character outside ASCII there would change or break the header
 VARIANT_ID = "^[A-Za-z0-9._-]+$"
+DURATION = rollout_spec.DURATION_PATTERN
 # What a value matching each pattern looks like, in words. The schemas carry no private keywords
 # (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
 # here; tests/test_schemas.py checks that every pattern has one.
@@ -71,6 +73,7 @@ PATTERN_WORDS = {
     IDENTITY: "must not contain spaces, control characters, `/`, `?`, `#`, `%` or `\\`, as it "
     "becomes part of request URLs",
     SEMVER: "must be a semver string such as 2.1.0",
+    DURATION: "must be a duration such as 30m, 6h, 1h30m or 2d (days, hours, minutes, seconds)",
     VECTOR_STORE: "must use only letters, digits, `.`, `_`, `~` and `-`, as it becomes part of "
     "request URLs",
     LABEL_KEY: "must be a label key such as `team` or `example.com/owner` (letters, digits, `-`, "
@@ -429,7 +432,16 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
         return [make(path, line, f"{msg} (got {shown(inst)})", fix)]
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         lo, hi = schema.get("minimum"), schema.get("maximum")
-        if hi == JSON_MAX_INTEGER:  # no bound of its own: the largest a JSON API carries exactly
+        xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        if xlo is not None or xhi is not None:
+            parts = [
+                f"above {xlo}" if xlo is not None else f"at least {lo}" if lo is not None else ""
+            ]
+            parts.append(
+                f"below {xhi}" if xhi is not None else f"at most {hi}" if hi is not None else ""
+            )
+            msg = "must be " + " and ".join(p for p in parts if p)
+        elif hi == JSON_MAX_INTEGER:  # no bound of its own: the largest a JSON API carries exactly
             msg = f"must be between {lo} and {hi} (2**53 - 1, the largest integer JSON carries)"
         elif lo is not None and hi is not None:
             msg = f"must be between {lo} and {hi}"

@@ -28,6 +28,7 @@ FEW_SHOT = "fewshot.fit"
 SPLIT_WEIGHTS = textrules.SPLIT_WEIGHTS
 SPLIT_FORM = "split.form"
 SPLIT_WITHDRAWN = "split.withdrawn"
+ROLLOUT = "rollout"
 IDENTITY_MATCH = "identity.name"
 URL = "url"
 AB_TEST = "abtest.incomplete"

@@ -45,6 +45,7 @@ from reconciler.kinds.version import KIND as VERSION
 from reconciler.model import Document, Path, Problem
 from reconciler.objects import Entity, LiveState, Obj, Unique, floats
 from reconciler.operations import Operation, OpType, Phase, Request
+from reconciler.rollout import spec as rollout_spec
 from reconciler.text import NAME, shown, visible
 from reconciler.textrules import PROMPT_MAX_CHARS, WEIGHT_TOLERANCE
 
@@ -604,6 +605,11 @@ class TrafficSplit(Resource):
                     line=doc.locations.key_line(("spec", "versions")),
                     rule=common.SPLIT_WEIGHTS,
                 )
+        block = spec.get("rollout")
+        end = _end_state(spec)
+        if isinstance(block, dict) and end is not None:
+            for path, message, fix in rollout_spec.problems(block, end):
+                emit(("spec", "rollout", *path), message, fix, rule=common.ROLLOUT)
 
     def check_set(self, index: DocIndex) -> list[Problem]:
         templates = index.keys(TEMPLATE)
@@ -633,6 +639,9 @@ class TrafficSplit(Resource):
                 ]
             if isinstance(spec.get("defaultVersion"), str):
                 refs.append((("spec", "defaultVersion"), spec["defaultVersion"]))
+            block = spec.get("rollout")
+            if isinstance(block, dict) and isinstance(block.get("from"), str):
+                refs.append((("spec", "rollout", "from"), block["from"]))
             for path, v in refs:
                 vdoc = index.get(VERSION, f"{template}@{v}")
                 if vdoc is None:
@@ -699,6 +708,22 @@ class TrafficSplit(Resource):
 
     def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
         return _record(op, body, etag)
+
+
+def _end_state(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A split document's end state in ``TrafficSplit.normal``'s shape, None while its shape
+    is wrong (the schema says why)."""
+    default, versions = spec.get("defaultVersion"), spec.get("versions")
+    if isinstance(default, str):
+        return {"defaultVersion": default}
+    if isinstance(versions, list) and all(
+        isinstance(e, dict)
+        and isinstance(e.get("version"), str)
+        and common.num(e.get("weight")) is not None
+        for e in versions
+    ):
+        return SPLIT_RESOURCE.normal({"versions": versions, "strategy": spec.get("strategy")})
+    return None
 
 
 def live_model(raw: Mapping[str, Any], *, endpoint: str = PATHS.models) -> dict[str, Any]:

@@ -134,23 +134,20 @@ def problems(
     out: list[tuple[tuple[Any, ...], str, str]] = []
     stable = block.get("from")
     steps = block.get("steps")
-    if isinstance(steps, list) and all(_num(s) for s in steps):
-        for i, s in enumerate(steps):
-            if not 0 < s < 1:
-                out.append(
-                    (("steps", i), f"is {s}: a step's weight is between 0 and 1", "use e.g. 0.05")
-                )
-            elif i and s <= steps[i - 1]:
+    # the schema checks each step is in (0, 1) and each duration's grammar
+    if isinstance(steps, list) and steps and all(_num(s) and 0 < s < 1 for s in steps):
+        for i in range(1, len(steps)):
+            if steps[i] <= steps[i - 1]:
                 out.append(
                     (
                         ("steps", i),
-                        f"is {s}, not above the step before ({steps[i - 1]})",
+                        f"is {steps[i]}, not above the step before ({steps[i - 1]})",
                         "list the steps in increasing order",
                     )
                 )
         canary = canary_of(str(stable), end)[0] if isinstance(stable, str) else None
         top = end_versions(end).get(canary, 0.0) if canary else 0.0
-        if canary and steps and steps[-1] >= top and all(0 < s < 1 for s in steps):
+        if canary and steps[-1] >= top:
             out.append(
                 (
                     ("steps", len(steps) - 1),
@@ -169,11 +166,12 @@ def problems(
         parse_duration(block.get("maxWait", "6h")),
     )
     for name, value in (("interval", interval), ("maxWait", wait)):
-        if name in block and value is None:
+        grammar = isinstance(block.get(name), str) and _DURATION.fullmatch(block[name])
+        if name in block and value is None and grammar:
             out.append(
                 (
                     (name,),
-                    f"{block[name]!r} is not a duration of at most 90 days",
+                    f"{block[name]!r} is zero or over 90 days",
                     "write e.g. 30m, 6h, 1h30m or 2d",
                 )
             )
@@ -203,8 +201,10 @@ def _num(v: Any) -> bool:
 
 def read(prompt: str, block: Mapping[str, Any], end: Mapping[str, Any]) -> Rollout | None:
     """The typed rollout of a block that validated (None when it did not)."""
-    stable = block.get("from")
-    if not isinstance(stable, str) or problems(block, end):
+    stable, steps = block.get("from"), block.get("steps")
+    if not isinstance(stable, str) or not isinstance(steps, list) or problems(block, end):
+        return None
+    if not steps or not all(_num(s) and 0 < s < 1 for s in steps):
         return None
     canary = canary_of(stable, end)[0]
     gates_raw = block.get("gates") or {}
