@@ -47,8 +47,9 @@ from reconciler.errors import (
     RunStopped,
     TransportError,
 )
-from reconciler.objects import LiveState, Ref, fingerprint
+from reconciler.objects import SERVER_TIME, LiveState, Ref, ServerTime, fingerprint
 from reconciler.operations import Operation, OpType, Plan, Request
+from reconciler.text import iso_utc
 
 APPLIED, FAILED, NOT_ATTEMPTED = "applied", "failed", "not attempted"
 UNKNOWN = "unknown"  # an audit line's outcome when no answer came: the write may have happened
@@ -331,8 +332,9 @@ class ApplyResult:
 
 
 def resolve(value: Any, ids: Mapping[str, str]) -> Any:
-    """Replace ``Ref``s by the remote ids they name (KeyError when not known yet)."""
-    if isinstance(value, Ref):
+    """Replace ``Ref``s by the remote ids they name (KeyError when not known yet), and
+    ``ServerTime`` by the server's clock (``ids[SERVER_TIME]``, set before each write)."""
+    if isinstance(value, Ref | ServerTime):
         return ids[str(value)]
     if isinstance(value, dict):
         return {k: resolve(v, ids) for k, v in value.items()}
@@ -468,6 +470,13 @@ class Executor:
         except Exception:  # deliberately anything: progress is cosmetic
             pass
 
+    def _server_time(self) -> float:
+        """The server's clock (its last ``Date`` header and the time since), else this
+        machine's (a server that sends no Date header)."""
+        now = getattr(self.sender, "server_time", None)
+        when = now() if callable(now) else None
+        return when if isinstance(when, float) else time.time()
+
     def _reason(self) -> str:
         return self.stop.reason.message if self.stop.reason else "stopped"
 
@@ -478,6 +487,7 @@ class Executor:
             if self.stop.stopped:
                 raise _Stopped
             async with self._lock:
+                self.ids[SERVER_TIME] = iso_utc(self._server_time())
                 params, path = concrete(req, self.ids)
                 body = resolve(req.body, self.ids) if req.body is not None else None
                 headers = self._precondition(op, req)

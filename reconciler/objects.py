@@ -21,7 +21,12 @@ from typing import Any
 from reconciler.diffing import parse_path
 from reconciler.endpoints import FIELDS
 from reconciler.errors import ProtocolError
-from reconciler.model import ALLOW_REPLACE_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE
+from reconciler.model import (
+    ALLOW_REPLACE_ANNOTATION,
+    MANAGED_LABEL,
+    MANAGED_VALUE,
+    STATE_LABEL_PREFIX,
+)
 from reconciler.redact import clip
 from reconciler.text import ETAG_MAX, kind_of, shown, visible_ascii
 from reconciler.urls import segment_problem
@@ -38,6 +43,18 @@ class Ref:
         return f"{self.kind}/{self.key}"
 
 
+@dataclass(frozen=True)
+class ServerTime:
+    """The server's clock when a request is sent, as ISO 8601 UTC (a rollout step's start):
+    resolved at apply time like a ``Ref``, so a saved plan re-derived later is still the same."""
+
+    def __str__(self) -> str:
+        return SERVER_TIME
+
+
+SERVER_TIME = "@server-time"
+
+
 @dataclass
 class Obj:
     """One object in the manifest's shape. ``fields`` excludes identity fields."""
@@ -50,9 +67,11 @@ class Obj:
     precondition: int | str | None = None  # template version, or ETag
     managed: bool = False
     status: str | None = None
+    state_labels: dict[str, str] = field(default_factory=dict)  # llmgw.io/ labels: never diffed
     # desired side
     source: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # not the remote object's (a rollout)
 
     @property
     def ref(self) -> str:
@@ -203,7 +222,14 @@ class Entity:
         return Entity(value, self.endpoint, self.label, "", f"{self.prefix}{field}.")
 
     def labels(self) -> dict[str, str]:
-        return labels_of(self.string_map("labels"), managed=False)
+        """The object's labels but llmgw's own state (``llmgw.io/``), which is never diffed."""
+        every = labels_of(self.string_map("labels"), managed=False)
+        return {k: v for k, v in every.items() if not k.startswith(STATE_LABEL_PREFIX)}
+
+    def state_labels(self) -> dict[str, str]:
+        """llmgw's state on the object: labels under ``llmgw.io/`` (a rollout's step)."""
+        every = labels_of(self.string_map("labels"), managed=False)
+        return {k: v for k, v in every.items() if k.startswith(STATE_LABEL_PREFIX)}
 
     def managed(self) -> bool:
         labels = self.string_map("labels") or {}

@@ -30,7 +30,7 @@ from reconciler import redact as redact_mod
 from reconciler.diffing import DiffItem
 from reconciler.errors import ConfigError
 from reconciler.ignores import Entry
-from reconciler.objects import LiveState, Ref
+from reconciler.objects import SERVER_TIME, LiveState, Ref, ServerTime
 from reconciler.operations import Operation, OpType, Plan, Request
 from reconciler.text import shown
 
@@ -77,7 +77,7 @@ def file_hash(path: str | None) -> str | None:
 
 
 def _enc(value: Any) -> Any:
-    if isinstance(value, Ref):
+    if isinstance(value, Ref | ServerTime):
         return {"$ref": str(value)}
     if isinstance(value, dict):
         return {str(k): _enc(v) for k, v in value.items()}
@@ -89,6 +89,8 @@ def _enc(value: Any) -> Any:
 def _dec(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$ref"} and isinstance(value["$ref"], str):
+            if value["$ref"] == SERVER_TIME:
+                return ServerTime()
             kind, _, key = value["$ref"].partition("/")
             return Ref(kind, key)
         return {k: _dec(v) for k, v in value.items()}

@@ -10,6 +10,8 @@ its own escapes in ``views.base``. Pure: no I/O, no third-party imports.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import re
 import unicodedata
@@ -31,6 +33,37 @@ def is_invisible(ch: str) -> bool:
 def plural(n: int, word: str) -> str:
     """``1 error``, ``2 errors``, ``0 errors``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def http_date(value: str | None) -> float | None:
+    """An HTTP ``Date`` header (RFC 9110's IMF-fixdate, or the obsolete forms) in epoch
+    seconds; None when absent, too long or not a date."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.timestamp()
+
+
+def iso_utc(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 UTC to the second: ``2026-12-01T12:00:00Z``."""
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso_utc(value: Any) -> float | None:
+    """The inverse of ``iso_utc`` (also any ISO 8601 date-time with an offset); None when
+    ``value`` is not one."""
+    if not isinstance(value, str) or not 0 < len(value) <= 40:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
 
 
 def visible_ascii(value: str, limit: int) -> bool:

@@ -137,6 +137,7 @@ class Index(Resource):
             remote_id=name,
             precondition=e.etag(F.etag),
             managed=e.managed(),
+            state_labels=e.state_labels(),
             status=e.string(F.status),
         )
 

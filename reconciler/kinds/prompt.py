@@ -286,6 +286,7 @@ class Prompt(Resource):
             precondition=etag,
             managed=e.managed(),
             status=e.string(F.status),
+            state_labels=e.state_labels(),
         )
         td = e.sub(F.traffic)
         split = None
@@ -308,7 +309,15 @@ class Prompt(Resource):
                 sf = SPLIT_RESOURCE.normal(
                     {"strategy": td.string(F.td_strategy), "versions": versions}
                 )
-            split = Obj(SPLIT, name, sf, remote_id=pid, precondition=etag, managed=prompt.managed)
+            split = Obj(
+                SPLIT,
+                name,
+                sf,
+                remote_id=pid,
+                precondition=etag,
+                managed=prompt.managed,
+                state_labels=prompt.state_labels,
+            )
         return prompt, split
 
     async def read(self, reader: Reader, state: LiveState, scope: ReadScope) -> None:

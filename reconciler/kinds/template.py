@@ -146,6 +146,7 @@ class Template(Resource):
             remote_id=tid,
             precondition=e.integer(F.version),
             managed=e.managed(),
+            state_labels=e.state_labels(),
         )
 
     async def read(self, reader: Reader, state: LiveState, scope: ReadScope) -> None:

@@ -225,6 +225,7 @@ class Version(Resource):
             remote_id=version,
             precondition=fingerprint(fields),
             managed=e.managed(),
+            state_labels=e.state_labels(),
             status=e.string(F.status),
         )
 

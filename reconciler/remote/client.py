@@ -61,7 +61,7 @@ from reconciler.remote.pacing import Pacer
 from reconciler.remote.retries import IDEMPOTENT, RETRY_STATUSES, Retries, retry_after
 from reconciler.remote.settings import Settings, variable_to_check
 from reconciler.remote.stats import EndpointStats, Stats
-from reconciler.text import ETAG_MAX, shown, visible_ascii
+from reconciler.text import ETAG_MAX, http_date, shown, visible_ascii
 
 log = logging.getLogger("llmgw.client")
 
@@ -131,6 +131,7 @@ class GatewayClient:
         )
         self._pacer = Pacer(clock)
         self._stats = Stats()
+        self._server_date: tuple[float, float] | None = None  # (the Date header, our clock then)
         self.requests_sent = 0
         self._in_flight = 0
 
@@ -179,9 +180,24 @@ class GatewayClient:
                         content = b""
                 else:
                     content = b""
+                self._note_date(resp.headers.get(HEADERS.date))
                 return Answer(status, resp.headers, content)
         except (httpx.HTTPError, TimeoutError) as exc:
             raise AttemptFailed(self._failed(exc)) from None
+
+    def _note_date(self, value: str | None) -> None:
+        when = http_date(value)
+        if when is not None:
+            self._server_date = (when, self.clock())
+
+    def server_time(self) -> float | None:
+        """The server's clock now (epoch seconds): the last answer's ``Date`` header plus the
+        time since; None before any answer carried one. Anything several runners must agree on
+        (how long a rollout step has run) is measured on it, never on this machine's clock."""
+        if self._server_date is None:
+            return None
+        when, at = self._server_date
+        return when + (self.clock() - at)
 
     def _failed(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
