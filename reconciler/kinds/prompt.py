@@ -43,8 +43,9 @@ from reconciler.kinds.base import (
 from reconciler.kinds.template import KIND as TEMPLATE
 from reconciler.kinds.version import KIND as VERSION
 from reconciler.model import Document, Path, Problem
-from reconciler.objects import Entity, LiveState, Obj, Unique, floats
+from reconciler.objects import Entity, LiveState, Obj, ServerTime, Unique, floats
 from reconciler.operations import Operation, OpType, Phase, Request
+from reconciler.rollout import labels
 from reconciler.rollout import spec as rollout_spec
 from reconciler.text import NAME, shown, visible
 from reconciler.textrules import PROMPT_MAX_CHARS, WEIGHT_TOLERANCE
@@ -432,14 +433,28 @@ class Prompt(Resource):
             body[F.name] = name
             changes = created(dp)
             covers: tuple[str, ...] = (dp.ref,)
+            reason = ""
             if ds is not None:
-                body[F.traffic] = SPLIT_RESOURCE.body(ds.fields)
-                changes += _prefixed(diff({}, ds.fields), TRAFFIC)
+                rollout = _rollout(ds)
+                split = ds.fields if rollout is None else rollout.split(0)
+                body[F.traffic] = SPLIT_RESOURCE.body(split)
+                changes += _prefixed(diff({}, split), TRAFFIC)
                 covers += (ds.ref,)
+                if rollout is not None:  # all traffic on stable first: `rollout advance` steps
+                    first = labels.Position(rollout.id, 0, 0.0, labels.PROGRESSING)
+                    body[FIELDS.labels] = {
+                        **body.get(FIELDS.labels, {}),
+                        **labels.encode(first, since=ServerTime()),
+                    }
+                    reason = (
+                        f"create with all traffic on {rollout.stable}; the rollout to "
+                        f"{rollout.canary} starts at the next `llmgw rollout advance`"
+                    )
             ctx.operation(
                 self,
                 OpType.CREATE,
                 name,
+                reason=reason,
                 requests=(Request("POST", PATHS.prompts, body=body),),
                 changes=changes,
                 want=dp,
@@ -448,10 +463,24 @@ class Prompt(Resource):
             return
         p_changes = diff(lp.fields, dp.fields) if dp is not None else ()
         s_changes = diff(ls.fields if ls else {}, ds.fields) if ds is not None else ()
+        rollout = _rollout(ds) if ds is not None else None
+        held, split_reason = "", ""
+        start: labels.Position | None = None
+        if rollout is not None and ds is not None:
+            held, start = _rollout_plan(ctx, rollout, lp, ls, ds, bool(s_changes))
+            if held:
+                s_changes = ()  # the rollout moves the weights, not plan
+            elif start is not None:
+                s_changes = diff(ls.fields if ls else {}, rollout.split(1))
+                split_reason = (
+                    f"start rollout {rollout.stable} -> {rollout.canary} at "
+                    f"{_percent(rollout.steps[0])}"
+                )
         if not p_changes and not s_changes:
             for want, res in ((dp, self), (ds, SPLIT_RESOURCE)):
                 if want is not None:
-                    ctx.operation(res, OpType.NOOP, name, have=lp, want=want)
+                    reason = held if res is SPLIT_RESOURCE else ""
+                    ctx.operation(res, OpType.NOOP, name, have=lp, want=want, reason=reason)
             return
         # the operation is the Prompt's when its fields change, else its split's
         main = dp if p_changes else ds
@@ -467,16 +496,27 @@ class Prompt(Resource):
                 dp.fields, ctx.remote_id(TEMPLATE, dp.fields["template"]), top_fields(p_changes)
             )
         if s_changes and ds is not None:
-            body[F.traffic] = SPLIT_RESOURCE.body(ds.fields)
+            body[F.traffic] = SPLIT_RESOURCE.body(
+                rollout.split(1) if start is not None and rollout is not None else ds.fields
+            )
+        if start is not None:
+            live_labels = body.get(FIELDS.labels, lp.labels)
+            body[FIELDS.labels] = {
+                **dict(live_labels),
+                **labels.without_rollout(lp.state_labels),
+                **labels.encode(start, since=ServerTime()),
+            }
+        elif FIELDS.labels in body and lp.state_labels:  # a labels write keeps llmgw's state
+            body[FIELDS.labels] = {**body[FIELDS.labels], **lp.state_labels}
         covers = tuple(d.ref for d, c in ((dp, p_changes), (ds, s_changes)) if d is not None and c)
         request = self.guarded("PUT", PATHS.prompt, {PARAMS.prompt_id: lp.remote_id}, lp, body)
+        if not split_reason and resource is SPLIT_RESOURCE and action == OpType.UPDATE:
+            split_reason = "traffic split differs"
         ctx.operation(
             resource,
             action,
             name,
-            reason="traffic split differs"
-            if resource is SPLIT_RESOURCE and action == OpType.UPDATE
-            else "",
+            reason=split_reason if resource is SPLIT_RESOURCE or start is not None else "",
             requests=(request,),
             changes=p_changes + _prefixed(s_changes, TRAFFIC),
             have=lp,
@@ -484,7 +524,7 @@ class Prompt(Resource):
             covers=covers,
         )
         if p_changes and ds is not None and not s_changes:
-            ctx.operation(SPLIT_RESOURCE, OpType.NOOP, name, have=lp, want=ds)
+            ctx.operation(SPLIT_RESOURCE, OpType.NOOP, name, have=lp, want=ds, reason=held)
 
     def orphan(self, have: Obj, desired: Mapping[str, Obj]) -> bool:
         return f"{SPLIT}/{have.key}" not in desired  # its split is still managed from git
@@ -683,6 +723,16 @@ class TrafficSplit(Resource):
     def fields(self, doc: Document) -> dict[str, Any]:
         return self.normal(doc.spec)
 
+    def desired(self, doc: Document) -> Obj:
+        """The end state as the split's fields, its rollout block (typed) as a setting."""
+        obj = super().desired(doc)
+        block = doc.spec.get("rollout")
+        if isinstance(block, dict):
+            rollout = rollout_spec.read(obj.key, block, obj.fields)
+            if rollout is not None:
+                obj.settings["rollout"] = rollout
+        return obj
+
     def normal(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         if spec.get("defaultVersion") is not None:
             return {"defaultVersion": spec["defaultVersion"]}
@@ -717,6 +767,60 @@ class TrafficSplit(Resource):
 
     def record(self, op: Operation, body: Mapping[str, Any], etag: str | None) -> Recorded:
         return _record(op, body, etag)
+
+
+def _rollout(split: Obj) -> rollout_spec.Rollout | None:
+    r = split.settings.get("rollout")
+    return r if isinstance(r, rollout_spec.Rollout) else None
+
+
+def _percent(weight: float) -> str:
+    return f"{weight * 100:g} %"
+
+
+def _rollout_plan(
+    ctx: PlanContext,
+    rollout: rollout_spec.Rollout,
+    lp: Obj,
+    ls: Obj | None,
+    ds: Obj,
+    differs: bool,
+) -> tuple[str, labels.Position | None]:
+    """How plan treats a split with a rollout block over a live prompt: held (the reason: the
+    rollout in progress moves the weights, or it stays aborted), started (step 1's position),
+    or neither (the live split is the end state already, or the rollout is done)."""
+    pos = labels.position(lp.state_labels)
+    if pos is not None and pos.rollout_id == rollout.id:
+        where = f"rollout {rollout.stable} -> {rollout.canary}"
+        if pos.state == labels.ABORTED:
+            return (
+                f"{where} was aborted: it stays aborted until its rollout block or its canary "
+                f"changes, or `llmgw rollout resume {lp.key}`",
+                None,
+            )
+        if pos.state in (labels.PROGRESSING, labels.PAUSED):
+            weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
+            return (
+                f"{where} {pos.state} at step {pos.step} of {len(rollout.steps)} "
+                f"({_percent(weight)}): `llmgw rollout advance` moves it",
+                None,
+            )
+        if not differs:
+            return "", None  # done, and the split is its end state
+    if not differs:
+        return "", None
+    live_versions = set(rollout_spec.end_versions(ls.fields)) if ls is not None else set()
+    others = sorted(live_versions - {rollout.stable, rollout.canary})
+    if others:
+        ctx.problem(
+            ds,
+            "spec.rollout.from",
+            f"live traffic goes to {', '.join(others)}, not only to {rollout.stable} (from) "
+            f"and {rollout.canary} (the canary): the rollout would move it without judging it",
+            "set rollout.from to the version live traffic uses now, or move its traffic first",
+        )
+        return "", None
+    return "", labels.Position(rollout.id, 1, 0.0, labels.PROGRESSING)
 
 
 def _end_state(spec: Mapping[str, Any]) -> dict[str, Any] | None:
