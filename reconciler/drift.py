@@ -2,8 +2,10 @@
 
 States: **modified** (live differs from the manifests: which fields, old -> new), **missing**
 (in git, not live), **orphaned** (labelled as managed by llmgw, no longer in git) and
-**unmanaged** (live, unlabelled, in no manifest: information only, never drift). Ignored fields
-(the ignore file's active entries) are not compared.
+**unmanaged** (live, unlabelled, in no manifest: information only, never drift), and
+**rollout** (a split a rollout holds, in progress, paused or aborted, or a version it withdrew:
+information only, never drift of the weights). Ignored fields (the ignore file's active
+entries) are not compared.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from reconciler.diffing import DiffItem, diff
 from reconciler.objects import LiveState, Obj, with_ignores
 
 MODIFIED, MISSING, ORPHANED, UNMANAGED = "modified", "missing", "orphaned", "unmanaged"
+ROLLOUT = "rollout"  # held by a rollout (in progress, paused, aborted; a version it withdrew)
 DRIFT_STATES = (MODIFIED, MISSING, ORPHANED)
+STATES = (MODIFIED, MISSING, ORPHANED, UNMANAGED, ROLLOUT)
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class Finding:
     key: str
     diff: tuple[DiffItem, ...] = ()
     source: str = ""
+    note: str = ""  # a rollout's: what holds the object
 
     @property
     def ref(self) -> str:
@@ -39,6 +44,7 @@ class Finding:
             "identity": self.key,
             "source": self.source,
             "fields": [d.as_dict() for d in self.diff],
+            "note": self.note,
         }
 
 
@@ -83,8 +89,11 @@ def detect(
                 report.findings.append(Finding(MISSING, want.kind, want.key, (), want.source))
             continue
         want = with_ignores(want, have, ignores.get(ref, ()))
+        want, note = kinds.resource(want.kind).held(want, have)
         changes = diff(have.fields, want.fields)
-        if changes:
+        if not changes and note:
+            report.findings.append(Finding(ROLLOUT, want.kind, want.key, (), want.source, note))
+        elif changes:
             # shown as git -> live: "old" is what git says, "new" what the org holds
             flipped = tuple(DiffItem(_flip(c.op), c.path, c.new, c.old) for c in changes)
             report.findings.append(Finding(MODIFIED, want.kind, want.key, flipped, want.source))

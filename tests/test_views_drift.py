@@ -60,7 +60,13 @@ def test_views_render_the_run() -> None:
     assert "warning: ignore entry Prompt/p temperature expired on 2020-01-02" in text
     assert text.endswith("Drift: 1 of 2 objects differ (0 modified, 1 missing, 0 orphaned).")
     data = json.loads(drift.view("json").show(run, TARGET))
-    assert data["counts"] == {"modified": 0, "missing": 1, "orphaned": 0, "unmanaged": 1}
+    assert data["counts"] == {
+        "modified": 0,
+        "missing": 1,
+        "orphaned": 0,
+        "unmanaged": 1,
+        "rollout": 0,
+    }
     assert data["expiredIgnores"][0]["expires"] == "2020-01-02"
     md = drift.view("markdown").show(run, TARGET)
     assert md.startswith("### llmgw drift for `prod`") and md.endswith("2020-01-02\n")

@@ -217,7 +217,7 @@ class PlanContext:
         )
 
     def compare(
-        self, resource: Resource, want: Obj, have: Obj
+        self, resource: Resource, want: Obj, have: Obj, noop_reason: str = ""
     ) -> tuple[OpType, tuple[DiffItem, ...]] | None:
         """Diff an object present in the org and ``decide``: the action and the changes a
         request must send, or None when nothing more is to be planned (equal: the no-op is
@@ -227,7 +227,7 @@ class PlanContext:
         if action is None:
             return None
         if action == OpType.NOOP:
-            self.operation(resource, action, want.key, have=have, want=want)
+            self.operation(resource, action, want.key, have=have, want=want, reason=noop_reason)
             return None
         return action, changes
 
@@ -372,6 +372,11 @@ class Resource:
     def absence_known(self, key: str, live: LiveState) -> bool:
         """Whether ``key`` missing from ``live`` means absent (not merely unread)."""
         return True
+
+    def held(self, want: Obj, have: Obj) -> tuple[Obj, str]:
+        """What drift compares ``have`` with, and why it differs from ``want`` when something
+        other than git holds the object (a rollout): ``(want, "")`` when nothing does."""
+        return want, ""
 
     # -- planning --
     def plan(self, ctx: PlanContext) -> None:

@@ -15,6 +15,7 @@ another kind beyond the versions a split names.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -722,6 +723,21 @@ class TrafficSplit(Resource):
 
     def fields(self, doc: Document) -> dict[str, Any]:
         return self.normal(doc.spec)
+
+    def held(self, want: Obj, have: Obj) -> tuple[Obj, str]:
+        """A rollout in progress, paused or aborted holds the weights: never drift."""
+        rollout = _rollout(want)
+        if rollout is None:
+            return want, ""
+        pos = labels.position(have.state_labels)
+        if pos is None or pos.rollout_id != rollout.id or pos.state == labels.DONE:
+            return want, ""
+        weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
+        note = (
+            f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
+            f"{len(rollout.steps)} ({_percent(weight)})"
+        )
+        return dataclasses.replace(want, fields=dict(have.fields)), note
 
     def desired(self, doc: Document) -> Obj:
         """The end state as the split's fields, its rollout block (typed) as a setting."""

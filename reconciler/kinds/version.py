@@ -12,6 +12,7 @@ the fields of another kind.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -40,12 +41,20 @@ from reconciler.kinds.template import path_of
 from reconciler.model import Document, Problem
 from reconciler.objects import SCALARS, Entity, LiveState, Obj, Unique, fingerprint, floats
 from reconciler.operations import Operation, OpType, Phase, Request
+from reconciler.rollout import labels as rollout_labels
 from reconciler.text import NAME, shown, visible
 from reconciler.textrules import VERSION_MAX_BYTES, VERSION_MAX_TOKENS
 
 F = FIELDS.version
 KIND = "PromptVersion"
 MATRIX_TYPES = frozenset({"string", "number", "boolean"})  # a matrix value that is not a default
+
+
+def withdrawn_by_rollout(have: Obj | None) -> str | None:
+    """The prompt whose rollout withdrew this live version, if one did (and it still is)."""
+    if have is None or not have.fields.get("rollbackDirective"):
+        return None
+    return have.state_labels.get(rollout_labels.WITHDRAWN_BY) or None
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -177,11 +186,13 @@ class Version(Resource):
             body[F.ab_test] = dict(fields["abTest"])
         return body
 
-    def patch_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def patch_body(self, fields: Mapping[str, Any], have: Obj | None = None) -> dict[str, Any]:
+        """The PATCH of a version's mutable fields; its labels keep llmgw's state on ``have``
+        (a rollout's withdrawal)."""
         return {
             F.rollback: fields["rollbackDirective"],
             F.metadata: dict(fields["metadata"]),
-            FIELDS.labels: dict(fields["labels"]),
+            FIELDS.labels: {**fields["labels"], **(have.state_labels if have else {})},
         }
 
     # -- the live org --
@@ -283,7 +294,12 @@ class Version(Resource):
             request = Request("POST", PATHS.versions, {PARAMS.template_id: tid}, body, headers)
             ctx.create(self, want, request)
             return
-        decided = ctx.compare(self, want, have)
+        kept = withdrawn_by_rollout(have)
+        if kept and not want.fields["rollbackDirective"]:
+            # withdrawn by a rollout: stays withdrawn, whatever the manifest still says
+            want = dataclasses.replace(want, fields={**want.fields, "rollbackDirective": True})
+        reason = f"withdrawn by the rollout of {kept}: it stays withdrawn" if kept else ""
+        decided = ctx.compare(self, want, have, noop_reason=reason)
         if decided is None:
             return
         action, changes = decided
@@ -292,7 +308,7 @@ class Version(Resource):
             "PATCH",
             PATHS.version,
             {PARAMS.template_id: tid, PARAMS.version: version},
-            self.patch_body(want.fields),
+            self.patch_body(want.fields, have),
         )
         ctx.operation(
             self,
@@ -305,6 +321,14 @@ class Version(Resource):
             have=have,
             want=want,
         )
+
+    def held(self, want: Obj, have: Obj) -> tuple[Obj, str]:
+        """A version a rollout withdrew stays withdrawn: never drift of rollbackDirective."""
+        by = withdrawn_by_rollout(have)
+        if by is None or want.fields["rollbackDirective"]:
+            return want, ""
+        fields = {**want.fields, "rollbackDirective": True}
+        return dataclasses.replace(want, fields=fields), f"withdrawn by the rollout of {by}"
 
     def immutable_problem(self, want: Obj, change: DiffItem) -> tuple[str, str]:
         return (

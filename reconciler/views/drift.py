@@ -70,6 +70,13 @@ def text(
                 f"    {visible(d.path, NAME * 2)}: git {short(d.old, 60)}{sep} live "
                 f"{short(d.new, 60)}"
             )
+    held = [f for f in report.findings if f.state == "rollout"]
+    if held:
+        lines.append("")
+        lines.append(f"Held by rollouts, for information ({len(held)}):")
+        lines.extend(f"  {visible(f.ref, NAME * 2)}: {visible(f.note)}" for f in held[:10])
+        if len(held) > 10:
+            lines.append(f"  ... and {len(held) - 10} more")
     unmanaged = [f for f in report.findings if f.state == "unmanaged"]
     if unmanaged:
         lines.append("")
@@ -118,7 +125,8 @@ def as_json(
             "environment": environment,
             "checked": report.checked,
             "counts": {
-                s: report.count(s) for s in ("modified", "missing", "orphaned", "unmanaged")
+                s: report.count(s)
+                for s in ("modified", "missing", "orphaned", "unmanaged", "rollout")
             },
             "findings": [f.as_dict() for f in report.findings],
             "expiredIgnores": [e.as_dict() for e in expired],
