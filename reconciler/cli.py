@@ -844,6 +844,159 @@ def export(
     return EXIT_OK
 
 
+ROLLOUT_EXIT_CODES = """\b
+Exit codes:
+  0    progressing, waiting or done (status: read)
+  1    error (invalid manifests, API error, audit log, a refused override)
+  2    advance rolled back or paused a rollout (the job turns red and notifies)
+  3    internal error; 64 usage error; 130 interrupted; 143 terminated
+"""
+
+
+def rollout_write_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False),
+        default=".llmgw/audit.jsonl",
+        show_default=True,
+        help="Append-only log of every write, with its evidence.",
+    )(f)
+    f = click.option(
+        "--lock-timeout",
+        type=DURATION,
+        default="10s",
+        show_default=True,
+        help="How long to wait for another run holding the audit log.",
+    )(f)
+    return f
+
+
+def _rollout(
+    command: str,
+    paths: tuple[str, ...],
+    *,
+    prompt: str | None = None,
+    dry_run: bool = False,
+    audit_log: str = ".llmgw/audit.jsonl",
+    lock_timeout: Duration | None = None,
+    webhook: str | None = None,
+    metrics_file: str | None = None,
+    timeout: Duration,
+    parallelism: int,
+    environment: str | None,
+    output_format: str,
+    verbose: int,
+    no_color: bool,
+) -> int:
+    from reconciler import jobs, rollouts
+
+    _setup_logging(verbose)
+    deadline = _deadline(timeout)
+    view = views.rollout.view(output_format, _styler(no_color))
+    desired = jobs.load_desired(list(paths))
+    target = _target(parallelism, environment)
+    redact_mod.register_url(webhook)
+    run = _run(
+        rollouts.run(
+            target,
+            desired,
+            command=command,
+            prompt=prompt,
+            dry_run=dry_run,
+            audit_path=audit_log,
+            lock_timeout=lock_timeout.seconds or 0.0 if lock_timeout else 10.0,
+            webhook=webhook,
+            metrics_file=metrics_file,
+        ),
+        deadline=deadline,
+        timeout=timeout,
+        command=f"rollout {command}",
+    )
+    echo(view.show(run, target), nl=view.newline)
+    for notice in view.notices(run):
+        echo(notice, err=True)
+    return run.exit_code
+
+
+@cli.group(epilog=ROLLOUT_EXIT_CODES)
+def rollout() -> None:
+    """Progressive delivery of prompt versions: a TrafficSplit's `rollout` block moves traffic
+    from `from` to the end state step by step, judged canary against stable on live analytics.
+
+    `llmgw apply` starts a rollout (step 1's weights); `rollout advance`, run by a scheduler
+    every few minutes, steps it, finishes it, pauses it or rolls it back. Its state lives in
+    the live prompt's `llmgw.io/` labels, so any runner can advance it.
+    """
+
+
+@rollout.command("advance", epilog=ROLLOUT_EXIT_CODES)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
+@click.option("--dry-run", is_flag=True, help="Decide and show; write nothing.")
+@click.option("--webhook", metavar="URL", help="POST a JSON summary of the run here.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write Prometheus gauges (canary weight, step, state per prompt).",
+)
+@rollout_write_options
+@timeout_option
+@remote_options
+@common_output(*views.rollout.FORMATS)
+def rollout_advance(paths: tuple[str, ...], **kw: Any) -> int:
+    """Judge every rollout in the manifests on its step's window and act: wait (saying what is
+    missing), step forward, finish, pause, or roll back (stable gets all traffic, then the
+    canary is withdrawn when withdrawOnRollback asks). One analytics request per prompt.
+    Exit 0 progressing, waiting or done; 2 when a rollout was rolled back or paused; 1 on
+    errors.
+    """
+    return _rollout("advance", paths, **kw)
+
+
+@rollout.command("status", epilog=ROLLOUT_EXIT_CODES)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
+@timeout_option
+@remote_options
+@common_output(*views.rollout.FORMATS)
+def rollout_status(paths: tuple[str, ...], **kw: Any) -> int:
+    """Per rollout: the step, the weights, the time at the step, each gate's evidence (samples
+    per version, both values, the limit, the verdict and its confidence), what advance would
+    do, and the history of steps (markdown: with a Mermaid chart). Read-only."""
+    return _rollout("status", paths, **kw)
+
+
+def _override_command(name: str, doc: str) -> None:
+    @rollout.command(name, epilog=ROLLOUT_EXIT_CODES, help=doc)
+    @click.argument("prompt")
+    @click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
+    @rollout_write_options
+    @timeout_option
+    @remote_options
+    @common_output(*views.rollout.FORMATS)
+    def command(prompt: str, paths: tuple[str, ...], **kw: Any) -> int:
+        return _rollout(name, paths, prompt=prompt, **kw)
+
+
+_override_command(
+    "pause",
+    "Pause PROMPT's rollout where it is (advance leaves it alone until resumed). PATHS are the "
+    "manifests holding its TrafficSplit. An audit record.",
+)
+_override_command(
+    "resume",
+    "Resume PROMPT's paused rollout at its step with a new window, or restart an aborted one "
+    "at step 1. PATHS are the manifests holding its TrafficSplit. An audit record.",
+)
+_override_command(
+    "abort",
+    "Abort PROMPT's rollout: all traffic back on the stable version; it stays aborted until "
+    "resumed or its rollout block or canary changes. An audit record.",
+)
+_override_command(
+    "promote",
+    "Promote PROMPT's rollout to its end state now, skipping the remaining steps. An audit record.",
+)
+
+
 @cli.group(epilog=EXIT_CODES_HELP)
 def audit() -> None:
     """Work with apply's audit log."""

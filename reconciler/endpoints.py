@@ -331,6 +331,10 @@ WRITES: tuple[Write, ...] = (
 """Every write llmgw sends. A write to a path outside this table (a library caller's own) is
 held to the statuses any of them documents."""
 
+QUERIES = frozenset({("POST", PATHS.analytics)})
+"""POSTs that change nothing (a query's body is its question): a read-only run may send them,
+and they are retried like a GET."""
+
 READ_SUCCESS = (200,)
 """A GET succeeds with 200 only."""
 

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from reconciler import __version__, redact
-from reconciler.endpoints import HEADERS
+from reconciler.endpoints import HEADERS, QUERIES
 from reconciler.errors import LlmgwError, ProtocolError, RunStopped, TransportError
 from reconciler.remote import paging
 from reconciler.remote.answers import (
@@ -223,7 +223,8 @@ class GatewayClient:
         each attempt goes on the wire (after pacing and backoff waits): False raises
         ``RunStopped``, so a stopped run sends nothing it had not sent already."""
         method = method.upper()
-        if self.read_only and method not in ("GET", "HEAD"):
+        query = (method, path) in QUERIES
+        if self.read_only and method not in ("GET", "HEAD") and not query:
             raise LlmgwError(
                 f"refusing to send {method} {path}: this run is read-only (drift, plan and "
                 "export never write)"
@@ -232,7 +233,7 @@ class GatewayClient:
         hdrs = dict(headers or {})
         if request_id:
             hdrs[HEADERS.request_id] = request_id
-        retryable = method in IDEMPOTENT or (method == "POST" and bool(request_id))
+        retryable = method in IDEMPOTENT or query or (method == "POST" and bool(request_id))
         url = self.settings.api_url + path
         retries = self.retries
         deadline = retries.deadline()

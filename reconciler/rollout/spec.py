@@ -96,6 +96,12 @@ class Rollout:
         w = self.steps[min(step, len(self.steps)) - 1]
         return {self.stable: round(1.0 - w, 6), self.canary: w}
 
+    def canary_weight(self, step: int) -> float:
+        """The canary's share of traffic at ``step`` (past the last step: the end state's)."""
+        if step > len(self.steps):
+            return end_versions(self.end).get(self.canary, 0.0)
+        return self.weights(step).get(self.canary, 0.0)
+
     def split(self, step: int) -> dict[str, Any]:
         """The split's fields (TrafficSplit.normal's shape) at ``step``; past the last step,
         the end state."""

@@ -11,6 +11,6 @@ the heavy result types are imported for type checking only.
 
 from __future__ import annotations
 
-from reconciler.views import apply, audit, base, drift, emulator, export, plan, validate
+from reconciler.views import apply, audit, base, drift, emulator, export, plan, rollout, validate
 
-__all__ = ["apply", "audit", "base", "drift", "emulator", "export", "plan", "validate"]
+__all__ = ["apply", "audit", "base", "drift", "emulator", "export", "plan", "rollout", "validate"]
