@@ -9,14 +9,17 @@ of rates ``d = canary rate - stable rate``: an interval valid at every look at o
 The method: the normal-mixture boundary (Robbins 1970; Howard, Ramdas, McAuliffe, Sekhon 2021,
 "Time-uniform, nonparametric, nonasymptotic confidence sequences"), in the plug-in form of the
 asymptotic confidence sequences of Waudby-Smith, Arbour, Sinha, Kennedy, Ramdas (2024,
-"Time-uniform central limit theory and asymptotic confidence sequences"). With ``V`` the
-estimated variance of ``d^`` (regularised rates ``p~ = (x + 0.5) / (n + 1)``, so that zero
-counts do not give a zero width) and ``n`` the effective sample size ``1 / (1/nc + 1/ns)``::
+"Time-uniform central limit theory and asymptotic confidence sequences"). With ``n`` the
+effective sample size ``1 / (1/nc + 1/ns)`` and ``V(d)`` the variance of ``d^`` at the rates
+likeliest under ``d`` (Farrington-Manning restricted rates, of regularised counts
+``(x + 0.5) / (n + 1)``: a score form, as Wilson's interval is for one rate; the plug-in of the
+rates seen, Wald's form, missed the true difference in 9.5 % of simulated A/A rollouts, since 0
+events in 500 claim a rate known to 0.1 points), the confidence sequence is::
 
-    |d^ - d| <= sqrt(V) * B(n),    B(n) = sqrt((n + rho) / n * log((n + rho) / (rho * a^2)))
+    { d : |d^ - d| <= sqrt(V(d)) * B(n) },   B(n) = sqrt((n + rho) / n * log((n + rho) / (rho a^2)))
 
-holds for every ``n`` simultaneously with probability at least ``1 - a``. ``rho`` is fixed in
-sample-size units before any data (the variance is unknown, so it cannot be fixed in
+and it holds for every ``n`` simultaneously with probability at least ``1 - a``. ``rho`` is
+fixed in sample-size units before any data (the variance is unknown, so it cannot be fixed in
 information units) and tuned to make the interval tightest at ``minInvocations`` per version,
 where the first verdict may come. ``a`` is ``FALSE_ROLLBACK_RATE`` split evenly (Bonferroni)
 across the steps and rate gates, each step's window its own sequence: the probability that
