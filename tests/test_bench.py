@@ -67,3 +67,16 @@ def test_validate_bench_documents_are_valid(tmp_path: Path) -> None:
     count = bv.generate(tmp_path, n=40, files=5)  # five documents each
     report = validate_paths([str(tmp_path)])
     assert report.errors == [] and len(report.documents) == count == 200
+
+
+def test_rollout_bench_runs_the_real_decisions() -> None:
+    """``bench/bench_rollout.py`` on 20 rollouts a scenario: every scenario runs, no traffic
+    never promotes and always pauses with "no data", a bad canary never reaches the end."""
+    br = _load("bench_rollout")
+    rows = {str(r["benchmark"]): r for r in br.main(rollouts=20)}
+    assert len(rows) == len(br.SCENARIOS)
+    none = rows["rollout simulation: no traffic"]
+    assert none["promotions (step 2+ or finish)"] == 0
+    assert none["pauses saying 'no data'"] == 20
+    bad = next(r for k, r in rows.items() if k.startswith("rollout simulation: bad canary"))
+    assert str(bad["finished"]).startswith("0/20")
