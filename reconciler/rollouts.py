@@ -112,9 +112,9 @@ def _sample_dict(s: Sample) -> dict[str, Any]:
     return {
         "invocations": s.invocations,
         "errors": s.errors,
-        "guardrailBlocks": s.guardrail_blocks,
-        "outputTokens": s.output_tokens,
-        "latencyP95Ms": s.latency_p95_ms,
+        "blocked": s.guardrail_blocks,  # by a guardrail
+        "tokensOut": s.output_tokens,
+        "p95Ms": s.latency_p95_ms,
     }
 
 

@@ -24,22 +24,11 @@ from typing import Any
 
 from reconciler.rollout import judge as judging
 from reconciler.rollout.judge import Evidence, Sample
+from reconciler.rollout.labels import ABORTED, DONE, PAUSED, PROGRESSING, Position
 from reconciler.rollout.spec import PAUSE, Rollout
 
-PROGRESSING, PAUSED, ABORTED, DONE = "progressing", "paused", "aborted", "done"
-STATES = (PROGRESSING, PAUSED, ABORTED, DONE)
 WAIT, STEP, FINISH, ROLLBACK = "wait", "step", "finish", "rollback"
 ACTIONS = (WAIT, STEP, FINISH, PAUSE, ROLLBACK)
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a rollout is, as the live prompt's labels say."""
-
-    rollout_id: str
-    step: int  # 0: all traffic on stable (not started); 1..n: the canary at steps[step - 1]
-    since: float  # epoch seconds on the server's clock, when this step began
-    state: str  # one of STATES
 
 
 @dataclass(frozen=True)
