@@ -20,6 +20,7 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 from reconciler.emulator.state.common import parse_time
@@ -508,6 +509,12 @@ async def test_a_snapshot_keeps_the_setting_and_the_clock(api: Api) -> None:
     await _traffic(api, setting)
     await _advance(api, 600)
     snapshot = (await api.http.get("/__emulator/state")).json()
+    document = (await api.http.get("/api/v2/docs/openapi.json")).json()
+    schema = {"$ref": "#/components/schemas/Snapshot", "components": document["components"]}
+    jsonschema.Draft202012Validator(schema).validate(snapshot)  # blocked rows say so
+    assert all(
+        row.get("guardrailBlocked") for row in snapshot["telemetry"] if row["version"] == "1.1.0"
+    )
     blocked = await _rows(api, metrics=["guardrailBlocks", "invocations"])
     b = Api(seed=11)
     assert (await b.http.put("/__emulator/state", json=snapshot)).status_code == 200

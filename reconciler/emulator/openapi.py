@@ -1360,7 +1360,9 @@ def _traffic_schemas() -> dict[str, Any]:
     }
 
 
-def _admin_schemas() -> dict[str, Any]:
+def _admin_schemas(telemetry: Mapping[str, Any]) -> dict[str, Any]:
+    """The admin endpoints' schemas; ``telemetry``: the telemetry entity's, which a snapshot's
+    rows extend."""
     number = {"type": "number", "minimum": 0}
     models = nullable({"type": "array", "items": STRING})
     rates = obj({k: {"type": "number", "minimum": 0, "maximum": 1} for k in FAULT_KINDS})
@@ -1422,10 +1424,15 @@ def _admin_schemas() -> dict[str, Any]:
                 "telemetry": {
                     "type": "array",
                     "items": {
-                        "allOf": [ref("TelemetryEntry")],
-                        "description": f"also {SNAP_BLOCKED} and {SNAP_FALLBACK} when true",
+                        **telemetry,
+                        "properties": {
+                            **telemetry["properties"],
+                            SNAP_BLOCKED: {"const": True},
+                            SNAP_FALLBACK: {"const": True},
+                        },
                     },
-                    "description": "the newest rows",
+                    "description": "the newest rows (a row also says when a guardrail blocked "
+                    "it or a fallback served it)",
                 },
                 "auditLogs": {"type": "array", "items": ref("AuditRecordAnswer")},
                 "idempotency": {"type": "array", "items": loose},
@@ -1584,7 +1591,7 @@ def document(
     schemas = _schemas()
     if admin is not None:
         paths.update(_admin_paths(admin))
-        schemas.update(_admin_schemas())
+        schemas.update(_admin_schemas(schemas["TelemetryEntry"]))
     for item in PAGES:
         schemas[f"{item}Page"] = _page(item)
     schemas["TelemetryPage"] = _cursor_page("TelemetryEntry")
