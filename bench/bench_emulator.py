@@ -6,6 +6,12 @@ an idempotency key, PUT of a vector index. Over loopback (the uvicorn server in 
 keep-alive httpx client): the same GET and POST. The target is at least 1,000 requests a second
 in-process for reads and writes alike, so the emulator never dominates a test's time. Rate
 limiting is off (``rate_limit=0``) and no fault is injected. ``bench/run.py`` collects the rows.
+
+Simulated traffic (in-process, ``--admin``): a rollout step of 30 simulated minutes at 600
+invocations a minute (18,000 invocations, a split over two versions, errors and jitter on one),
+by emulator CPU time (the target: well under a second), then the query a rollout gate sends
+over that step (``groupBy`` version, ``filter`` by prompt), and a telemetry page once the
+ledger holds its cap of 1,000,000 rows.
 """
 
 from __future__ import annotations
@@ -137,8 +143,107 @@ def loopback() -> list[dict[str, Any]]:
     return rows
 
 
+STEPS = 5  # rollout steps of 30 simulated minutes, one after another
+QUERIES = 200
+
+
+async def traffic() -> list[dict[str, Any]]:
+    app = create_app(
+        EmulatorConfig(rate_limit=0, ingest_delay=0, admin=True, seed=1),
+        clock=lambda: 1_800_000_000.0,  # only the advances move it: exact counts
+    )
+    g = app.gateway
+    t = g.create_template(_template("bench-traffic"), URL + PATHS.templates).body
+    for v in ("1.0.0", "1.1.0"):
+        g.create_version(t["id"], {"version": v, "content": "Q {{q}}", "variables": {"q": 1}})
+    split = {"versions": [{"version": "1.0.0", "weight": 0.9}, {"version": "1.1.0", "weight": 0.1}]}
+    p = g.create_prompt(
+        {
+            "name": "bench-agent",
+            "templateId": t["id"],
+            "modelEndpointRef": "model-gen-4",
+            "systemPrompt": "You help.",
+            "trafficDistribution": split,
+        },
+        URL + PATHS.prompts,
+    ).body
+    rows = []
+    async with httpx.AsyncClient(transport=in_process_transport(app), base_url=URL) as http:
+        setting = {
+            "perMinute": 600,
+            "versions": {
+                "1.0.0": {"latencyMs": 180},
+                "1.1.0": {"errorRate": 0.05, "latencyMs": 220, "latencyJitterMs": 40},
+            },
+        }
+        r = await http.put("/__emulator/traffic", json={"prompts": {"bench-agent": setting}})
+        assert r.status_code == 200, r.text
+        cpu, wall = 0.0, 0.0
+        for _ in range(STEPS):
+            c0, w0 = time.process_time(), time.perf_counter()
+            r = await http.post("/__emulator/clock", json={"advanceSeconds": 1800})
+            cpu += time.process_time() - c0
+            wall += time.perf_counter() - w0
+            assert r.status_code == 200
+        made = len(g.telemetry)
+        assert made == STEPS * 18000, made
+        rows.append(
+            {
+                "benchmark": "emulator simulated traffic: a 30-minute step at 600/min "
+                "(18,000 invocations)",
+                "steps": STEPS,
+                "cpu_s_per_step": round(cpu / STEPS, 4),
+                "wall_s_per_step": round(wall / STEPS, 4),
+                "invocations_per_cpu_s": round(made / cpu),
+            }
+        )
+        auth = {"Authorization": f"Bearer {(await _token(http))}"}
+        now = (await http.get("/__emulator/clock")).json()["now"]
+        step_start = g.telemetry.entity(len(g.telemetry) - 18000)["timestamp"]
+        query = {
+            "dateFrom": step_start,
+            "dateTo": now,
+            "groupBy": ["version"],
+            "filter": {"promptId": p["id"]},
+        }
+        t0 = time.perf_counter()
+        for _ in range(QUERIES):
+            r = await http.post(PATHS.analytics, json=query, headers=auth)
+        seconds = time.perf_counter() - t0
+        assert sum(row["invocations"] for row in r.json()["data"]) == 18000, r.text
+        rows.append(
+            _row("analytics over a step (18,000 of 90,000 rows, by version)", QUERIES, seconds)
+        )
+        c0 = time.process_time()
+        r = await http.post("/__emulator/clock", json={"advanceSeconds": 100 * 60 * 24 * 60})
+        fill = time.process_time() - c0
+        assert len(g.telemetry) == g.telemetry.cap
+        token = {"Authorization": f"Bearer {(await _token(http))}"}
+        t0 = time.perf_counter()
+        for i in range(QUERIES):
+            r = await http.get(
+                PATHS.telemetry,
+                params={"pageSize": 100, "cursor": f"c{500_000 + 100 * i}"},
+                headers=token,
+            )
+        seconds = time.perf_counter() - t0
+        assert len(r.json()["entities"]) == 100
+        row = _row("telemetry page of 100 at the 1,000,000-row cap", QUERIES, seconds)
+        rows.append({**row, "cpu_s_to_fill_the_cap": round(fill, 2)})
+    return rows
+
+
+async def _token(http: httpx.AsyncClient) -> str:
+    r = await http.post(
+        PATHS.token,
+        data={"grant_type": "client_credentials"},
+        auth=("emulator-client", "emulator-secret"),
+    )
+    return str(r.json()["access_token"])
+
+
 def main() -> list[dict[str, Any]]:
-    return asyncio.run(in_process()) + loopback()
+    return asyncio.run(in_process()) + asyncio.run(traffic()) + loopback()
 
 
 if __name__ == "__main__":

@@ -1077,7 +1077,9 @@ def _fault_rates(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, f
     help="KIND: 429, 500, 503, drop-before, drop-after; P in 0..1 (repeatable).",
 )
 @click.option("--ingest-delay", type=click.FloatRange(0), default=2.0, show_default=True)
-@click.option("--seed", type=int, help="Makes the fault sequence reproducible.")
+@click.option(
+    "--seed", type=int, help="Makes faults, splits, ids and simulated traffic reproducible."
+)
 @click.option("--admin", is_flag=True, help="Enable the test-only /__emulator/ endpoints.")
 def emulator_serve(
     host: str,

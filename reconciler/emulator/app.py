@@ -17,8 +17,14 @@ match gets a Genesys error body), which runs the contract's pipeline in its orde
    (``state.Gateway``), remembering its answer for the request id, and possibly a connection
    dropped after committing.
 
-Every answer carries ``inin-correlation-id`` (the error body's ``contextId``), the three
-``inin-ratelimit-*`` headers, and the request's ``X-Genesys-Request-Id`` when it had one. The
+Before any of it, the simulated traffic is made up to the emulator's clock
+(``Gateway.simulate``), so everything a request sees or changes comes after it. The clock is the
+injected one plus the offset ``POST /__emulator/clock`` adds (``Org.now``): token expiry, rate
+windows, idempotency memory, ingest delays, timestamps and the ``Date`` header all read it.
+
+Every answer carries ``Date`` (the emulator's clock), ``inin-correlation-id`` (the error body's
+``contextId``), the three ``inin-ratelimit-*`` headers, and the request's
+``X-Genesys-Request-Id`` when it had one. The
 gateway's rules live in ``state``; nothing here decides what a valid object is. A dropped
 connection is a response started with a Content-Length and never finished, then
 ``ConnectionDropped`` raised: uvicorn closes the socket, the in-process transport maps it to
@@ -31,6 +37,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import email.utils
 import json
 import math
 import random
@@ -82,6 +89,8 @@ ADMIN_METHODS: dict[str, tuple[str, ...]] = {
     "faults": ("GET", "PUT", "POST"),
     "reset": ("POST",),
     "state": ("GET", "PUT"),
+    "clock": ("GET", "POST"),
+    "traffic": ("GET", "PUT"),
 }
 
 
@@ -411,9 +420,14 @@ class Emulator:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.config = config
-        self.clock = clock
         self.sleep = sleep
-        self.gateway = Gateway(now=clock, ingest_delay=config.ingest_delay, seed=config.seed)
+        self.gateway = Gateway(
+            now=clock,
+            ingest_delay=config.ingest_delay,
+            seed=config.seed,
+            max_rows=config.max_telemetry_rows,
+        )
+        self.clock = self.gateway.now  # the injected clock, advanced by POST /__emulator/clock
         self.clients: dict[str, ClientSpec] = {c.id: c for c in config.clients}
         self.tokens: dict[str, Token] = {}
         self.token_windows: dict[str, Window] = {}
@@ -537,7 +551,12 @@ class Emulator:
         window: Window | None,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        hdrs = {H.correlation_id: cid, **self._rate_headers(window), **(headers or {})}
+        hdrs = {
+            H.date: email.utils.formatdate(self.clock(), usegmt=True),
+            H.correlation_id: cid,
+            **self._rate_headers(window),
+            **(headers or {}),
+        }
         if content is None or status == 204:
             return Response(status_code=status, headers=hdrs)
         return Response(content, status_code=status, headers=hdrs, media_type="application/json")
@@ -619,6 +638,7 @@ class Emulator:
     async def _handle(self, request: Request) -> Response:
         cid = str(uuid.uuid4())
         path, method = request.url.path, request.method
+        self.gateway.simulate()  # the traffic up to now happened before this request
         if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
             if not self.config.admin:
                 return self._error(404, CODES.not_found, f"no endpoint {path}", cid, None)
@@ -937,12 +957,15 @@ class Emulator:
         def ok(body: Any) -> Response:
             return self._respond(200, _dumps(body), cid, None)
 
-        async def data() -> Any:
-            """The JSON body ({} when empty, None for null); ``BodyError`` or ``TooLarge``."""
+        async def data(*, finite: bool = True) -> Any:
+            """The JSON body ({} when empty, None for null); ``BodyError`` or ``TooLarge``.
+            ``finite=False``: a number beyond a float reaches the state machine, which refuses
+            it naming its field."""
             raw = await read_body(request, bodies.MAX_ADMIN_BODY_BYTES)
             if not raw:
                 return {}
-            return bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8)  # snapshots nest deeper
+            # snapshots nest deeper than API bodies
+            return bodies.parse(raw, max_depth=bodies.MAX_DEPTH + 8, finite=finite)
 
         allowed = ADMIN_METHODS.get(name)
         if allowed is not None and method not in allowed:
@@ -959,6 +982,16 @@ class Emulator:
                 self.restore(await data())
                 self._changed()
                 return ok({"restored": True})
+            if name == "clock" and method == "POST":
+                answer = self.gateway.advance_clock(await data(finite=False))
+                self._changed()
+                return ok(answer.body)
+            if name == "traffic" and method == "PUT":
+                answer = self.gateway.put_traffic(await data(finite=False))
+                self._changed()
+                return ok(answer.body)
+        except ApiError as exc:
+            return self._error(exc.status, exc.code, exc.message, cid, None, exc.details)
         except TooLarge as exc:
             return self._error(
                 413, CODES.request_too_large, f"the body is over {exc.limit} bytes", cid, None
@@ -972,6 +1005,10 @@ class Emulator:
             return ok({"reset": True})
         if name == "state" and method == "GET":
             return ok(self.snapshot(copy=False))  # serialised at once: no deep copy
+        if name == "clock" and method == "GET":
+            return ok(self.gateway.get_clock().body)
+        if name == "traffic" and method == "GET":
+            return ok(self.gateway.get_traffic().body)
         return self._error(
             404, CODES.not_found, f"no admin endpoint {method} {request.url.path}", cid, None
         )
@@ -1048,10 +1085,12 @@ class Emulator:
 async def _server_error(request: Request, exc: Exception) -> Response:
     """A bug in the emulator still answers in the Genesys error shape (then is re-raised)."""
     cid = str(uuid.uuid4())
+    emulator = getattr(request.app.state, "emulator", None)
+    now = emulator.clock() if isinstance(emulator, Emulator) else time.time()
     return Response(
         _error_body(500, CODES.internal_server_error, f"emulator bug: {exc!r}"[:300], cid, []),
         status_code=500,
-        headers={H.correlation_id: cid},
+        headers={H.date: email.utils.formatdate(now, usegmt=True), H.correlation_id: cid},
         media_type="application/json",
     )
 
@@ -1096,6 +1135,7 @@ def create_app(
 ) -> EmulatorApp:
     """The emulator as an ASGI application (for uvicorn or ``transport.in_process_transport``).
 
-    ``clock`` drives token expiry, rate windows, idempotency memory and ingest delays; ``sleep``
-    is awaited for injected latency. Tests pass fakes for both."""
+    ``clock`` (advanced by ``POST /__emulator/clock``) drives token expiry, rate windows,
+    idempotency memory, ingest delays, timestamps, simulated traffic and the ``Date`` header;
+    ``sleep`` is awaited for injected latency. Tests pass fakes for both."""
     return EmulatorApp(Emulator(config, clock=clock, sleep=sleep))

@@ -9,7 +9,8 @@ stored and snapshotted again. The size bound itself is the HTTP layer's (it read
 ``MAX_BODY_BYTES`` lives here so that the OpenAPI document and the app state the same number.
 
 Pure: no HTTP, no I/O. What it must not do: decide whether a well-formed body is a valid object
-(that is ``state``), or accept anything that ``json.dumps`` could not write back as JSON.
+(that is ``state``), or accept anything that ``json.dumps`` could not write back as JSON
+(``finite=False`` aside: it hands an infinite number to a reader that refuses it by name).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def _finite(text: str) -> float:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite)
+_LENIENT = json.JSONDecoder(parse_constant=_constant)  # 1e999 read as inf
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -65,11 +67,12 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def parse(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+def parse(raw: bytes, *, max_depth: int = MAX_DEPTH, finite: bool = True) -> Any:
     """The JSON value of ``raw`` (None for no body: zero bytes); ``BodyError`` when it is not
     one the gateway reads: not UTF-8, not JSON (whitespace alone included), NaN/Infinity, a
     non-finite number, an integer of more than 4300 digits, or nesting deeper than
-    ``max_depth``."""
+    ``max_depth``. With ``finite=False`` a number beyond a float is read as infinite instead,
+    for a reader that refuses it naming its field (the admin traffic and clock bodies)."""
     if not raw:
         return None
     try:
@@ -79,7 +82,7 @@ def parse(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     # Cheap bound first: a body with few brackets cannot nest deeply (bytes.count is C speed).
     brackets = raw.count(b"[") + raw.count(b"{")
     try:
-        value = _DECODER.decode(text)
+        value = (_DECODER if finite else _LENIENT).decode(text)
     except BodyError:
         raise
     except RecursionError:

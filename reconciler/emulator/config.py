@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.emulator.state.ledger import DEFAULT_CAP
 from reconciler.endpoints import SCOPES
 
 FAULT_KINDS = ("429", "500", "503", "drop-before", "drop-after")
@@ -66,10 +67,11 @@ class EmulatorConfig:
     jitter_ms: int = 0
     fault_rates: dict[str, float] = field(default_factory=dict)
     ingest_delay: float = 2.0  # seconds an ingesting index stays PROCESSING
-    seed: int | None = None  # makes faults, splits and ids reproducible
+    seed: int | None = None  # makes faults, splits, ids and simulated traffic reproducible
     admin: bool = False  # the test-only /__emulator/ endpoints
     token_lifetime: int = 86400
     token_rate_limit: int = 60  # token requests a minute per client; 0 = unlimited
+    max_telemetry_rows: int = DEFAULT_CAP  # invocations kept (the newest), real and simulated
 
 
 def parse_client_spec(value: str) -> ClientSpec:

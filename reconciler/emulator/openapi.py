@@ -68,16 +68,34 @@ from reconciler.emulator.state.prompts import (
     STRATEGIES,
 )
 from reconciler.emulator.state.runtime import (
+    ANALYTICS_FLOAT_METRICS,
     ANALYTICS_GROUPS,
     ANALYTICS_METRICS,
     AUDIT_FIELDS,
     DISPATCH_FIELDS,
+    MAX_FILTER_CHARS,
+    MAX_FILTER_VERSIONS,
+    SNAP_BLOCKED,
+    SNAP_FALLBACK,
 )
 from reconciler.emulator.state.templates import (
     MAX_TOKENS_DEFAULT,
     MAX_TOKENS_MAX,
     MAX_TOKENS_MIN,
 )
+from reconciler.emulator.state.traffic import (
+    BEHAVIOUR,
+    MAX_ADVANCE_SECONDS,
+    MAX_OFFSET_SECONDS,
+    MAX_OUTPUT_TOKENS,
+    MAX_PER_MINUTE,
+    MAX_PROMPTS,
+    MAX_VERSION_CHARS,
+    MAX_VERSIONS,
+    RATES,
+)
+from reconciler.emulator.state.traffic import MAX_LATENCY_MS as TRAFFIC_LATENCY_MS
+from reconciler.emulator.state.traffic import TF as TRF
 from reconciler.emulator.state.versions import AB_HEADER, AB_KEYS, CONTENT_HASH, MATRIX_TYPES
 from reconciler.endpoints import (
     CODES,
@@ -466,6 +484,7 @@ def _schemas() -> dict[str, Any]:
             TEL.input_tokens,
             TEL.output_tokens,
             TEL.error,
+            TEL.simulated,
         ],
     )
     attempt = obj(
@@ -496,7 +515,22 @@ def _schemas() -> dict[str, Any]:
     }
     assert set(audit_props) == AUDIT_FIELDS
     group = {g: nullable(STRING) for g in ANALYTICS_GROUPS}
-    metric_types = {m: INT for m in ANALYTICS_METRICS} | {ANA.latency_ms: {"type": "number"}}
+    metric_types = {
+        m: {"type": "number", "minimum": 0}
+        if m in ANALYTICS_FLOAT_METRICS
+        else {**INT, "minimum": 0}
+        for m in ANALYTICS_METRICS
+    }
+    filter_text = {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_CHARS}
+    analytics_filter = obj(
+        {
+            ANA.prompt_id: nullable(filter_text),
+            ANA.filter_versions: nullable(
+                {"type": "array", "items": filter_text, "maxItems": MAX_FILTER_VERSIONS}
+            ),
+        },
+        description="assumed: only the rows of this prompt, of these versions",
+    )
     return {
         "Error": obj(
             {
@@ -626,8 +660,12 @@ def _schemas() -> dict[str, Any]:
                 ANA.date_from: nullable({**STRING, "description": "ISO 8601"}),
                 ANA.date_to: nullable({**STRING, "description": "ISO 8601"}),
                 ANA.group_by: nullable(names(ANALYTICS_GROUPS)),
-                ANA.metrics: nullable(names(ANALYTICS_METRICS)),
-            }
+                ANA.metrics: nullable(
+                    {**names(ANALYTICS_METRICS), "description": "none asked: all of them"}
+                ),
+                ANA.filter: nullable(analytics_filter),
+            },
+            description=f"the window is half-open: [{ANA.date_from}, {ANA.date_to})",
         ),
         "AnalyticsAnswer": obj(
             {ANA.data: {"type": "array", "items": obj({**group, **metric_types})}}, [ANA.data]
@@ -756,6 +794,7 @@ def _headers() -> dict[str, Any]:
         "RateAllowed": header(count, "requests a rate window allows (0: unlimited)", True),
         "RateCount": header(count, "requests used in this window", True),
         "RateReset": header(count, "seconds until the window resets", True),
+        H.date: header(STRING, "the server's clock (RFC 9110 IMF-fixdate)", True),
         "RetryAfter": header(retry, "seconds to wait before retrying", True),
         "RetryAfterOptional": header(retry, "seconds to wait before retrying", False),
         H.etag: header({"type": "string", "pattern": '^"[^"]*"$'}, "send back as If-Match", True),
@@ -772,6 +811,7 @@ def _h(name: str) -> dict[str, str]:
 def _header_refs(*, etag: bool = False, retry: bool | None = None) -> dict[str, Any]:
     """Every answer's headers; ``retry`` True: Retry-After required, False: optional."""
     out: dict[str, Any] = {
+        H.date: _h(H.date),
         H.correlation_id: _h("CorrelationId"),
         H.rate_allowed: _h("RateAllowed"),
         H.rate_count: _h("RateCount"),
@@ -1267,12 +1307,68 @@ def _docs_operation() -> dict[str, Any]:
     }
 
 
-def _admin_schemas() -> dict[str, Any]:
+def _traffic_schemas() -> dict[str, Any]:
+    """The simulated traffic and the clock (``state.traffic``): strict, no null anywhere."""
+
+    def number(most: float, *, integer: bool = False) -> dict[str, Any]:
+        return {"type": "integer" if integer else "number", "minimum": 0, "maximum": most}
+
+    behaviour = obj(
+        {
+            f: number(
+                1
+                if f in RATES
+                else MAX_OUTPUT_TOKENS
+                if f == TRF.output_tokens
+                else TRAFFIC_LATENCY_MS,
+                integer=f == TRF.output_tokens,
+            )
+            for f in BEHAVIOUR
+        },
+        description="unset: " + ", ".join(f"{f} {v:g}" for f, v in BEHAVIOUR.items()),
+    )
+    prompt = obj(
+        {
+            TRF.per_minute: number(MAX_PER_MINUTE),
+            TRF.versions: {
+                "type": "object",
+                "maxProperties": MAX_VERSIONS,
+                "propertyNames": {"minLength": 1, "maxLength": MAX_VERSION_CHARS},
+                "additionalProperties": behaviour,
+                "description": "a version not listed behaves like the first one listed",
+            },
+        },
+        [TRF.per_minute],
+    )
+    prompts = {
+        "type": "object",
+        "maxProperties": MAX_PROMPTS,
+        "propertyNames": {"minLength": NAME_MIN_CHARS, "maxLength": NAME_MAX_CHARS},
+        "additionalProperties": prompt,
+        "description": "prompt name -> its traffic (a name no prompt has makes none yet); "
+        "{} stops the traffic",
+    }
+    return {
+        "TrafficWrite": obj({TRF.prompts: prompts}, [TRF.prompts]),
+        "Traffic": obj({TRF.prompts: prompts}, [TRF.prompts]),
+        "ClockAdvance": obj(
+            {TRF.advance: number(MAX_ADVANCE_SECONDS)},
+            [TRF.advance],
+            description=f"the clock moves {MAX_OFFSET_SECONDS // 86400} days ahead at most in all",
+        ),
+        "Clock": obj({TRF.now: STAMP}, [TRF.now]),
+    }
+
+
+def _admin_schemas(telemetry: Mapping[str, Any]) -> dict[str, Any]:
+    """The admin endpoints' schemas; ``telemetry``: the telemetry entity's, which a snapshot's
+    rows extend."""
     number = {"type": "number", "minimum": 0}
     models = nullable({"type": "array", "items": STRING})
     rates = obj({k: {"type": "number", "minimum": 0, "maximum": 1} for k in FAULT_KINDS})
     loose = {"type": "object"}
     return {
+        **_traffic_schemas(),
         "FaultsWrite": obj(
             {
                 "rates": nullable({**rates, "description": "replaces every rate"}),
@@ -1325,9 +1421,23 @@ def _admin_schemas() -> dict[str, Any]:
                     },
                 },
                 "readyAt": {"type": "object", "additionalProperties": {"type": "number"}},
-                "telemetry": {"type": "array", "items": ref("TelemetryEntry")},
+                "telemetry": {
+                    "type": "array",
+                    "items": {
+                        **telemetry,
+                        "properties": {
+                            **telemetry["properties"],
+                            SNAP_BLOCKED: {"const": True},
+                            SNAP_FALLBACK: {"const": True},
+                        },
+                    },
+                    "description": "the newest rows (a row also says when a guardrail blocked "
+                    "it or a fallback served it)",
+                },
                 "auditLogs": {"type": "array", "items": ref("AuditRecordAnswer")},
                 "idempotency": {"type": "array", "items": loose},
+                "traffic": loose,
+                "clock": obj({"offsetSeconds": number}, closed=False),
             },
             ["format", "templates", "versions", "prompts", "indexes", "readyAt"],
             closed=False,
@@ -1356,6 +1466,8 @@ def _admin_schemas() -> dict[str, Any]:
                 "telemetry": nullable({"type": "array", "items": loose}),
                 "auditLogs": nullable({"type": "array", "items": loose}),
                 "idempotency": nullable({"type": "array", "items": loose}),
+                "traffic": nullable(loose),
+                "clock": nullable(loose),
             },
             closed=False,
             description="every object is replayed through the checks a client's write goes "
@@ -1377,6 +1489,19 @@ ADMIN_OPERATIONS: dict[str, dict[str, tuple[str, str, str | None, str]]] = {
     "state": {
         "GET": ("adminGetState", "The whole org as a snapshot", None, "Snapshot"),
         "PUT": ("adminPutState", "Replace the org with a snapshot", "SnapshotWrite", "Restored"),
+    },
+    "clock": {
+        "GET": ("adminGetClock", "The emulator's clock", None, "Clock"),
+        "POST": (
+            "adminAdvanceClock",
+            "Move the clock forward, making the simulated traffic of the period",
+            "ClockAdvance",
+            "Clock",
+        ),
+    },
+    "traffic": {
+        "GET": ("adminGetTraffic", "The simulated traffic", None, "Traffic"),
+        "PUT": ("adminSetTraffic", "Replace the simulated traffic", "TrafficWrite", "Traffic"),
     },
 }
 
@@ -1466,7 +1591,7 @@ def document(
     schemas = _schemas()
     if admin is not None:
         paths.update(_admin_paths(admin))
-        schemas.update(_admin_schemas())
+        schemas.update(_admin_schemas(schemas["TelemetryEntry"]))
     for item in PAGES:
         schemas[f"{item}Page"] = _page(item)
     schemas["TelemetryPage"] = _cursor_page("TelemetryEntry")

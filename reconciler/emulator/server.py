@@ -161,6 +161,7 @@ def _server(app: EmulatorApp) -> _Server:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        date_header=False,  # the app sends Date, from the emulator's clock (it may be advanced)
     )
     return _Server(config)
 

@@ -18,7 +18,11 @@ objects are persisted; ``Gateway`` here is the one facade the HTTP layer calls:
 - ``common``: ``Answer``, ``ApiError`` and the helpers every section reads requests with;
 - ``persistence``: the snapshot format and the all-or-nothing restore;
 - ``templates`` (seed 002), ``versions`` (000), ``prompts`` with their traffic splits (003,
-  001), ``indexes`` (004), ``runtime`` (invocations, dispatch, telemetry, analytics, audit).
+  001), ``indexes`` (004), ``runtime`` (invocations, dispatch, telemetry, analytics, audit);
+- ``ledger``: the invocations, real and simulated, in compact time-ordered columns;
+- ``traffic``: simulated traffic and the clock's offset (test-only: the admin endpoints). The
+  HTTP layer calls ``simulate`` before every request, so traffic is made up to the clock
+  before anything else happens (a split changed at T routes the traffic after T).
 
 A new kind is one more section module: a field of ``Sections`` (its place in a snapshot), built
 in ``Gateway.__init__``, its handlers added to ``Gateway`` by name.
@@ -43,10 +47,12 @@ from typing import Any, NamedTuple
 from reconciler.emulator.state import persistence
 from reconciler.emulator.state.common import Answer, ApiError
 from reconciler.emulator.state.indexes import Indexes
+from reconciler.emulator.state.ledger import DEFAULT_CAP
 from reconciler.emulator.state.org import MODELS, STORE_ID, STORES, Org
 from reconciler.emulator.state.prompts import Prompts
 from reconciler.emulator.state.runtime import Runtime
 from reconciler.emulator.state.templates import Templates
+from reconciler.emulator.state.traffic import Traffic
 from reconciler.emulator.state.versions import Versions
 
 __all__ = ["MODELS", "STORES", "STORE_ID", "Answer", "ApiError", "Gateway", "Sections"]
@@ -61,6 +67,7 @@ class Sections(NamedTuple):
     prompts: Prompts
     indexes: Indexes
     runtime: Runtime
+    traffic: Traffic
 
 
 class Gateway(Org):
@@ -77,8 +84,9 @@ class Gateway(Org):
         now: Callable[[], float],
         ingest_delay: float = 2.0,
         seed: int | None = None,
+        max_rows: int = DEFAULT_CAP,
     ) -> None:
-        super().__init__(now=now, ingest_delay=ingest_delay, seed=seed)
+        super().__init__(now=now, ingest_delay=ingest_delay, seed=seed, max_rows=max_rows)
         prompts = Prompts(self)
         templates = Templates(self, prompts)
         self.sections = Sections(
@@ -87,6 +95,7 @@ class Gateway(Org):
             prompts=prompts,
             indexes=Indexes(self),
             runtime=Runtime(self, prompts),
+            traffic=Traffic(self),
         )
 
     # -- persistence ----------------------------------------------------------------------------
@@ -106,11 +115,18 @@ class Gateway(Org):
         snapshot cannot hold an object the gateway would refuse, nor one that would break a
         later answer), then gets back the server-managed fields the snapshot recorded, each
         checked for its type. The replay runs on a scratch org; only a complete success
-        replaces this one (the test hooks included: a restored org fails no model)."""
+        replaces this one (the test hooks included: a restored org fails no model). The clock
+        takes the snapshot's offset only if that moves it forward: it never goes back."""
         persistence.check_format(data)
-        scratch = Gateway(now=self.now, ingest_delay=self.ingest_delay, seed=self.seed)
+        scratch = Gateway(
+            now=self.base_now,
+            ingest_delay=self.ingest_delay,
+            seed=self.seed,
+            max_rows=self.max_rows,
+        )
         persistence.replay(data, scratch.sections)
         self.adopt(scratch)
+        self.clock_offset = max(self.clock_offset, scratch.clock_offset)
 
     # -- prompt templates (seed 002) ------------------------------------------------------------
     def create_template(self, body: Any, base: str) -> Answer:
@@ -205,3 +221,21 @@ class Gateway(Org):
     def audit_log(self, body: Any) -> Answer:
         """Seed 003's compliance records: kept, never changed."""
         return self.sections.runtime.audit_log(body)
+
+    # -- simulated traffic and the clock (test-only: the admin endpoints) -----------------------
+    def simulate(self) -> int:
+        """Make the simulated invocations up to the clock (before every request); how many."""
+        return self.sections.traffic.simulate()
+
+    def get_traffic(self) -> Answer:
+        return self.sections.traffic.get_traffic()
+
+    def put_traffic(self, body: Any) -> Answer:
+        return self.sections.traffic.put_traffic(body)
+
+    def get_clock(self) -> Answer:
+        return self.sections.traffic.get_clock()
+
+    def advance_clock(self, body: Any) -> Answer:
+        """Move the clock forward by ``advanceSeconds`` and make the traffic of the period."""
+        return self.sections.traffic.advance_clock(body)

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from reconciler.emulator.state.ledger import DEFAULT_CAP, Ledger
 from reconciler.endpoints import FIELDS
 
 STORE_ID = "6d1f2c1e-0b7a-4a55-9d1e-3f3f8a2b9c10"
@@ -55,9 +56,11 @@ Obj = dict[str, Any]
 class Org:
     """Everything one org holds, and the seeded generators of its ids and entity tags.
 
-    ``now`` is the injected clock, ``ingest_delay`` how long an index ingests, ``seed`` the
-    seed of the random generators (traffic splits, invented latencies, ids), so a test gets the
-    same answers twice."""
+    ``now`` is the injected clock (``base_now``; the org's clock, ``now()``, is that plus
+    ``clock_offset``, which only moves forward: ``traffic`` advances it), ``ingest_delay`` how
+    long an index ingests, ``seed`` the seed of the random generators (traffic splits, invented
+    latencies, simulated traffic, ids), so a test gets the same answers twice; ``max_rows`` the
+    telemetry rows kept (the newest)."""
 
     # Everything ``reset`` sets: what ``adopt`` takes from another org.
     DATA: ClassVar[tuple[str, ...]] = (
@@ -73,6 +76,9 @@ class Org:
         "ready_at",
         "telemetry",
         "audit_logs",
+        "traffic",
+        "traffic_next",
+        "traffic_until",
         "failing_models",
         "refusing_models",
     )
@@ -83,11 +89,18 @@ class Org:
         now: Callable[[], float],
         ingest_delay: float = 2.0,
         seed: int | None = None,
+        max_rows: int = DEFAULT_CAP,
     ) -> None:
-        self.now = now
+        self.base_now = now
+        self.clock_offset = 0.0  # seconds the clock was advanced (never reset: time goes on)
         self.ingest_delay = ingest_delay
         self.seed = seed
+        self.max_rows = max_rows
         self.reset()
+
+    def now(self) -> float:
+        """The org's clock: the injected one, advanced by ``clock_offset``."""
+        return self.base_now() + self.clock_offset
 
     def reset(self) -> None:
         """Back to the seeded org: models and one vector store, nothing else."""
@@ -101,8 +114,11 @@ class Org:
         self.prompt_labels: dict[str, tuple[str, ...]] = {}  # id -> release labels carried
         self.indexes: dict[str, dict[str, Obj]] = {s[SF.id]: {} for s in STORES}
         self.ready_at: dict[str, float] = {}  # "store/index" -> when PROCESSING ends
-        self.telemetry: list[Obj] = []
+        self.telemetry = Ledger(self.max_rows)  # invocations, real and simulated
         self.audit_logs: list[Obj] = []
+        self.traffic: dict[str, Obj] = {}  # prompt name -> simulated traffic (``traffic``)
+        self.traffic_next: dict[str, float] = {}  # prompt name -> its next simulated invocation
+        self.traffic_until: float | None = None  # traffic is simulated up to here
         self.failing_models: set[str] = set()  # answer 5xx (a test hook for fallbacks)
         self.refusing_models: set[str] = set()  # refuse by policy (idem)
 

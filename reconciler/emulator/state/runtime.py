@@ -1,6 +1,11 @@
 """The gateway at run time: invocations following a prompt's traffic split (seed 003), routed
 dispatch with fallbacks in order (seed 001), the telemetry they leave (cursor paging, seed 003),
-usage analytics over it (seed 002) and compliance audit records (seed 003).
+usage analytics over it (seed 002; the richer, filtered row is assumed: ``docs/contract.md``)
+and compliance audit records (seed 003).
+
+Invocations, real and simulated (``traffic``), are rows of the org's ``Ledger``: telemetry and
+analytics read them alike, bisecting the time window. How an invocation is routed
+(``route``/``pick``) is this module's, and simulated traffic routes the same way.
 
 Invented but reproducible: replies, token counts and latencies come from the org's seeded
 generator, and which models fail or refuse is a test hook (``failing_models``,
@@ -15,13 +20,16 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any
+from random import Random
+from typing import Any, NamedTuple
 
 from reconciler import textrules as tr
 from reconciler.emulator.state import persistence as snap
 from reconciler.emulator.state.common import (
+    NAME_MAX_CHARS,
     Answer,
     ApiError,
     clean,
@@ -35,6 +43,15 @@ from reconciler.emulator.state.common import (
     refuse_unknown,
     require_object,
     string_map,
+)
+from reconciler.emulator.state.ledger import (
+    BLOCKED,
+    ERROR,
+    FALLBACK,
+    SIMULATED,
+    Ledger,
+    ceil_ms,
+    to_ms,
 )
 from reconciler.emulator.state.org import MODEL_IDS, Obj, Org
 from reconciler.emulator.state.persistence import Step
@@ -51,8 +68,21 @@ ANALYTICS_METRICS = (
     ANA.output_tokens,
     ANA.latency_ms,
     ANA.error_count,
+    ANA.invocations,
+    ANA.latency_p50_ms,
+    ANA.latency_p95_ms,
+    ANA.latency_p99_ms,
+    ANA.guardrail_blocks,
+    ANA.fallback_count,
 )
+ANALYTICS_FLOAT_METRICS = frozenset(
+    {ANA.latency_ms, ANA.latency_p50_ms, ANA.latency_p95_ms, ANA.latency_p99_ms}
+)  # the others are counts
 ANALYTICS_GROUPS = (ANA.prompt_id, ANA.version, ANA.model_id, ANA.gateway_id)
+ANALYTICS_FIELDS = (ANA.date_from, ANA.date_to, ANA.group_by, ANA.metrics, ANA.filter)
+FILTER_FIELDS = (ANA.prompt_id, ANA.filter_versions)
+MAX_FILTER_VERSIONS = 100
+MAX_FILTER_CHARS = NAME_MAX_CHARS  # of a prompt id or a version in a filter
 DISPATCH_FIELDS = (
     DSP.model_id,
     DSP.prompt,
@@ -65,6 +95,8 @@ AUDIT_FIELDS = frozenset(
     {AUD.prompt_id, AUD.action, AUD.timestamp, AUD.details, AUD.compliance_status, AUD.metadata}
 )
 KEPT = 10000  # telemetry rows and audit records a snapshot keeps (the latest)
+# a snapshot's telemetry rows also say what analytics counts and an entity does not show
+SNAP_BLOCKED, SNAP_FALLBACK = "guardrailBlocked", "servedByFallback"
 
 
 def _telemetry_row(row: Any) -> Obj:
@@ -80,8 +112,38 @@ def _telemetry_row(row: Any) -> Obj:
     if not (is_num(row.get(TEL.latency_ms)) and math.isfinite(row[TEL.latency_ms])):
         raise ValueError(f"{TEL.latency_ms} must be a finite number")
     for name in (TEL.input_tokens, TEL.output_tokens):
-        if not is_int(row.get(name)):
-            raise ValueError(f"{name} must be an integer")
+        if not (is_int(row.get(name)) and 0 <= row[name] < 2**63):
+            raise ValueError(f"{name} must be a non-negative integer")
+    for name in (TEL.simulated, SNAP_BLOCKED, SNAP_FALLBACK):
+        if row.get(name) is not None and not isinstance(row[name], bool):
+            raise ValueError(f"{name} must be true or false")
+    return row
+
+
+def _keep_row(ledger: Ledger, row: Any) -> None:
+    row = _telemetry_row(row)
+    flags = SIMULATED if row.get(TEL.simulated) else 0
+    flags |= BLOCKED if row.get(SNAP_BLOCKED) else 0
+    flags |= FALLBACK if row.get(SNAP_FALLBACK) else 0
+    ledger.add(
+        parse_time(row[TEL.timestamp], TEL.timestamp) or 0.0,
+        row[TEL.prompt_id],
+        row.get(TEL.version),
+        row.get(TEL.model_id),
+        row[TEL.latency_ms],
+        row[TEL.input_tokens],
+        row[TEL.output_tokens],
+        row.get(TEL.error),
+        flags,
+    )
+
+
+def _snapshot_row(ledger: Ledger, i: int) -> Obj:
+    row = ledger.entity(i)
+    if ledger.flags[i] & BLOCKED:
+        row[SNAP_BLOCKED] = True
+    if ledger.flags[i] & FALLBACK:
+        row[SNAP_FALLBACK] = True
     return row
 
 
@@ -93,6 +155,53 @@ def _keep(rows: list[Obj], check: Any, row: Any) -> None:
     rows.append(check(row))
 
 
+class Route(NamedTuple):
+    """Where a prompt's split sends an invocation: ``fixed`` when no draw is needed, else the
+    versions with positive weights and their cumulative shares."""
+
+    fixed: str | None
+    versions: tuple[str, ...] = ()
+    bounds: tuple[float, ...] = ()
+    sticky: bool = False
+
+
+def route(p: Obj) -> Route:
+    """The routing of prompt ``p``'s live split (``defaultVersion`` first, then the weights;
+    no weight: the prompt's own version)."""
+    td = p.get(PF.traffic) or {}
+    if td.get(PF.td_default):
+        return Route(str(td[PF.td_default]))
+    entries = [e for e in td.get(PF.td_versions) or [] if e.get(SPLIT_WEIGHT, 0) > 0]
+    if not entries:
+        v = p.get(PF.version)
+        return Route(str(v) if v is not None else None)
+    total = sum(float(e[SPLIT_WEIGHT]) for e in entries)
+    acc, bounds = 0.0, []
+    for e in entries:
+        acc += float(e[SPLIT_WEIGHT]) / total
+        bounds.append(acc)
+    versions = tuple(str(e[SPLIT_VERSION]) for e in entries)
+    return Route(None, versions, tuple(bounds), td.get(PF.td_strategy) == "sticky")
+
+
+def pick(r: Route, rng: Random, pid: str, session: str | None = None) -> str | None:
+    """The version an invocation is served by: sticky by ``session`` when the split asks,
+    else a draw of ``rng``."""
+    if not r.versions:
+        return r.fixed
+    if r.sticky and session:
+        digest = hashlib.sha256(f"{pid}:{session}".encode()).digest()
+        x = int.from_bytes(digest[:8], "big") / 2**64
+    else:
+        x = rng.random()
+    return r.versions[min(bisect_right(r.bounds, x), len(r.versions) - 1)]
+
+
+def nearest_rank(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile (0 < q <= 1) of sorted values, by the nearest-rank method."""
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
 class Runtime:
     """The run-time handlers of one org."""
 
@@ -101,25 +210,7 @@ class Runtime:
         self.prompts = prompts
 
     def _pick_version(self, p: Obj, session: str | None) -> str | None:
-        td = p.get(PF.traffic) or {}
-        if td.get(PF.td_default):
-            return str(td[PF.td_default])
-        entries = [e for e in td.get(PF.td_versions) or [] if e.get(SPLIT_WEIGHT, 0) > 0]
-        if not entries:
-            v = p.get(PF.version)
-            return str(v) if v is not None else None
-        if td.get(PF.td_strategy) == "sticky" and session:
-            digest = hashlib.sha256(f"{p[PF.id]}:{session}".encode()).digest()
-            x = int.from_bytes(digest[:8], "big") / 2**64
-        else:
-            x = self.org.rng.random()
-        total = sum(float(e[SPLIT_WEIGHT]) for e in entries)
-        acc = 0.0
-        for e in entries:
-            acc += float(e[SPLIT_WEIGHT]) / total
-            if x < acc:
-                return str(e[SPLIT_VERSION])
-        return str(entries[-1][SPLIT_VERSION])
+        return pick(route(p), self.org.rng, p[PF.id], session)
 
     def _serve(self, chain: list[str]) -> tuple[str | None, list[Obj]]:
         """Try the models in order; a failing (5xx) or refusing model passes to the next."""
@@ -156,24 +247,17 @@ class Runtime:
         served, attempts = self._serve([p[PF.model], *p.get(PF.fallbacks, [])])
         prompt_tokens = max(1, (len(p[PF.system_prompt]) + len(text)) // 4)
         latency = round(40 + self.org.rng.random() * 160, 1) * len(attempts)
-        row: Obj = {
-            TEL.timestamp: iso(self.org.now()),
-            TEL.prompt_id: p[PF.id],
-            TEL.version: version,
-            TEL.model_id: served,
-            TEL.latency_ms: latency,
-            TEL.input_tokens: prompt_tokens,
-            TEL.output_tokens: 0,
-            TEL.error: None,
-        }
+        now, pid, primary = self.org.now(), p[PF.id], p[PF.model]
         if served is None:
-            row[TEL.error] = "every model failed: " + ", ".join(a[DSP.model_id] for a in attempts)
-            self.org.telemetry.append(row)
-            raise ApiError(503, CODES.models_unavailable, row[TEL.error])
+            error = "every model failed: " + ", ".join(a[DSP.model_id] for a in attempts)
+            self.org.telemetry.add(now, pid, version, None, latency, prompt_tokens, 0, error, 0)
+            raise ApiError(503, CODES.models_unavailable, error)
         output = f"[{served}] reply to: {text[:200]}"
         completion = max(1, len(output) // 4)
-        row[TEL.output_tokens] = completion
-        self.org.telemetry.append(row)
+        flags = FALLBACK if served != primary else 0  # a guardrail never refuses a real one
+        self.org.telemetry.add(
+            now, pid, version, served, latency, prompt_tokens, completion, None, flags
+        )
         return Answer(
             200,
             {
@@ -249,35 +333,76 @@ class Runtime:
         return Answer(200, answer)
 
     def telemetry_page(self, query: Mapping[str, str]) -> Answer:
-        """Cursor paging (seed 003); the cursor is opaque to clients."""
+        """Cursor paging (seed 003), oldest first; ``startTime`` and ``endTime`` both count.
+        The cursor (opaque to clients) is the sequence number of the next row to look at, so
+        a page costs the rows it looks at, never a scan of the whole ledger."""
         start_t = parse_time(query.get(TEL.start_time), TEL.start_time)
         end_t = parse_time(query.get(TEL.end_time), TEL.end_time)
         pid = query.get(TEL.prompt_id)
-        stamp, prompt_id = TEL.timestamp, TEL.prompt_id
-        rows = [
-            t
-            for t in self.org.telemetry
-            if (not pid or t[prompt_id] == pid)
-            and (start_t is None or (parse_time(t[stamp], stamp) or 0) >= start_t)
-            and (end_t is None or (parse_time(t[stamp], stamp) or 0) <= end_t)
-        ]
         size = page_size(query)
         cursor = query.get(PAGING.cursor) or ""
-        start = 0
+        ledger = self.org.telemetry
+        window = ledger.span(
+            None if start_t is None else ceil_ms(start_t),
+            None if end_t is None else to_ms(end_t) + 1,
+        )
+        first = window.start
         if cursor:
             m = re.fullmatch(r"c([0-9]{1,12})", cursor)
             if not m:
                 raise invalid(f"{PAGING.cursor} {cursor!r} is not a cursor this server gave")
-            start = int(m.group(1))
-        out: Obj = {PAGING.entities: rows[start : start + size]}
-        if start + size < len(rows):
-            out[PAGING.next_cursor] = f"c{start + size}"
+            first = max(first, ledger.index_of(int(m.group(1))))
+        code = ledger.known(pid) if pid else None
+        if pid and code is None:
+            return Answer(200, {PAGING.entities: []})
+        prompts = ledger.prompt
+        found: list[int] = []
+        for i in range(first, window.stop):
+            if code is None or prompts[i] == code:
+                found.append(i)
+                if len(found) > size:
+                    break
+        out: Obj = {PAGING.entities: [ledger.entity(i) for i in found[:size]]}
+        if len(found) > size:
+            out[PAGING.next_cursor] = f"c{ledger.seq(found[size])}"
         return Answer(200, out)
 
+    @staticmethod
+    def _filter(value: Any) -> tuple[str | None, list[str] | None]:
+        """The analytics filter (assumed): a prompt id and a list of versions, both optional."""
+        if value is None:
+            return None, None
+        where = ANA.filter
+        if not isinstance(value, dict):
+            raise invalid(f"{where} must be an object with {', '.join(FILTER_FIELDS)}")
+        extra = sorted(set(value) - set(FILTER_FIELDS))
+        if extra:
+            raise invalid(f"unknown field(s) of {where}: " + ", ".join(extra))
+        pid, versions = value.get(ANA.prompt_id), value.get(ANA.filter_versions)
+        problems = []
+        if pid is not None and not (isinstance(pid, str) and 0 < len(pid) <= MAX_FILTER_CHARS):
+            problems.append(
+                f"{where}.{ANA.prompt_id} must be a prompt id (1 to {MAX_FILTER_CHARS} characters)"
+            )
+        if versions is not None and not (
+            isinstance(versions, list)
+            and len(versions) <= MAX_FILTER_VERSIONS
+            and all(isinstance(v, str) and 0 < len(v) <= MAX_FILTER_CHARS for v in versions)
+        ):
+            problems.append(
+                f"{where}.{ANA.filter_versions} must be a list of at most {MAX_FILTER_VERSIONS} "
+                f"versions (strings of 1 to {MAX_FILTER_CHARS} characters)"
+            )
+        if problems:
+            raise invalid("; ".join(problems), details=problems)
+        return pid, versions
+
     def analytics(self, body: Any) -> Answer:
-        """Seed 002's usage query: rows grouped by the keys asked, with the metrics asked."""
+        """Seed 002's usage query: rows grouped by the keys asked, with the metrics asked, over
+        the half-open window ``[dateFrom, dateTo)``, optionally filtered by prompt and versions
+        (assumed). No metric asked: all of them."""
         body = require_object(body)
-        refuse_unknown(body, (ANA.date_from, ANA.date_to, ANA.group_by, ANA.metrics))
+        refuse_unknown(body, ANALYTICS_FIELDS)
         body = clean(body, ())
         group_by = body.get(ANA.group_by, [])
         if not names_in(group_by, ANALYTICS_GROUPS):
@@ -291,33 +416,64 @@ class Runtime:
                 raise invalid(f"{f} must be an ISO 8601 date-time string")
         date_from = parse_time(body.get(ANA.date_from), ANA.date_from)
         date_to = parse_time(body.get(ANA.date_to), ANA.date_to)
-        # per group, the sums of telemetry's counts (the group keys name telemetry fields)
-        stamp, by_gateway, prompt_id = TEL.timestamp, ANA.gateway_id, TEL.prompt_id
-        n_in, n_out, ms, error = TEL.input_tokens, TEL.output_tokens, TEL.latency_ms, TEL.error
-        sums: dict[tuple[Any, ...], dict[str, float]] = {}
-        for t in self.org.telemetry:
-            ts = parse_time(t[stamp], stamp) or 0.0
-            if (date_from is not None and ts < date_from) or (date_to is not None and ts > date_to):
+        pid, versions = self._filter(body.get(ANA.filter))
+        ledger = self.org.telemetry
+        window = ledger.span(
+            None if date_from is None else ceil_ms(date_from),
+            None if date_to is None else ceil_ms(date_to),
+        )
+        # a filter naming what no row carries matches nothing
+        p_code = None if pid is None else ledger.known(pid)
+        v_codes = None if versions is None else {ledger.known(v) for v in versions} - {None}
+        if (pid is not None and p_code is None) or v_codes == set():
+            window = range(0)
+        by = {
+            ANA.prompt_id: ledger.prompt,
+            ANA.gateway_id: ledger.prompt,
+            ANA.version: ledger.version,
+            ANA.model_id: ledger.model,
+        }
+        keys = [by[g] for g in group_by]
+        prompts, vers, lat, flags = ledger.prompt, ledger.version, ledger.latency, ledger.flags
+        n_in, n_out = ledger.n_in, ledger.n_out
+        # per group: latencies, input and output tokens, errors, blocks, fallbacks
+        groups: dict[tuple[int, ...], list[Any]] = {}
+        for i in window:
+            if p_code is not None and prompts[i] != p_code:
                 continue
-            key = tuple(t[prompt_id] if g == by_gateway else t.get(g) for g in group_by)
-            s = sums.setdefault(key, {n_in: 0, n_out: 0, ms: 0.0, error: 0, "n": 0})
-            s[n_in] += t[n_in]
-            s[n_out] += t[n_out]
-            s[ms] += t[ms]
-            s[error] += 1 if t.get(error) else 0
-            s["n"] += 1
+            if v_codes is not None and vers[i] not in v_codes:
+                continue
+            key = tuple(k[i] for k in keys)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = [[], 0, 0, 0, 0, 0]
+            g[0].append(lat[i])
+            g[1] += n_in[i]
+            g[2] += n_out[i]
+            bits = flags[i]
+            if bits:
+                g[3] += 1 if bits & ERROR else 0
+                g[4] += 1 if bits & BLOCKED else 0
+                g[5] += 1 if bits & FALLBACK else 0
         data = []
-        for key, s in sums.items():
+        for key, (latencies, tokens_in, tokens_out, errors, blocks, fallbacks) in groups.items():
+            ordered = sorted(latencies)
             all_metrics = {
-                ANA.total_tokens: int(s[n_in] + s[n_out]),
-                ANA.input_tokens: int(s[n_in]),
-                ANA.output_tokens: int(s[n_out]),
-                ANA.latency_ms: round(s[ms] / s["n"], 1),  # the mean
-                ANA.error_count: int(s[error]),
+                ANA.total_tokens: tokens_in + tokens_out,
+                ANA.input_tokens: tokens_in,
+                ANA.output_tokens: tokens_out,
+                ANA.latency_ms: round(sum(ordered) / len(ordered), 1),  # the mean
+                ANA.error_count: errors,
+                ANA.invocations: len(ordered),
+                ANA.latency_p50_ms: nearest_rank(ordered, 0.50),
+                ANA.latency_p95_ms: nearest_rank(ordered, 0.95),
+                ANA.latency_p99_ms: nearest_rank(ordered, 0.99),
+                ANA.guardrail_blocks: blocks,
+                ANA.fallback_count: fallbacks,
             }
             data.append(
                 {
-                    **dict(zip(group_by, key, strict=True)),
+                    **{g: ledger.text(c) for g, c in zip(group_by, key, strict=True)},
                     **{m: all_metrics[m] for m in metrics},
                 }
             )
@@ -346,12 +502,16 @@ class Runtime:
 
     # -- persistence ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {"telemetry": self.org.telemetry[-KEPT:], "auditLogs": self.org.audit_logs[-KEPT:]}
+        ledger = self.org.telemetry
+        return {
+            "telemetry": [_snapshot_row(ledger, i) for i in ledger.newest(KEPT)],
+            "auditLogs": self.org.audit_logs[-KEPT:],
+        }
 
     def replay(self, data: Mapping[str, Any]) -> Iterable[Step]:
-        rows = self.org.telemetry
+        ledger = self.org.telemetry
         for n, row in enumerate(snap.listing(data.get("telemetry"), "telemetry")):
-            yield f"telemetry[{n}]", partial(_keep, rows, _telemetry_row, row)
+            yield f"telemetry[{n}]", partial(_keep_row, ledger, row)
         records = self.org.audit_logs
         for n, rec in enumerate(snap.listing(data.get("auditLogs"), "auditLogs")):
             yield f"auditLogs[{n}]", partial(_keep, records, _record, rec)
