@@ -15,6 +15,8 @@ from typing import Any
 from reconciler.diffing import DiffItem
 from reconciler.model import Problem
 
+NOOP_REASON = "live matches the manifests"
+
 
 class OpType(str, Enum):
     CREATE = "create"
@@ -87,6 +89,12 @@ class Plan:
     @property
     def changes(self) -> list[Operation]:
         return [o for o in self.operations if o.action != OpType.NOOP]
+
+    @property
+    def held(self) -> list[Operation]:
+        """No-ops for another reason than "live matches": what something else holds (a
+        rollout in progress or aborted, a version a rollout withdrew), shown with the plan."""
+        return [o for o in self.operations if o.action == OpType.NOOP and o.reason != NOOP_REASON]
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in OpType}

@@ -61,13 +61,25 @@ def test_saved_notice() -> None:
 
 
 def test_verbose_text_lists_the_requests_and_the_no_ops() -> None:
+    from reconciler.operations import NOOP_REASON
     from reconciler.planner import Operation, OpType, Request
 
     create = Operation(
         OpType.CREATE, "Prompt", "p", "not in the org", 2, requests=(Request("POST", "/p"),)
     )
-    noop = Operation(OpType.NOOP, "Prompt", "q", "in sync", 2)
+    noop = Operation(OpType.NOOP, "Prompt", "q", NOOP_REASON, 2)
     terse = plan.text(Plan((create, noop)))
     verbose = plan.text(Plan((create, noop)), verbose=True)
     assert "request: POST /p" not in terse and "Prompt/q" not in terse
-    assert "    request: POST /p" in verbose and "  Prompt/q  (noop: in sync)" in verbose
+    assert "    request: POST /p" in verbose
+    assert f"  Prompt/q  (noop: {NOOP_REASON})" in verbose
+
+
+def test_what_a_rollout_holds_is_listed_with_the_plan() -> None:
+    from reconciler.planner import Operation, OpType
+
+    held = Operation(OpType.NOOP, "TrafficSplit", "s", "rollout 1.0.0 -> 1.1.0 was aborted", 3)
+    out = plan.text(Plan((held,)))
+    assert "Left as they are (1):\n    TrafficSplit/s: rollout 1.0.0 -> 1.1.0 was aborted" in out
+    md = plan.markdown(Plan((held,)))
+    assert "- `TrafficSplit/s`: rollout 1.0.0 -&gt; 1.1.0 was aborted" in md

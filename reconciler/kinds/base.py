@@ -35,7 +35,7 @@ from reconciler.diffing import DiffItem, diff, parse_path
 from reconciler.endpoints import HEADERS
 from reconciler.model import Document, Path, Problem, format_path
 from reconciler.objects import LiveState, Obj, Ref, labels_of
-from reconciler.operations import Operation, OpType, Phase, Request
+from reconciler.operations import NOOP_REASON, Operation, OpType, Phase, Request
 from reconciler.textrules import Finding
 
 Writes = Mapping[OpType, tuple[tuple[str, str], ...]]
@@ -279,7 +279,7 @@ REASONS = {
     OpType.CREATE: "not in the org",
     OpType.UPDATE: "differs from the manifests",
     OpType.ADOPT: "exists without the management label",
-    OpType.NOOP: "live matches the manifests",
+    OpType.NOOP: NOOP_REASON,
     OpType.DELETE: "managed by llmgw and in no manifest (--prune)",
     OpType.REPLACE: "",
 }

@@ -95,7 +95,10 @@ def encode(pos: Position, since: Any = None) -> dict[str, str | Any]:
 
 def moved(pos: Position, what: str, now: float, **changes: Any) -> Position:
     """``pos`` after an action at ``now`` (a new step, a pause ...), with its history entry."""
-    history = (*pos.history, (what, now))[-HISTORY:]
+    history = pos.history
+    if pos.step > 0 and (not history or history[-1][1] != pos.since):
+        history = (*history, (str(pos.step), pos.since))  # the step apply began
+    history = (*history, (what, now))[-HISTORY:]
     return dataclasses.replace(pos, since=now, history=history, **changes)
 
 

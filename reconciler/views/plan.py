@@ -19,6 +19,7 @@ from reconciler.views.base import (
     choose,
     fence,
     md_code,
+    md_text,
     plain,
     plural,
     registry,
@@ -134,6 +135,10 @@ def text(
         if verbose:
             for r in op.requests:
                 lines.append(f"    request: {r.method} {r.path}")
+    if plan.held and not verbose:
+        lines.append("")
+        lines.append(f"Left as they are ({len(plan.held)}):")
+        lines.extend(f"    {visible(ref(o), NAME * 2)}: {visible(o.reason)}" for o in plan.held)
     if plan.orphaned and not plan.prune:
         lines.append("")
         lines.append(
@@ -178,6 +183,10 @@ def markdown(
     if not plan.changes:
         head.append("")
         head.append("No changes: the org matches the manifests.")
+    if plan.held:
+        head.append("")
+        head.append("Left as they are:")
+        head.extend(f"- {md_code(ref(o), NAME * 2)}: {md_text(o.reason)}" for o in plan.held)
     body: list[str] = []
     for op in plan.changes:
         lines = diff_lines(op)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from reconciler.text import iso_utc, visible
+from reconciler.text import iso_utc, plural, visible
 from reconciler.views.base import Style, View, choose, json_dumps, md_code, md_text, registry
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def text_of(o: Outcome, style: Style) -> list[str]:
     if o.note:
         lines.append(f"  {visible(o.note)}")
     if o.decision is not None:
-        lines.append(f"  decision: {o.decision.action}: {visible(o.decision.reason)}")
+        lines.append(f"  decision: {visible(o.decision.reason)}")
     if o.acted:
         lines.append(f"  done: {visible(o.acted)}")
     if o.decision is not None and o.decision.evidence:
@@ -105,12 +105,14 @@ def summary(run: RolloutRun) -> str:
     errors = sum(1 for o in run.outcomes if o.error)
     alarms = sum(1 for o in run.outcomes if o.alarming)
     dry = " (dry run: nothing was written)" if run.dry_run and run.command == "advance" else ""
-    parts = [f"{n} rollout{'s' if n != 1 else ''}", f"{acted} acted on"]
+    parts = [plural(n, "rollout"), f"{acted} acted on"]
     if alarms:
         parts.append(f"{alarms} rolled back or paused")
     if errors:
         parts.append(f"{errors} failed")
-    return f"Rollout {run.command}: " + ", ".join(parts) + f"; {run.requests} requests{dry}."
+    return (
+        f"Rollout {run.command}: " + ", ".join(parts) + f"; {plural(run.requests, 'request')}{dry}."
+    )
 
 
 def _mermaid(o: Outcome) -> list[str]:
@@ -152,7 +154,7 @@ def markdown(run: RolloutRun, target: Target) -> str:
         if o.note:
             out.append(f"- {md_text(o.note)}")
         if o.decision is not None:
-            out.append(f"- decision: **{o.decision.action}**: {md_text(o.decision.reason)}")
+            out.append(f"- decision (**{o.decision.action}**): {md_text(o.decision.reason)}")
         if o.acted:
             out.append(f"- done: {md_text(o.acted)}")
         if o.decision is not None and o.decision.evidence:
