@@ -24,6 +24,8 @@ no traffic at all. Rates come with a Wilson 95 % interval.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -33,11 +35,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from reconciler.emulator.state import Gateway
+from reconciler.endpoints import PATHS
 from reconciler.rollout import spec
 from reconciler.rollout.decide import PROGRESSING, Decision, Position, decide
 from reconciler.rollout.judge import Sample
+from reconciler.text import iso_utc
 
 SEED = 20261201
+# through the emulator's own traffic engine and analytics query (each look a real query over
+# every row of the step's window: about 0.45 s of CPU per A/A rollout), on both cores
+EMULATOR_ROLLOUTS = 100
 TICK_S = 300.0  # a cron tick every 5 minutes
 P95_Z = statistics.NormalDist().inv_cdf(0.95)
 P95_DENSITY = statistics.NormalDist().pdf(P95_Z)
@@ -154,6 +162,87 @@ class SimTraffic:
             below = (b[4] - a[4]) / n
             p95 = p.p95_ms * math.exp(p.latency_sigma * (0.95 - below) / P95_DENSITY)
         return Sample(n, b[1] - a[1], b[2] - a[2], round(b[3] - a[3]), p95)
+
+
+EMULATOR_T0 = 1_800_000_000.0  # the emulator's clock at the rollout's start (a fixed epoch)
+URL = "http://emulator.bench"
+
+
+class EmulatorTraffic:
+    """The emulator's own traffic engine and analytics query, in-process: its ``Gateway`` state
+    (no HTTP: the same handlers the ASGI layer calls), its clock advanced to each tick, the
+    prompt's split written at each step as a PUT would, and each window read with the very
+    analytics query ``rollout advance`` sends (grouped by version, filtered to the prompt)."""
+
+    def __init__(self, seed: int, per_minute: float, versions: Mapping[str, Mapping[str, float]]):
+        self.at = 0.0
+        self.g = Gateway(now=lambda: EMULATOR_T0, ingest_delay=0.0, seed=seed)
+        t = self.g.create_template(
+            {"name": "bench-template", "user_template": "Q: {{q}}", "variables": ["q"]},
+            URL + PATHS.templates,
+        ).body
+        for v in versions:
+            self.g.create_version(
+                t["id"], {"version": v, "content": "Q {{q}}", "variables": {"q": 1}}
+            )
+        first = next(iter(versions))
+        self.pid = self.g.create_prompt(
+            {
+                "name": "bench-agent",
+                "templateId": t["id"],
+                "modelEndpointRef": "model-gen-4",
+                "systemPrompt": "You help.",
+                "trafficDistribution": {"defaultVersion": first},
+            },
+            URL + PATHS.prompts,
+        ).body["id"]
+        setting = {"perMinute": per_minute, "versions": {v: dict(p) for v, p in versions.items()}}
+        answer = self.g.put_traffic({"prompts": {"bench-agent": setting}})
+        assert answer.status == 200, answer.body
+        self._rows: tuple[tuple[float, float], dict[str, Sample]] | None = None
+
+    def _to(self, t: float) -> None:
+        if t > self.at:
+            self.g.advance_clock({"advanceSeconds": t - self.at})
+            self.at = t
+
+    def route(self, t: float, weights: Mapping[str, float]) -> None:
+        self._to(t)
+        live = {v: w for v, w in weights.items() if w > 0}
+        if len(live) == 1:
+            split: dict[str, object] = {"defaultVersion": next(iter(live))}
+        else:
+            split = {
+                "versions": [{"version": v, "weight": w} for v, w in live.items()],
+                "splitStrategy": "random",
+            }
+        answer = self.g.update_prompt(self.pid, {"trafficDistribution": split}, None)
+        assert answer.status == 200, answer.body
+
+    def window(self, version: str, t0: float, t1: float) -> Sample:
+        self._to(t1)
+        if self._rows is None or self._rows[0] != (t0, t1):
+            body = {
+                "dateFrom": iso_utc(EMULATOR_T0 + t0),
+                "dateTo": iso_utc(EMULATOR_T0 + t1),
+                "groupBy": ["version"],
+                "filter": {"promptId": self.pid},
+            }
+            rows = self.g.analytics(body).body["data"]
+            self._rows = (
+                (t0, t1),
+                {
+                    r["version"]: Sample(
+                        r["invocations"],
+                        r["errorCount"],
+                        r["guardrailBlocks"],
+                        r["outputTokens"],
+                        r["latencyP95Ms"],
+                    )
+                    for r in rows
+                },
+            )
+        return self._rows[1].get(version, Sample(0, 0, 0, 0, None))
 
 
 @dataclass(frozen=True)
@@ -351,11 +440,87 @@ SCENARIOS = (
 )
 
 
-def main(rollouts: int = 1000, seed: int = SEED) -> list[dict[str, object]]:
+# The emulator's traffic: latency normal(latencyMs, latencyJitterMs), so p95 = m + 1.645 j
+EMU_STABLE = {
+    "errorRate": 0.01,
+    "guardrailBlockRate": 0.005,
+    "latencyMs": 800.0,
+    "latencyJitterMs": 240.0,
+    "outputTokens": 400,
+}
+EMULATOR_SCENARIOS = (
+    ("A/A (canary = stable)", dict(EMU_STABLE), "rolled back <= 5 %", 600.0),
+    (
+        "bad canary (error rate 1 % + 2 x maxIncrease = 5 %)",
+        {**EMU_STABLE, "errorRate": 0.05},
+        "rolled back >= 95 % before the end state",
+        600.0,
+    ),
+    (
+        "no traffic",
+        dict(EMU_STABLE),
+        "0 promotions, every one paused after maxWait with 'no data'",
+        0.0,
+    ),
+)
+
+
+def _emulator_rollout(args: tuple[Mapping[str, float], int, float]) -> Outcome:
+    canary, seed, per_minute = args
+    rollout = spec.read("bench", BLOCK, END)
+    assert rollout is not None
+    versions = {rollout.stable: EMU_STABLE, rollout.canary: canary}
+    return simulate(rollout, EmulatorTraffic(seed, per_minute, versions), TICK_S)
+
+
+def emulator_scenario(
+    name: str, canary: Mapping[str, float], rollouts: int, seed: int, per_minute: float
+) -> tuple[list[Outcome], float]:
+    start = time.perf_counter()
+    jobs = [(canary, seed + i, per_minute) for i in range(rollouts)]
+    with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+        out = pool.map(_emulator_rollout, jobs, chunksize=max(1, rollouts // 8))
+    return out, time.perf_counter() - start
+
+
+def _emulator_row(
+    title: str, target: str, out: list[Outcome], wall: float, seed: int
+) -> dict[str, object]:
+    n = len(out)
+    by = Counter(o.action for o in out)
+    row: dict[str, object] = {
+        "benchmark": f"rollout simulation on the emulator's traffic: {title}",
+        "rollouts": n,
+        "seed": f"{seed} + rollout number",
+        "target": target,
+        "rolled back": _rate(by["rollback"], n),
+        "paused": _rate(by["pause"], n),
+        "finished": _rate(by["finish"], n),
+    }
+    rollbacks = [o for o in out if o.action == "rollback"]
+    if rollbacks:
+        row["median time to rollback (virtual)"] = (
+            f"{statistics.median(o.t for o in rollbacks) / 60:.0f} m"
+        )
+    paused = [o for o in out if o.action == "pause"]
+    if paused:
+        row["pauses saying 'no data'"] = sum("no data" in o.reason for o in paused)
+    row["promotions (step 2+ or finish)"] = sum(o.promotions for o in out)
+    row["wall s"] = round(wall, 2)
+    return row
+
+
+def main(
+    rollouts: int = 1000, seed: int = SEED, emulator_rollouts: int = EMULATOR_ROLLOUTS
+) -> list[dict[str, object]]:
     rows = []
     for title, canary, target, per_minute in SCENARIOS:
         out, coverage, wall = scenario(title, canary, rollouts, seed, per_minute)
         rows.append(_row(title, target, out, coverage, wall, seed))
+    for title, emu_canary, target, per_minute in EMULATOR_SCENARIOS:
+        n = emulator_rollouts if per_minute else 10 * emulator_rollouts  # no traffic is cheap
+        emu_out, wall = emulator_scenario(title, emu_canary, n, seed, per_minute)
+        rows.append(_emulator_row(title, target, emu_out, wall, seed))
     return rows
 
 

@@ -20,6 +20,7 @@ def load(path: Path):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # so a bench's worker processes can find its functions
     spec.loader.exec_module(module)
     return module
 

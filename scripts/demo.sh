@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the whole loop on the local emulator. Starts an emulator on loopback, then
 # validate, plan, apply, a change made behind the tool's back, drift catching it, apply healing
-# it, and drift in sync again. Stops the emulator on exit, leaving no process behind.
+# it, and drift in sync again; then two rollouts on the emulator's simulated traffic and clock:
+# a good version promoted step by step, a bad one rolled back automatically. Stops the emulator
+# on exit, leaving no process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/.venv/bin
@@ -9,7 +11,7 @@ LLMGW=$BIN/llmgw
 WORK=$(mktemp -d)
 PORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-"$LLMGW" emulator serve --port "$PORT" --ingest-delay 1 >"$WORK/emulator.log" 2>&1 &
+"$LLMGW" emulator serve --port "$PORT" --ingest-delay 1 --admin --seed 7 >"$WORK/emulator.log" 2>&1 &
 EMULATOR=$!
 cleanup() { kill "$EMULATOR" 2>/dev/null || true; wait "$EMULATOR" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -44,4 +46,30 @@ expect 2 "$LLMGW" drift manifests/
 expect 0 "$LLMGW" apply manifests/ --auto-approve --audit-log "$WORK/audit.jsonl"
 expect 0 "$LLMGW" drift manifests/
 expect 0 "$LLMGW" audit verify "$WORK/audit.jsonl"
-printf '\nDemo complete: validate, plan, apply, drift caught an out-of-band change, apply healed it.\n'
+
+# Rollouts: 2.1.0 rolled out from 2.0.0 on healthy traffic, then 2.2.0 with 12 % errors
+DEMO="$BIN/python scripts/rollout_demo.py"
+advance() {  # advance WANT: move the clock 15 minutes, then the cron job's one run
+  step "python scripts/rollout_demo.py clock 15"; $DEMO clock 15
+  expect "$1" "$LLMGW" rollout advance "$WORK/rollout" --audit-log "$WORK/audit.jsonl"
+}
+step "python scripts/rollout_demo.py manifests manifests/ rollout/ 2.0.0 2.1.0"
+$DEMO manifests manifests "$WORK/rollout" 2.0.0 2.1.0
+expect 0 "$LLMGW" apply "$WORK/rollout" --auto-approve --audit-log "$WORK/audit.jsonl"
+step "python scripts/rollout_demo.py traffic 2.0.0=0.01 2.1.0=0.01"
+$DEMO traffic 2.0.0=0.01 2.1.0=0.01
+advance 0; advance 0; advance 0; advance 0
+expect 0 "$LLMGW" drift "$WORK/rollout"   # a rollout in progress is not drift
+for _ in 1 2 3 4; do advance 0; done      # the end state: 2.1.0 has all the traffic
+step "python scripts/rollout_demo.py manifests manifests/ rollout/ 2.1.0 2.2.0 2.2.0"
+$DEMO manifests manifests "$WORK/rollout" 2.1.0 2.2.0 2.2.0
+expect 0 "$LLMGW" apply "$WORK/rollout" --auto-approve --audit-log "$WORK/audit.jsonl"
+step "python scripts/rollout_demo.py traffic 2.1.0=0.01 2.2.0=0.12"
+$DEMO traffic 2.1.0=0.01 2.2.0=0.12
+advance 0
+advance 2
+expect 0 "$LLMGW" plan "$WORK/rollout" --detailed-exitcode
+expect 0 "$LLMGW" rollout status "$WORK/rollout" --output markdown
+expect 0 "$LLMGW" audit verify "$WORK/audit.jsonl"
+printf '\nDemo complete: validate, plan, apply, drift caught an out-of-band change, apply healed it;\n'
+printf 'a rollout promoted 2.1.0 step by step, another rolled 2.2.0 back and withdrew it.\n'

@@ -70,13 +70,19 @@ def test_validate_bench_documents_are_valid(tmp_path: Path) -> None:
 
 
 def test_rollout_bench_runs_the_real_decisions() -> None:
-    """``bench/bench_rollout.py`` on 20 rollouts a scenario: every scenario runs, no traffic
-    never promotes and always pauses with "no data", a bad canary never reaches the end."""
+    """``bench/bench_rollout.py`` on 20 rollouts a scenario (2 through the emulator's traffic):
+    every scenario runs, no traffic never promotes and always pauses with "no data", a bad
+    canary never reaches the end, on either traffic."""
     br = _load("bench_rollout")
-    rows = {str(r["benchmark"]): r for r in br.main(rollouts=20)}
-    assert len(rows) == len(br.SCENARIOS)
-    none = rows["rollout simulation: no traffic"]
-    assert none["promotions (step 2+ or finish)"] == 0
-    assert none["pauses saying 'no data'"] == 20
-    bad = next(r for k, r in rows.items() if k.startswith("rollout simulation: bad canary"))
-    assert str(bad["finished"]).startswith("0/20")
+    rows = {str(r["benchmark"]): r for r in br.main(rollouts=20, emulator_rollouts=2)}
+    assert len(rows) == len(br.SCENARIOS) + len(br.EMULATOR_SCENARIOS)
+    for prefix, n in (
+        ("rollout simulation: ", 20),
+        ("rollout simulation on the emulator's traffic: ", 20),
+    ):
+        none = rows[f"{prefix}no traffic"]
+        assert none["promotions (step 2+ or finish)"] == 0
+        assert none["pauses saying 'no data'"] == n
+        bad = next(r for k, r in rows.items() if k.startswith(f"{prefix}bad canary"))
+        assert str(bad["finished"]).startswith("0/")
+        assert str(bad["rolled back"]).startswith(f"{bad['rollouts']}/")

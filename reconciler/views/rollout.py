@@ -117,7 +117,7 @@ def summary(run: RolloutRun) -> str:
 
 def _mermaid(o: Outcome) -> list[str]:
     """Canary weight and error rates (percent) per step, from the history and the step rows."""
-    rows = o.steps
+    rows = [r for r in o.steps if r[2] is not None or r[3] is not None]  # windows with data
     if not rows:
         return []
     names = ", ".join(f'"{visible(str(label))}"' for label, *_ in rows)
