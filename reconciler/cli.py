@@ -889,6 +889,7 @@ def _rollout(
     no_color: bool,
 ) -> int:
     from reconciler import jobs, rollouts
+    from reconciler.executor import Stop
 
     _setup_logging(verbose)
     deadline = _deadline(timeout)
@@ -896,6 +897,9 @@ def _rollout(
     desired = jobs.load_desired(list(paths))
     target = _target(parallelism, environment)
     redact_mod.register_url(webhook)
+    stop = Stop()
+    if command != "status" and not dry_run:
+        SIGNALS.stop = stop  # a signal lets the write in flight finish and sends no other
     run = _run(
         rollouts.run(
             target,
@@ -907,6 +911,7 @@ def _rollout(
             lock_timeout=lock_timeout.seconds or 0.0 if lock_timeout else 10.0,
             webhook=webhook,
             metrics_file=metrics_file,
+            stop=stop,
         ),
         deadline=deadline,
         timeout=timeout,
@@ -915,6 +920,8 @@ def _rollout(
     echo(view.show(run, target), nl=view.newline)
     for notice in view.notices(run):
         echo(notice, err=True)
+    if stop.reason is not None and stop.reason.signum:
+        return 128 + int(stop.reason.signum)
     return run.exit_code
 
 

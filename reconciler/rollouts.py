@@ -30,10 +30,12 @@ from reconciler.endpoints import FIELDS, HEADERS, PARAMS, PATHS, RUNTIME
 from reconciler.errors import (
     ConfigError,
     FileError,
-    LlmgwError,
     PreconditionFailedError,
+    ProtocolError,
     RemoteError,
+    RunStopped,
 )
+from reconciler.executor import Stop
 from reconciler.jobs import Desired, Target, check_metrics, git_commit
 from reconciler.kinds import prompt as prompt_kind
 from reconciler.remote import GatewayClient, post_webhook
@@ -215,7 +217,9 @@ def _samples(rows: Any, rollout: Rollout) -> tuple[Sample, Sample]:
     no row had no invocation in the window."""
     found: dict[str, Sample] = {}
     if not isinstance(rows, list):
-        raise LlmgwError(f"the analytics answer's {ANA.data} is not a list of rows")
+        raise ProtocolError(
+            "POST", PATHS.analytics, 200, None, f"the answer's {ANA.data} is not a list of rows"
+        )
     for row in rows[:MAX_ROWS]:
         if not isinstance(row, dict) or not isinstance(row.get(ANA.version), str):
             continue
@@ -287,9 +291,19 @@ class _Writer:
     """The writes of one run: each conditional on the prompt's ETag, each audited before the
     next (``audit`` None: a dry run, nothing is sent)."""
 
-    def __init__(self, client: GatewayClient, audit: Callable[[dict[str, Any]], Any] | None):
+    def __init__(
+        self,
+        client: GatewayClient,
+        audit: Callable[[dict[str, Any]], Any] | None,
+        stop: Stop,
+    ) -> None:
         self.client = client
         self.audit = audit
+        self.stop = stop
+
+    def _send(self, method: str, path: str, **kw: Any) -> Any:
+        """A write, sent only while the run is not stopped (``RunStopped`` otherwise)."""
+        return self.client.request(method, path, may_send=lambda: not self.stop.stopped, **kw)
 
     async def prompt(
         self,
@@ -314,10 +328,13 @@ class _Writer:
         status: int | None = None
         error: str | None = None
         try:
-            resp = await self.client.request("PUT", path, json=body, headers=headers)
+            resp = await self._send("PUT", path, json=body, headers=headers)
             status = resp.status
         except RemoteError as exc:
             error, status = str(exc), exc.status
+            raise
+        except RunStopped:
+            error = "not sent: the run was stopped"
             raise
         finally:
             self.audit(
@@ -359,10 +376,13 @@ class _Writer:
         status: int | None = None
         error: str | None = None
         try:
-            answer = await self.client.request("PATCH", path, json=body)
+            answer = await self._send("PATCH", path, json=body)
             status = answer.status
         except RemoteError as exc:
             error = str(exc)
+            raise
+        except RunStopped:
+            error = "not sent: the run was stopped"
             raise
         finally:
             self.audit(
@@ -539,10 +559,13 @@ async def run(
     webhook: str | None = None,
     metrics_file: str | None = None,
     env: Mapping[str, str] | None = None,
+    stop: Stop | None = None,
 ) -> RolloutRun:
     """``advance`` (decide and act on every rollout), ``status`` (read and judge, never write),
     or an override of ``prompt``'s rollout. Writes only after the audit log is open; a dry run
-    or status opens none and sends no write."""
+    or status opens none and sends no write. Once ``stop`` is set (a signal), no new write is
+    sent and the rollouts not yet looked at are left as they are."""
+    stop = stop or Stop()
     env = os.environ if env is None else env
     started = time.monotonic()
     judge_only = command == "status"
@@ -564,10 +587,16 @@ async def run(
     context = {"environment": target.environment, "target": target.url, "command": command}
     try:
         async with target.client(read_only=read_only) as client:
-            writer = _Writer(client, (lambda rec: log.append({**rec, **context})) if log else None)
+            writer = _Writer(
+                client, (lambda rec: log.append({**rec, **context})) if log else None, stop
+            )
             try:
                 live = await _read_prompts(client)
                 for name, rollout in chosen:
+                    if stop.stopped:
+                        why = stop.reason.message if stop.reason else "stopped"
+                        result.outcomes.append(Outcome(name, rollout, note=f"not looked at: {why}"))
+                        continue
                     try:
                         if command in OVERRIDES:
                             have = live.get(name)
@@ -587,6 +616,9 @@ async def run(
                             )
                     except RemoteError as exc:
                         o = Outcome(name, rollout, error=str(exc))
+                    except RunStopped:
+                        why = stop.reason.message if stop.reason else "stopped"
+                        o = Outcome(name, rollout, note=f"not written: {why}")
                     result.outcomes.append(o)
             finally:
                 result.requests = client.requests_sent
