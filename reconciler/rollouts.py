@@ -350,9 +350,12 @@ class _Writer:
                 }
             )
 
-    async def withdraw(self, live: _Live, rollout: Rollout, record: dict[str, Any]) -> bool:
+    async def withdraw(
+        self, live: _Live, rollout: Rollout, record: dict[str, Any], *, undo: bool = False
+    ) -> bool:
         """Withdraw the canary (rollbackDirective: true, labelled as the rollout's doing);
-        False when it was withdrawn already."""
+        False when it was withdrawn already. ``undo``: put back a canary this rollout withdrew
+        (a person resuming it); False when it is not withdrawn, or not by this rollout."""
         assert self.audit is not None
         tid = live.raw.get(F.template_id)
         if not isinstance(tid, str) or not tid:
@@ -362,17 +365,23 @@ class _Writer:
         resp = await self.client.request("GET", path)
         raw = resp.body if isinstance(resp.body, dict) else {}
         V = FIELDS.version
-        if raw.get(V.rollback) is True:
-            return False
         metadata = raw.get(V.metadata)
         old = raw.get(FIELDS.labels)
         metadata = metadata if isinstance(metadata, dict) else {}
         old = old if isinstance(old, dict) else {}
-        body = {
-            V.rollback: True,
-            V.metadata: metadata,
-            FIELDS.labels: {**old, labels.WITHDRAWN_BY: rollout.prompt},
-        }
+        if undo:
+            if raw.get(V.rollback) is not True or old.get(labels.WITHDRAWN_BY) != rollout.prompt:
+                return False
+            kept = {k: v for k, v in old.items() if k != labels.WITHDRAWN_BY}
+            body = {V.rollback: False, V.metadata: metadata, FIELDS.labels: kept}
+        elif raw.get(V.rollback) is True:
+            return False
+        else:
+            body = {
+                V.rollback: True,
+                V.metadata: metadata,
+                FIELDS.labels: {**old, labels.WITHDRAWN_BY: rollout.prompt},
+            }
         status: int | None = None
         error: str | None = None
         try:
@@ -389,7 +398,7 @@ class _Writer:
                 {
                     "event": "rollout",
                     **record,
-                    "action": "withdraw",
+                    "action": "restore" if undo else "withdraw",
                     "method": "PATCH",
                     "path": path,
                     "status": status,
@@ -447,7 +456,8 @@ async def _advance(
     if judge_only:
         o.steps = await _step_rows(client, live, rollout, pos, o.now)
         return o
-    if pos.state == labels.ABORTED and rollout.withdraw_on_rollback and not dry_run:
+    rolled_back = bool(pos.history) and pos.history[-1][0] == "rollback"  # not a person's abort
+    if pos.state == labels.ABORTED and rolled_back and rollout.withdraw_on_rollback and not dry_run:
         # a rollback's withdrawal that a killed run did not get to
         if await writer.withdraw(live, rollout, _record(o, "withdraw", "after the rollback")):
             o.acted, o.note = "withdrew the canary", f"{rollout.canary} withdrawn"
@@ -526,6 +536,9 @@ async def _override(
         elif pos.state == labels.ABORTED:
             after = labels.moved(pos, "resume", now, step=1, state=labels.PROGRESSING)
             split, done = rollout.split(1), f"restarted at step 1 ({_percent(rollout.steps[0])})"
+            # a canary this rollout withdrew comes back first: traffic cannot go to it before
+            if await writer.withdraw(live, rollout, _record(o, "restore", "resume"), undo=True):
+                done = f"{rollout.canary} restored; {done}"
         else:
             o.error = f"the rollout is {pos.state}: only a paused or aborted one resumes"
             return o

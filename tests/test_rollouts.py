@@ -34,6 +34,7 @@ BLOCK = """  rollout:
     steps: [0.05, 0.25, 0.5]
     gates:
       errorRate: {maxIncrease: 0.02}
+    withdrawOnRollback: true
 """
 
 
@@ -71,14 +72,14 @@ def target(org: Org, transport: Any) -> jobs.Target:
     return jobs.Target(Settings(URL, URL, "emulator-client", "emulator-secret"), "test", transport)
 
 
-async def started(org: Org, tmp: Path) -> Path:
+async def started(org: Org, tmp: Path, canary: dict[str, float] | None = None) -> Path:
     m = rollout_manifests(tmp)
     for paths in ([str(REPO / "manifests")], [str(m)]):
         prepared = await jobs.prepare_apply(org.target(), paths=paths)
         run = await jobs.execute(org.target(), prepared, audit_path=str(tmp / "apply.jsonl"))
         assert run.ok
     async with httpx.AsyncClient(transport=in_process_transport(org.app), base_url=URL) as c:
-        setting = {"perMinute": 600, "versions": {"2.0.0": {}, "2.1.0": {}}}
+        setting = {"perMinute": 600, "versions": {"2.0.0": {}, "2.1.0": canary or {}}}
         r = await c.put("/__emulator/traffic", json={"prompts": {"support-agent": setting}})
         assert r.status_code == 200
         r = await c.post("/__emulator/clock", json={"advanceSeconds": 3600})
@@ -217,3 +218,46 @@ def test_metrics_and_webhook(tmp_path: Path) -> None:
     (payload,) = got
     assert payload["rollouts"][0]["acted"].startswith("stepped to 2")
     assert "emulator-secret" not in json.dumps(payload)
+
+
+async def _version(org: Org, version: str) -> dict[str, Any]:
+    for versions in (await _state(org))["versions"].values():
+        if version in versions:
+            return dict(versions[version])
+    raise AssertionError(version)
+
+
+async def _state(org: Org) -> dict[str, Any]:
+    async with httpx.AsyncClient(transport=in_process_transport(org.app), base_url=URL) as c:
+        data: dict[str, Any] = (await c.get("/__emulator/state")).json()
+    return data
+
+
+def test_resume_after_a_rollback_restores_the_withdrawn_canary_and_abort_withdraws_none(
+    tmp_path: Path,
+) -> None:
+    org = Org()
+    m = run(started(org, tmp_path, {"errorRate": 0.2}))
+    result = run(advance(org.target(), m, tmp_path))
+    assert result.exit_code == 2
+    assert run(_version(org, "2.1.0"))["rollbackDirective"] is True
+    desired = jobs.load_desired([str(m)])
+    audit = str(tmp_path / "audit.jsonl")
+    resumed = run(
+        rollouts.run(
+            org.target(), desired, command="resume", prompt="support-agent", audit_path=audit
+        )
+    )
+    (o,) = resumed.outcomes
+    assert o.error is None and o.acted.startswith("2.1.0 restored; restarted at step 1")
+    v = run(_version(org, "2.1.0"))
+    assert v["rollbackDirective"] is False and "llmgw.io/withdrawn-by" not in v["labels"]
+    # a person's abort puts traffic on stable and withdraws nothing, now or at the next advance
+    aborted = run(
+        rollouts.run(
+            org.target(), desired, command="abort", prompt="support-agent", audit_path=audit
+        )
+    )
+    assert aborted.exit_code == 0
+    run(advance(org.target(), m, tmp_path))
+    assert run(_version(org, "2.1.0"))["rollbackDirective"] is False
