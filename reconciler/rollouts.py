@@ -464,6 +464,8 @@ async def _advance(
         return o
     action = o.decision.action
     if action == WAIT:
+        if writer.audit is not None and not dry_run:  # every decision, with its evidence
+            writer.audit({"event": "rollout", **_record(o, WAIT, o.decision.reason)})
         return o
     now = o.now
     n = len(rollout.steps)

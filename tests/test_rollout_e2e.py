@@ -163,8 +163,11 @@ def test_a_healthy_rollout_reaches_its_end_state_and_drift_stays_zero(tmp_path: 
             json.loads(x) for x in (tmp_path / ".llmgw/audit.jsonl").read_text().split("\n") if x
         ]
         acts = [r["action"] for r in records if r.get("event") == "rollout"]
-        assert acts == ["step", "step", "finish"]
-        assert all(r["evidence"] for r in records if r.get("event") == "rollout")
+        assert [a for a in acts if a != "wait"] == ["step", "step", "finish"]
+        assert acts.count("wait") >= 3  # every decision is a record, with its evidence
+        assert all(
+            r["evidence"] for r in records if r.get("event") == "rollout" and r["action"] != "wait"
+        )
 
 
 def test_a_bad_canary_is_rolled_back_withdrawn_and_stays_aborted(tmp_path: Path) -> None:
@@ -306,7 +309,7 @@ def test_overrides_are_audited_and_honoured(tmp_path: Path) -> None:
             json.loads(x) for x in (tmp_path / ".llmgw/audit.jsonl").read_text().split("\n") if x
         ]
         acts = [r["action"] for r in records if r.get("event") == "rollout"]
-        assert acts == ["pause", "resume", "abort", "promote"]
+        assert acts == ["pause", "wait", "resume", "abort", "promote"]
         assert all(r["actor"] for r in records)
 
 

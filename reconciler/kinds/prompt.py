@@ -390,6 +390,9 @@ class Prompt(Resource):
             if "defaultVersion" in split.fields
             else list(split.fields["versions"])
         )
+        rollout = _rollout(split)
+        if rollout is not None and rollout.stable not in versions:
+            versions.append(rollout.stable)  # the rollout routes to it first
         listed = ctx.live.listed.get(VERSION, set())
         for v in versions:
             ref = f"{VERSION}/{template}@{v}"
