@@ -244,14 +244,14 @@ def test_two_advances_at_once_step_once(tmp_path: Path) -> None:
 def test_kill_9_mid_advance_then_a_rerun_converges(tmp_path: Path) -> None:
     with emulator(tmp_path, "--seed", "7") as url:
         m = _ready_to_step(tmp_path, url)
-        set_faults(url, latencyMs=1500)
+        set_faults(url, latencyMs=500)
         run = Llmgw(tmp_path, "killed", url, "rollout", "advance", str(m))
 
         def analytics_sent() -> bool:
             return any("/analytics/" in r["path"] for r in requests_log(url))
 
         wait_for(analytics_sent, what="the advance to query analytics", proc=run.proc)
-        time.sleep(1.8)  # the answer arrives after 1.5 s; the PUT is then on its way
+        time.sleep(0.7)  # the answer arrives after 0.5 s; the PUT is then on its way
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
         set_faults(url, latencyMs=0)
