@@ -461,7 +461,7 @@ async def _advance(
         # a rollback's withdrawal that a killed run did not get to
         if await writer.withdraw(live, rollout, _record(o, "withdraw", "after the rollback")):
             o.acted, o.note = "withdrew the canary", f"{rollout.canary} withdrawn"
-        return o
+            return o
     action = o.decision.action
     if action == WAIT:
         if writer.audit is not None and not dry_run:  # every decision, with its evidence
