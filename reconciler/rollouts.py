@@ -301,9 +301,36 @@ class _Writer:
         self.audit = audit
         self.stop = stop
 
-    def _send(self, method: str, path: str, **kw: Any) -> Any:
-        """A write, sent only while the run is not stopped (``RunStopped`` otherwise)."""
-        return self.client.request(method, path, may_send=lambda: not self.stop.stopped, **kw)
+    async def _write(
+        self, method: str, path: str, body: dict[str, Any], record: dict[str, Any], **kw: Any
+    ) -> None:
+        """One write, sent only while the run is not stopped (``RunStopped`` otherwise), and
+        its audit record (what was asked, the status or why it failed) before anything else."""
+        assert self.audit is not None
+        status: int | None = None
+        error: str | None = None
+        try:
+            resp = await self.client.request(
+                method, path, json=body, may_send=lambda: not self.stop.stopped, **kw
+            )
+            status = resp.status
+        except RemoteError as exc:
+            error, status = str(exc), exc.status
+            raise
+        except RunStopped:
+            error = "not sent: the run was stopped"
+            raise
+        finally:
+            self.audit(
+                {
+                    "event": "rollout",
+                    **record,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "error": error,
+                }
+            )
 
     async def prompt(
         self,
@@ -325,30 +352,12 @@ class _Writer:
             body[F.traffic] = prompt_kind.SPLIT_RESOURCE.body(split)
         headers = {HEADERS.if_match: live.etag} if live.etag else {}
         path = PATHS.prompt.format(**{PARAMS.prompt_id: live.id})
-        status: int | None = None
-        error: str | None = None
-        try:
-            resp = await self._send("PUT", path, json=body, headers=headers)
-            status = resp.status
-        except RemoteError as exc:
-            error, status = str(exc), exc.status
-            raise
-        except RunStopped:
-            error = "not sent: the run was stopped"
-            raise
-        finally:
-            self.audit(
-                {
-                    "event": "rollout",
-                    **record,
-                    "method": "PUT",
-                    "path": path,
-                    "status": status,
-                    "error": error,
-                    "labels": labels.encode(pos),
-                    "split": dict(split) if split is not None else None,
-                }
-            )
+        record = {
+            **record,
+            "labels": labels.encode(pos),
+            "split": dict(split) if split is not None else None,
+        }
+        await self._write("PUT", path, body, record, headers=headers)
 
     async def withdraw(
         self, live: _Live, rollout: Rollout, record: dict[str, Any], *, undo: bool = False
@@ -382,30 +391,10 @@ class _Writer:
                 V.metadata: metadata,
                 FIELDS.labels: {**old, labels.WITHDRAWN_BY: rollout.prompt},
             }
-        status: int | None = None
-        error: str | None = None
-        try:
-            answer = await self._send("PATCH", path, json=body)
-            status = answer.status
-        except RemoteError as exc:
-            error = str(exc)
-            raise
-        except RunStopped:
-            error = "not sent: the run was stopped"
-            raise
-        finally:
-            self.audit(
-                {
-                    "event": "rollout",
-                    **record,
-                    "action": "restore" if undo else "withdraw",
-                    "method": "PATCH",
-                    "path": path,
-                    "status": status,
-                    "error": error,
-                    "version": rollout.canary,
-                }
-            )
+        action = "restore" if undo else "withdraw"
+        await self._write(
+            "PATCH", path, body, {**record, "action": action, "version": rollout.canary}
+        )
         return True
 
 
@@ -456,12 +445,16 @@ async def _advance(
     if judge_only:
         o.steps = await _step_rows(client, live, rollout, pos, o.now)
         return o
-    rolled_back = bool(pos.history) and pos.history[-1][0] == "rollback"  # not a person's abort
-    if pos.state == labels.ABORTED and rolled_back and rollout.withdraw_on_rollback and not dry_run:
-        # a rollback's withdrawal that a killed run did not get to
-        if await writer.withdraw(live, rollout, _record(o, "withdraw", "after the rollback")):
-            o.acted, o.note = "withdrew the canary", f"{rollout.canary} withdrawn"
-            return o
+    # a rollback's withdrawal that a killed run did not get to (a person's abort withdraws none)
+    rolled_back = bool(pos.history) and pos.history[-1][0] == "rollback"
+    pending = pos.state == labels.ABORTED and rolled_back and rollout.withdraw_on_rollback
+    if (
+        pending
+        and not dry_run
+        and await writer.withdraw(live, rollout, _record(o, "withdraw", "after the rollback"))
+    ):
+        o.acted, o.note = "withdrew the canary", f"{rollout.canary} withdrawn"
+        return o
     action = o.decision.action
     if action == WAIT:
         if writer.audit is not None and not dry_run:  # every decision, with its evidence

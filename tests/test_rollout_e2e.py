@@ -37,30 +37,19 @@ from tests.processes import (
     wait_for,
     writes,
 )
+from tests.rollout_manifests import rollout_manifests
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-BLOCK = """  rollout:
-    from: "2.0.0"
-    steps: [0.05, 0.25, 0.5]
-    interval: 30m
-    minInvocations: 500
-    maxWait: 6h
-    gates:
+GATES = """    gates:
       errorRate: {maxIncrease: 0.02}
       latencyP95Ms: {maxRatio: 1.25}
-    withdrawOnRollback: true
 """
 
 
 def manifests(tmp: Path) -> Path:
-    out = tmp / "m"
-    shutil.copytree(REPO / "manifests", out)
-    f = out / "prompts" / "support-agent.yaml"
-    text = f.read_text()
-    f.write_text(text[: text.index("  strategy: random")] + '  defaultVersion: "2.1.0"\n' + BLOCK)
-    return out
+    return rollout_manifests(tmp, GATES)
 
 
 def traffic(url: str, canary_errors: float, stable_errors: float = 0.01) -> None:

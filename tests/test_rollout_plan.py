@@ -11,7 +11,6 @@ version the rollout withdrew stays withdrawn (plan and drift say why); the label
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +23,14 @@ from reconciler.planner import OpType, plan
 from reconciler.rollout import labels
 from reconciler.rollout.spec import Rollout
 from reconciler.validate import validate_paths
+from tests.rollout_manifests import rollout_manifests
 from tests.test_planner import live_copy
 
 REPO = Path(__file__).resolve().parent.parent
-BLOCK = """  rollout:
-    from: "2.0.0"
-    steps: [0.05, 0.25, 0.5]
-    interval: 30m
-    minInvocations: 500
-    maxWait: 6h
-    gates:
-      errorRate: {maxIncrease: 0.02}
-    withdrawOnRollback: true
-"""
 
 
-def manifests(tmp_path: Path, end: str = '  defaultVersion: "2.1.0"\n') -> Path:
-    out = tmp_path / "m"
-    shutil.copytree(REPO / "manifests", out)
-    f = out / "prompts" / "support-agent.yaml"
-    text = f.read_text()
-    head = text[: text.index("  strategy: random")]
-    f.write_text(head + end + BLOCK)
-    return out
+def manifests(tmp_path: Path) -> Path:
+    return rollout_manifests(tmp_path)
 
 
 def desired_of(path: Path) -> dict[str, Obj]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,25 +25,10 @@ from reconciler.emulator.transport import in_process_transport
 from reconciler.endpoints import PATHS
 from reconciler.executor import Stop, StopReason
 from reconciler.remote import Settings
+from tests.rollout_manifests import rollout_manifests
 from tests.test_e2e import URL, Org
 
 REPO = Path(__file__).resolve().parent.parent
-BLOCK = """  rollout:
-    from: "2.0.0"
-    steps: [0.05, 0.25, 0.5]
-    gates:
-      errorRate: {maxIncrease: 0.02}
-    withdrawOnRollback: true
-"""
-
-
-def rollout_manifests(tmp: Path) -> Path:
-    out = tmp / "m"
-    shutil.copytree(REPO / "manifests", out)
-    f = out / "prompts" / "support-agent.yaml"
-    text = f.read_text()
-    f.write_text(text[: text.index("  strategy: random")] + '  defaultVersion: "2.1.0"\n' + BLOCK)
-    return out
 
 
 class Rewriting(httpx.AsyncBaseTransport):
