@@ -368,6 +368,7 @@ def large(work: Path) -> list[dict[str, Any]]:
         raise SystemExit(f"bench: the baseline planned {base_result['changes']} changes")
     base_requests = base_result["requests"]
 
+    targeted, targeted_requests = _targeted(manifests, state, work)
     cpu = asyncio.run(planner_cpu(manifests, state))
     common = {"org": org, "emulator": f"latency {LATENCY_MS} ms, no rate limit"}
     return [
@@ -389,8 +390,35 @@ def large(work: Path) -> list[dict[str, Any]]:
             "less wall time (target >= 4x)": f"{base['wall'] / ours['wall']:.1f}x",
             "validate + load CPU ms per object": round(1000 * cpu["load"] / objects, 3),
             "pure planner CPU ms per object (target < 1)": round(1000 * cpu["plan"] / objects, 4),
-        }
+        },
+        {
+            "benchmark": "targeted plan: one template edited, `plan --changed-since HEAD`",
+            **common,
+            "change": "one template's description (its 3 versions untouched)",
+            "requests (target <= 50)": targeted_requests,
+            "wall s": round(targeted["wall"], 2),
+            "full plan of the same org: requests, wall s": f"{ours_requests}, {ours['wall']:.2f}",
+            "fewer requests": f"{ours_requests / targeted_requests:.0f}x",
+            "CPU s (whole process)": round(targeted["cpu"], 2),
+        },
     ]
+
+
+def _targeted(manifests: Path, state: Path, work: Path) -> tuple[dict[str, Any], int]:
+    """Commit the org's manifests, edit one template, and time `plan --changed-since HEAD`."""
+    git = ["git", "-c", "user.email=bench@llmgw", "-c", "user.name=bench"]
+    subprocess.run([*git, "init", "-q"], cwd=manifests, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=manifests, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "org"], cwd=manifests, check=True)
+    first = sorted((manifests / "templates").glob("*.yaml"))[0]
+    text = first.read_text()
+    first.write_text(text.replace("Generated template 0\n", "Generated template 0, edited\n", 1))
+    cmd = [*plan_cmd(manifests), "--changed-since", "HEAD"]
+    result, _ = run_against(state, work, cmd, rate_limit=0)
+    if result["rc"] != 0 or "1 to update" not in result["out"]:
+        raise SystemExit(f"bench: targeted plan failed:\n{result['out'][-2000:]}{result['err']}")
+    first.write_text(text)
+    return result, _requests_from_plan(result["out"])
 
 
 def rate_limited(work: Path) -> list[dict[str, Any]]:

@@ -454,6 +454,15 @@ def ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def changed_since_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--changed-since",
+        metavar="REF",
+        help="Plan only what changed since the git revision REF (added, edited, removed "
+        "documents): reads far less of the org. Not with --prune.",
+    )(f)
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
@@ -461,6 +470,7 @@ def ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
 )
 @click.option("--prune", is_flag=True, help="Plan deletes of managed objects in no manifest.")
+@changed_since_option
 @ignore_option
 @timeout_option
 @remote_options
@@ -470,6 +480,7 @@ def plan(
     out: str | None,
     detailed_exitcode: bool,
     prune: bool,
+    changed_since: str | None,
     ignore_file: str | None,
     timeout: Duration,
     parallelism: int,
@@ -482,7 +493,13 @@ def plan(
 
     Sends no write. Exit 0 on success; with --detailed-exitcode 0 means no changes and 2 means
     changes; 1 is an error (invalid manifests, unreachable org, missing scope, --out not
-    writable: checked before the org is read).
+    writable: checked before the org is read; with --changed-since, REF not a commit or not a
+    git checkout).
+
+    With --changed-since REF the plan covers only the documents the change since REF added,
+    edited or removed, and reads only what they need: the collections' listings and the
+    version listings of the templates they touch. A saved targeted plan is applied and checked
+    on the same set.
     """
     from reconciler import jobs, planfile
 
@@ -493,7 +510,9 @@ def plan(
     if out:
         planfile.check_writable(out)
     run = _run(
-        jobs.make_plan(target, list(paths), prune=prune, ignore_file=ignore_file),
+        jobs.make_plan(
+            target, list(paths), prune=prune, ignore_file=ignore_file, changed_since=changed_since
+        ),
         deadline=deadline,
         timeout=timeout,
         command="plan",
@@ -572,6 +591,7 @@ class _Progress:
     show_default=True,
     help="How long to wait for another apply holding the audit log's lock (then exit 1).",
 )
+@changed_since_option
 @ignore_option
 @timeout_option
 @remote_options
@@ -581,6 +601,7 @@ def apply(
     auto_approve: bool,
     dry_run: bool,
     prune: bool,
+    changed_since: str | None,
     allow_replace: bool,
     audit_log: str,
     webhook: str | None,
@@ -620,9 +641,13 @@ def apply(
     _setup_logging(verbose)
     deadline = _deadline(timeout)
     view = views.apply.view(output_format, _styler(no_color), verbose=verbose > 0)
+    plan_file = paths[0] if _is_plan_file(paths) else None
+    if plan_file and changed_since:
+        raise click.UsageError(
+            "--changed-since applies to manifests; a saved plan records its own set"
+        )
     target = _target(parallelism, environment)
     redact_mod.register_url(webhook)  # before anything could show it
-    plan_file = paths[0] if _is_plan_file(paths) else None
     if metrics_file and not dry_run:
         jobs.check_metrics(metrics_file)
     lock = None
@@ -646,6 +671,7 @@ def apply(
             auto_approve=auto_approve,
             dry_run=dry_run,
             prune=prune,
+            changed_since=changed_since,
             allow_replace=allow_replace,
             audit_log=audit_log,
             webhook=webhook,
@@ -672,6 +698,7 @@ def _apply(
     auto_approve: bool,
     dry_run: bool,
     prune: bool,
+    changed_since: str | None,
     allow_replace: bool,
     audit_log: str,
     webhook: str | None,
@@ -690,6 +717,7 @@ def _apply(
             prune=prune,
             allow_replace=allow_replace,
             ignore_file=ignore_file,
+            changed_since=changed_since,
         ),
         deadline=deadline,
         timeout=timeout,

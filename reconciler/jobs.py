@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -32,10 +33,11 @@ from typing import Any
 from reconciler import audit as auditlog
 from reconciler import drift as driftmod
 from reconciler import export as exportmod
+from reconciler import gitdiff, kinds, planfile
 from reconciler import ignores as ignoremod
-from reconciler import kinds, planfile
 from reconciler import metrics as metricsmod
 from reconciler import redact as redact_mod
+from reconciler import rules as rules_mod
 from reconciler.endpoints import PATHS, RUNTIME, STATUSES
 from reconciler.errors import (
     AuditError,
@@ -163,11 +165,65 @@ class PlanRun:
     requests: int
 
 
-async def _read(client: GatewayClient, desired: Desired) -> LiveState:
+async def _read(
+    client: GatewayClient, desired: Desired, targeted: planfile.Targeted | None = None
+) -> LiveState:
+    """The live state the plan needs: for a targeted plan only what its set refers to (the
+    collections' listings, the version listings of the templates it touches)."""
     before = client.requests_sent
-    live = await read_live(GatewayReader(client), desired.objects.values())
+    objects = list(desired.objects.values())
+    if targeted is not None:
+        planned = set(targeted.objects)
+        objects = [o for o in objects if o.ref in planned]
+        for ref in targeted.removed:  # bare: their kind knows what a read of them needs
+            kind, _, key = ref.partition("/")
+            if kinds.get(kind) is not None:
+                objects.append(Obj(kind, key, {}))
+    live = await read_live(GatewayReader(client), objects, targeted=targeted is not None)
     live.requests = client.requests_sent - before
     return live
+
+
+def targeted_set(
+    paths: Sequence[str], changed_since: str, desired: Desired, prune: bool
+) -> planfile.Targeted:
+    """What ``--changed-since REF`` plans: the objects of the documents the change added or
+    edited (a prompt and its split together: one remote object), and those it removed."""
+    if prune:
+        raise ConfigError(
+            "--prune cannot be used with --changed-since: finding orphans needs the full read",
+            "plan in full with --prune, or leave --prune out",
+        )
+    change = gitdiff.changed_documents(paths, changed_since, desired.report.documents)
+    refs = {f"{kind}/{key}" for kind, key in change.changed}
+    for r in kinds.REGISTRY:  # a kind and its owner share one remote object
+        if r.owner is not None:
+            for ref in list(refs):
+                kind, _, key = ref.partition("/")
+                if kind == r.kind:
+                    refs.add(f"{r.owner}/{key}")
+                elif kind == r.owner:
+                    refs.add(f"{r.kind}/{key}")
+    removed = {
+        f"{d.kind}/{ident}" for d in change.removed if (ident := rules_mod.identity(d))
+    } - set(desired.objects)
+    return planfile.Targeted(
+        changed_since,
+        change.commit,
+        tuple(sorted(r for r in refs if r in desired.objects)),
+        tuple(sorted(removed)),
+    )
+
+
+def _restricted(result: Plan, targeted: planfile.Targeted | None) -> Plan:
+    """A targeted plan reports as orphaned only what its change removed, and no unmanaged
+    objects (it did not look at the rest of the org)."""
+    if targeted is None:
+        return result
+    removed = set(targeted.removed)
+    return dataclasses.replace(
+        result, orphaned=tuple(r for r in result.orphaned if r in removed), unmanaged=()
+    )
 
 
 def _saved(
@@ -178,6 +234,7 @@ def _saved(
     requests: int,
     ignore_file: str | None,
     today: dt.date,
+    targeted: planfile.Targeted | None = None,
 ) -> planfile.SavedPlan:
     ignores = ignore_source(ignore_file)
     return planfile.SavedPlan(
@@ -191,6 +248,7 @@ def _saved(
         ignore_path=ignores,
         ignore_hash=planfile.file_hash(ignores),
         ignores_date=today.isoformat(),
+        targeted=targeted,
     )
 
 
@@ -201,24 +259,40 @@ async def make_plan(
     prune: bool = False,
     ignore_file: str | None = None,
     today: dt.date | None = None,
+    changed_since: str | None = None,
 ) -> PlanRun:
-    """Validate, read live with read scopes only, plan. Raises ManifestError or PlanError."""
+    """Validate, read live with read scopes only, plan (``changed_since``: only what the change
+    since that git revision touched). Raises ManifestError, ConfigError or PlanError."""
     t0 = time.perf_counter()
     today = today or dt.date.today()
     desired = load_desired(paths, ignore_file=ignore_file, today=today)
+    targeted = None
+    if changed_since is not None:
+        targeted = targeted_set(paths, changed_since, desired, prune)
     t1 = time.perf_counter()
     log.debug("validated %d objects in %.2f s", len(desired.objects), t1 - t0)
     async with target.client(read_only=True) as client:
-        live = await _read(client, desired)
+        live = await _read(client, desired, targeted)
     t2 = time.perf_counter()
     log.debug(
         "read %d live objects in %d requests, %.2f s", len(live.objects), live.requests, t2 - t1
     )
-    result = plan(desired.objects, live, prune=prune, ignores=desired.ignores.by_ref())
+    result = _planned(desired, live, prune, targeted)
     result = _with_warnings(result, desired)
-    saved = _saved(target, paths, desired, result, live.requests, ignore_file, today)
+    saved = _saved(target, paths, desired, result, live.requests, ignore_file, today, targeted)
     log.debug("planned in %.2f s", time.perf_counter() - t2)
     return PlanRun(result, live, desired, saved, live.requests)
+
+
+def _planned(
+    desired: Desired, live: LiveState, prune: bool, targeted: planfile.Targeted | None
+) -> Plan:
+    objects = desired.objects
+    if targeted is not None:
+        planned = set(targeted.objects)
+        objects = {ref: o for ref, o in objects.items() if ref in planned}
+    result = plan(objects, live, prune=prune, ignores=desired.ignores.by_ref())
+    return _restricted(result, targeted)
 
 
 def _with_warnings(result: Plan, desired: Desired) -> Plan:
@@ -307,8 +381,8 @@ async def _check_saved(
     if reasons:
         raise StalePlanError(reasons)
     async with target.client(read_only=True) as client:
-        live = await _read(client, desired)
-    derived = plan(desired.objects, live, prune=saved.plan.prune, ignores=desired.ignores.by_ref())
+        live = await _read(client, desired, saved.targeted)
+    derived = _planned(desired, live, saved.plan.prune, saved.targeted)
     differences, more = planfile.compare(saved.raw_operations, derived.operations)
     if differences:
         # an object that moved since the plan explains a difference: stale, not edited (the
@@ -335,14 +409,22 @@ async def prepare_apply(
     allow_replace: bool = False,
     ignore_file: str | None = None,
     today: dt.date | None = None,
+    changed_since: str | None = None,
 ) -> Prepared:
-    """Plan afresh; or load a saved plan, derive it again from its manifests and the live org,
-    and refuse it when stale or when it differs from the derivation in any way. Refuses
-    destructive operations without permission, and anything the executor would refuse. Sends no
-    write."""
+    """Plan afresh (``changed_since``: targeted); or load a saved plan, derive it again from
+    its manifests and the live org (on its targeted set, if it has one), and refuse it when
+    stale or when it differs from the derivation in any way. Refuses destructive operations
+    without permission, and anything the executor would refuse. Sends no write."""
     today = today or dt.date.today()
     if plan_file is None:
-        run = await make_plan(target, paths, prune=prune, ignore_file=ignore_file, today=today)
+        run = await make_plan(
+            target,
+            paths,
+            prune=prune,
+            ignore_file=ignore_file,
+            today=today,
+            changed_since=changed_since,
+        )
         prepared = Prepared(run.plan, run.live, run.desired, run.saved, run.requests)
     else:
         prepared = await _check_saved(target, plan_file, ignore_file=ignore_file, today=today)
@@ -551,13 +633,9 @@ async def _verify(client: GatewayClient, run: ApplyRun, stop: Stop) -> None:
     prepared = run.prepared
 
     async def read() -> None:
-        live = await _read(client, prepared.desired)
-        run.verify_plan = plan(
-            prepared.desired.objects,
-            live,
-            prune=prepared.plan.prune,
-            ignores=prepared.desired.ignores.by_ref(),
-        )
+        targeted = prepared.saved.targeted  # a targeted apply verifies its own set
+        live = await _read(client, prepared.desired, targeted)
+        run.verify_plan = _planned(prepared.desired, live, prepared.plan.prune, targeted)
         run.index_health = _index_health(prepared.plan, live)
 
     task = asyncio.ensure_future(read())

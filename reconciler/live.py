@@ -30,8 +30,10 @@ async def read_live(
     *,
     all_versions: bool = False,
     stores: Iterable[str] | None = None,
+    targeted: bool = False,
 ) -> LiveState:
-    """The normalised live state, for ``desired`` (everything with ``all_versions``: export)."""
+    """The normalised live state, for ``desired`` (everything with ``all_versions``: export;
+    ``targeted``: only what ``desired`` needs, not the children of every managed object)."""
     refs: set[tuple[str, str]] = set()
     for o in desired:
         refs.add((o.kind, o.key))
@@ -40,6 +42,7 @@ async def read_live(
         frozenset(refs),
         everything=all_versions,
         stores=frozenset(stores) if stores is not None else None,
+        targeted=targeted,
     )
     state = LiveState()
     done = {r.kind: asyncio.Event() for r in kinds.REGISTRY}

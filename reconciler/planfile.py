@@ -39,6 +39,39 @@ TOOL = f"llmgw {__version__}"
 
 
 @dataclass(frozen=True)
+class Targeted:
+    """A targeted plan's set (``--changed-since REF``): the objects the change touched, which it
+    plans, and those it removed, which it only reports; a saved one is derived again on the same
+    set, whatever the working tree's git history says by then."""
+
+    changed_since: str  # REF as given
+    commit: str  # the commit REF named
+    objects: tuple[str, ...]  # "Kind/key" planned
+    removed: tuple[str, ...] = ()  # "Kind/key" in REF's manifests, in none now
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changedSince": self.changed_since,
+            "commit": self.commit,
+            "objects": list(self.objects),
+            "removed": list(self.removed),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Targeted | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise TypeError("targeted is not an object")
+        refs = [data.get("objects"), data.get("removed", [])]
+        if not all(isinstance(r, list) and all(isinstance(x, str) for x in r) for r in refs):
+            raise TypeError("targeted.objects and .removed are lists of Kind/key strings")
+        if not isinstance(data.get("changedSince"), str) or not isinstance(data.get("commit"), str):
+            raise TypeError("targeted.changedSince and .commit are strings")
+        return cls(data["changedSince"], data["commit"], tuple(refs[0]), tuple(refs[1]))
+
+
+@dataclass(frozen=True)
 class SavedPlan:
     plan: Plan
     target: str
@@ -53,6 +86,7 @@ class SavedPlan:
     ignores_date: str | None = None  # the day the ignore entries' expiries were read on
     tool: str = TOOL
     raw_operations: tuple[Any, ...] = ()  # as the file holds them (load), for ``compare``
+    targeted: Targeted | None = None
 
 
 def manifests_hash(files: Sequence[str], cwd: str | None = None) -> str:
@@ -175,6 +209,7 @@ def to_dict(saved: SavedPlan, *, verbose: bool = True) -> dict[str, Any]:
             "date": saved.ignores_date,
         },
         "prune": plan.prune,
+        "targeted": saved.targeted.as_dict() if saved.targeted else None,
         "summary": {**plan.counts(), "text": plan.summary()},
         "requestsMade": saved.requests_made,
         "operations": [operation_dict(o) for o in ops],
@@ -242,6 +277,7 @@ def load(path: str) -> SavedPlan:
             ignores_date=ignore.get("date"),
             tool=str(data.get("tool") or "an unknown llmgw"),
             raw_operations=raw_ops,
+            targeted=Targeted.from_dict(data.get("targeted")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(

@@ -104,7 +104,12 @@ def test_json_result() -> None:
 
 
 def test_what_each_format_shows_before_the_run() -> None:
-    prepared = SimpleNamespace(plan=Plan(()), requests=2)
+    prepared = SimpleNamespace(
+        plan=Plan(()),
+        requests=2,
+        saved=SimpleNamespace(targeted=None),
+        desired=SimpleNamespace(objects={}),
+    )
     assert apply.view("json").plan(prepared, TARGET) is None
     shown = apply.view("text").plan(prepared, TARGET)
     assert shown is not None and shown.startswith("Target: http://127.0.0.1:1\nRead the org in 2")

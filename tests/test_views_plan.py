@@ -35,7 +35,12 @@ def test_markdown_code_fence_cannot_be_closed_from_inside() -> None:
 
 
 def test_views_render_the_run() -> None:
-    run = SimpleNamespace(plan=Plan((operation(key="p"),)), requests=3)
+    run = SimpleNamespace(
+        plan=Plan((operation(key="p"),)),
+        requests=3,
+        saved=SimpleNamespace(targeted=None),
+        desired=SimpleNamespace(objects={}),
+    )
     target = SimpleNamespace(url="http://127.0.0.1:1", environment="dev")
     text = plan.view("text").show(run, target)
     assert text.startswith("Target: http://127.0.0.1:1 (environment: dev)\nRead the org in 3")

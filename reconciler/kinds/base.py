@@ -133,6 +133,7 @@ class ReadScope:
     refs: frozenset[tuple[str, str]] = frozenset()  # (kind, key)
     everything: bool = False
     stores: frozenset[str] | None = None  # limit the vector stores read (None: all)
+    targeted: bool = False  # only ``refs``: not the managed objects' children too (orphans)
 
     def wanted(self, kind: str) -> set[str]:
         """Keys of ``kind`` the manifests name or refer to."""

@@ -245,7 +245,7 @@ class Version(Resource):
         to_read = [
             t
             for t in sorted_live(state, TEMPLATE)
-            if scope.everything or t.managed or t.key in wanted
+            if scope.everything or (t.managed and not scope.targeted) or t.key in wanted
         ]
         listings = await read_all(
             reader, lambda tid: reader.list(versions_path(tid)), [str(t.remote_id) for t in to_read]

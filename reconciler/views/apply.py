@@ -227,6 +227,7 @@ class ApplyText(ApplyView):
             target=target.url,
             requests=prepared.requests,
             environment=target.environment,
+            scope=plan_view.scope_of(prepared.saved.targeted, len(prepared.desired.objects)),
             verbose=self.verbose,
             style=self.style,
         )

@@ -28,6 +28,7 @@ from reconciler.views.base import (
 
 if TYPE_CHECKING:
     from reconciler.jobs import PlanRun, Target
+    from reconciler.planfile import Targeted
     from reconciler.planner import Operation, Plan
 
 
@@ -115,15 +116,19 @@ def text(
     environment: str | None = None,
     verbose: bool = False,
     style: Style = plain,
+    scope: str = "",
 ) -> str:
-    """The plan for people: where, how it was read, the summary, each change with its diff (with
-    ``verbose`` the no-ops and each request too), then what is left alone and the warnings."""
+    """The plan for people: where, how it was read (``scope``: what a targeted plan covers),
+    the summary, each change with its diff (with ``verbose`` the no-ops and each request too),
+    then what is left alone and the warnings."""
     lines: list[str] = []
     if target:
         env = f" (environment: {environment})" if environment else ""
         lines.append(f"Target: {target}{env}")
     if requests is not None:
         lines.append(f"Read the org in {plural(requests, 'request')}.")
+    if scope:
+        lines.append(style(scope, fg="cyan"))
     lines.append(style(plan.summary(), bold=True))
     ops = plan.operations if verbose else plan.changes
     if not plan.changes:
@@ -167,6 +172,7 @@ def markdown(
     requests: int | None = None,
     environment: str | None = None,
     limit: int = MARKDOWN_LIMIT,
+    scope: str = "",
 ) -> str:
     """The plan as a pull-request comment: one collapsed block per change, cut before ``limit``
     characters with a note saying how many were left out."""
@@ -177,6 +183,9 @@ def markdown(
             f"Target: {md_code(target)}"
             + (f", read in {plural(requests, 'request')}" if requests is not None else "")
         )
+    if scope:
+        head.append("")
+        head.append(md_text(scope))
     if any(o.destructive for o in plan.changes):
         head.append("")
         head.append("⚠️ **This plan contains destructive operations** (deletes or replacements).")
@@ -239,6 +248,25 @@ class PlanView(View):
         return f"Plan saved to {path}; apply it with `llmgw apply {path}`."
 
 
+def scope_of(t: Targeted | None, total: int) -> str:
+    """What a targeted plan covers (of ``total`` manifest objects) and what it did not read;
+    "" for a full plan."""
+    if t is None:
+        return ""
+    removed = (
+        f"; {plural(len(t.removed), 'object')} removed by the change (reported, never deleted "
+        "by a targeted plan: a full `plan --prune` deletes them)"
+        if t.removed
+        else ""
+    )
+    return (
+        f"Targeted plan: the change since {t.changed_since} ({t.commit[:12]}) touches "
+        f"{len(t.objects)} of {total} manifest objects{removed}. It read the "
+        "collections' listings and the children of those objects only, not the rest of the "
+        "org: run `plan` without --changed-since for everything (orphans, unmanaged objects)."
+    )
+
+
 class PlanText(PlanView):
     format = "text"
 
@@ -250,6 +278,7 @@ class PlanText(PlanView):
             environment=target.environment,
             verbose=self.verbose,
             style=self.style,
+            scope=scope_of(run.saved.targeted, len(run.desired.objects)),
         )
 
 
@@ -271,7 +300,11 @@ class PlanMarkdown(PlanView):
 
     def show(self, run: PlanRun, target: Target) -> str:
         return markdown(
-            run.plan, target=target.url, requests=run.requests, environment=target.environment
+            run.plan,
+            target=target.url,
+            requests=run.requests,
+            environment=target.environment,
+            scope=scope_of(run.saved.targeted, len(run.desired.objects)),
         )
 
 
