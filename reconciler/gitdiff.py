@@ -1,8 +1,8 @@
 """What a change touched: the manifest documents that differ between a git commit and the
 working tree (``plan --changed-since REF``).
 
-Git names the files under the manifest paths that differ from REF (tracked, and untracked ones
-not ignored); each such file is read at REF (``git show``, bounded like any manifest read) and
+Git names the files under the manifest paths that differ from REF (tracked ones, and every
+untracked one: llmgw reads a manifest whether git ignores it or not); each such file is read at REF (``git show``, bounded like any manifest read) and
 now, and its documents are compared by identity (kind and name): a document added, or whose
 content differs, is **changed**; one that REF had and the working tree has nowhere is
 **removed** (read from REF). A document moved to another file with the same content is neither.
@@ -132,7 +132,9 @@ def changed_documents(
             "plan in full (without --changed-since)",
         )
     untracked = _git(
-        ["ls-files", "--others", "--exclude-standard", "-z", "--", *scope], top, "list new files"
+        ["ls-files", "--others", "-z", "--", *scope],
+        top,
+        "list new files",  # ignored ones too
     )
     names = sorted(
         n
