@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__, files, kinds
+from reconciler import __version__, files, formats, kinds
 from reconciler import redact as redact_mod
 from reconciler.diffing import DiffItem
 from reconciler.errors import ConfigError
 from reconciler.ignores import Entry
 from reconciler.objects import SERVER_TIME, LiveState, Ref, ServerTime
 from reconciler.operations import Operation, OpType, Plan, Request
-from reconciler.text import shown
+from reconciler.text import shown, visible
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = formats.FORMAT_VERSION  # "2.0": the family's (reconciler/formats.py)
 TOOL = f"llmgw {__version__}"
 
 
@@ -197,7 +197,7 @@ def to_dict(saved: SavedPlan, *, verbose: bool = True) -> dict[str, Any]:
     plan = saved.plan
     ops = plan.operations if verbose else tuple(plan.changes)
     data = {
-        "formatVersion": FORMAT_VERSION,
+        **formats.header(formats.PLAN),
         "tool": TOOL,
         "gitCommit": saved.git_commit,
         "environment": saved.environment,
@@ -235,6 +235,34 @@ def save(saved: SavedPlan, path: str) -> None:
     files.write_atomic(path, dumps(saved))
 
 
+def _check_format(path: str, data: Any) -> None:
+    """ConfigError unless ``data`` is a saved plan of a format this llmgw reads: any
+    ``formatVersion`` of its major (``"2.0"``, ``"2.7"``: fields it does not know are ignored,
+    and so is the integer 2 of the releases before format 2.0), ``document`` "plan" or absent
+    (those releases wrote none)."""
+    reads = f"llmgw {__version__} reads plan format {formats.FORMAT_MAJOR}.x"
+    again = f"re-run `llmgw plan --out` with llmgw {__version__}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a saved plan (not a JSON object)", again)
+    version = data.get("formatVersion")
+    if not formats.readable(version):
+        major = formats.major(version)
+        if major is not None and major > formats.FORMAT_MAJOR:
+            raise ConfigError(
+                f"{path}: unsupported plan format {shown(version)}: written by a newer llmgw "
+                f"({visible(str(data.get('tool') or 'unknown'), 80)}); {reads}",
+                f"apply it with an llmgw that reads format {major}.x, or {again}",
+            )
+        given = shown(version) if "formatVersion" in data else "none"
+        raise ConfigError(f"{path}: unsupported plan format {given}; {reads}", again)
+    document = data.get("document", formats.PLAN)
+    if document != formats.PLAN:
+        raise ConfigError(
+            f"{path}: not a saved plan: its document is {shown(document)}",
+            "pass a file written by `llmgw plan --out`",
+        )
+
+
 def load(path: str) -> SavedPlan:
     try:
         with open(path, encoding="utf-8") as f:
@@ -247,12 +275,7 @@ def load(path: str) -> SavedPlan:
         raise ConfigError(
             f"{path}: not a saved plan ({exc})", "pass a file written by `llmgw plan --out`"
         ) from None
-    if not isinstance(data, dict) or data.get("formatVersion") != FORMAT_VERSION:
-        raise ConfigError(
-            f"{path}: unsupported plan format "
-            f"{data.get('formatVersion') if isinstance(data, dict) else '?'}",
-            f"re-run `llmgw plan --out` with llmgw {__version__}",
-        )
+    _check_format(path, data)
     try:
         raw_ops = tuple(data["operations"])
         ops = tuple(_operation(o) for o in raw_ops)

@@ -61,7 +61,12 @@ def test_dry_run() -> None:
     assert apply.dry_run_text([]) == "Dry run: nothing to send."
     data = apply.view("json").dry_run(REQUESTS)
     # the same JSON as every other output: readable text, invisible characters escaped
-    assert '"name": "é"' in data and json.loads(data) == {"dryRun": True, "requests": REQUESTS}
+    assert '"name": "é"' in data and json.loads(data) == {
+        "formatVersion": "2.0",
+        "document": "apply-dry-run",
+        "dryRun": True,
+        "requests": REQUESTS,
+    }
 
 
 def test_text_result() -> None:
@@ -114,7 +119,12 @@ def test_what_each_format_shows_before_the_run() -> None:
     shown = apply.view("text").plan(prepared, TARGET)
     assert shown is not None and shown.startswith("Target: http://127.0.0.1:1\nRead the org in 2")
     assert apply.view("text").nothing() == "Nothing to apply."
-    assert json.loads(apply.view("json").nothing()) == {"ok": True, "operations": []}
+    assert json.loads(apply.view("json").nothing()) == {
+        "formatVersion": "2.0",
+        "document": "apply",
+        "ok": True,
+        "operations": [],
+    }
     assert apply.view("text").progress_bar and not apply.view("json").progress_bar
 
 

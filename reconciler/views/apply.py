@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from reconciler import formats
 from reconciler.endpoints import STATUSES
 from reconciler.text import visible
 from reconciler.views import plan as plan_view
@@ -131,6 +132,7 @@ def endpoint_table(rows: Sequence[EndpointStats]) -> str:
 def as_json(run: ApplyRun) -> str:
     res = run.result
     data = {
+        **formats.header(formats.APPLY),
         "ok": run.ok,
         "operations": [
             {**r.as_dict(), "stale": r.stale, "latencyMs": r.latency_ms} for r in res.results
@@ -253,10 +255,14 @@ class ApplyJson(ApplyView):
         return None
 
     def dry_run(self, requests: Sequence[dict[str, Any]]) -> str:
-        return json_dumps({"dryRun": True, "requests": list(requests)})
+        return json_dumps(
+            {**formats.header(formats.DRY_RUN), "dryRun": True, "requests": list(requests)}
+        )
 
     def nothing(self) -> str:
-        return '{"ok": true, "operations": []}'
+        """The apply document of a run with nothing to do: no request was sent, so it holds
+        ``ok`` and no operations, none of a run's other fields."""
+        return json_dumps({**formats.header(formats.APPLY), "ok": True, "operations": []})
 
     def result(self, run: ApplyRun) -> str:
         return as_json(run)

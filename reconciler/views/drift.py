@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from reconciler import formats
 from reconciler.text import NAME, visible
 from reconciler.views.base import (
     Style,
@@ -120,6 +121,7 @@ def as_json(
 ) -> str:
     return json_dumps(
         {
+            **formats.header(formats.DRIFT),
             "inSync": report.in_sync,
             "target": target,
             "environment": environment,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from reconciler import formats
 from reconciler.text import iso_utc, plural, visible
 from reconciler.views.base import Style, View, choose, json_dumps, md_code, md_text, registry
 
@@ -213,7 +214,7 @@ class RolloutJson(RolloutView):
     format: ClassVar[str] = "json"
 
     def show(self, run: RolloutRun, target: Target) -> str:
-        data: dict[str, Any] = run.as_dict(target)
+        data: dict[str, Any] = {**formats.header(formats.ROLLOUT), **run.as_dict(target)}
         return json_dumps(data)
 
 

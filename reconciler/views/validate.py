@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reconciler import formats
 from reconciler.text import visible
 from reconciler.views.base import (
     Style,
@@ -68,7 +69,7 @@ class ValidateJson(ValidateView):
         errors = _errors(report.problems)
         return json_dumps(
             {
-                "formatVersion": 1,
+                **formats.header(formats.VALIDATE),
                 "valid": valid,
                 "errors": errors,
                 "warnings": len(report.problems) - errors,
