@@ -2,10 +2,11 @@
 working tree (``plan --changed-since REF``).
 
 Git names the files under the manifest paths that differ from REF (tracked ones, and every
-untracked one: llmgw reads a manifest whether git ignores it or not); each such file is read at REF (``git show``, bounded like any manifest read) and
-now, and its documents are compared by identity (kind and name): a document added, or whose
-content differs, is **changed**; one that REF had and the working tree has nowhere is
-**removed** (read from REF). A document moved to another file with the same content is neither.
+untracked one: llmgw reads a manifest whether git ignores it or not); each such file is read at
+REF (``git show``, bounded like any manifest read) and now, and their documents are compared by
+identity (kind and name): a document added, or whose content differs, is **changed**; one that
+REF had and the working tree has nowhere is **removed** (read from REF). A document moved to
+another file with the same content is neither.
 
 The only module that runs git for planning (``audit.git_commit`` notes the commit of a run).
 Every git call is bounded in time and output; any failure is a ``ConfigError`` saying what to do

@@ -9,8 +9,8 @@ apply, apply with nothing to do, drift in sync, a plan of updates, deletes, crea
 drift with modified, missing and orphaned objects, a failed apply, a plan of a rollout's split
 (whose labels hold ``{"$ref": "@server-time"}``), rollout advance (starting, then stepping on
 evidence) and status. Honest both ways: every key of every output is one the schema describes
-(none slips in undescribed), and every key the schema describes is produced by one of those runs
-(but the targeted plan's, which another change produces). A saved plan loads at the integer 2
+(none slips in undescribed), and every key the schema describes is produced by one of those runs,
+the targeted plan (`plan --changed-since`) included. A saved plan loads at the integer 2
 of earlier releases and at "2.7" with fields it does not know; "3.0" is refused naming both
 versions, and garbage, another document, or no version at all is refused too.
 """
@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((REPO / "reconciler" / "schemas" / formats.SCHEMA_FILE).read_text("utf-8"))
 VALIDATOR = Draft202012Validator(SCHEMA)
 PROMPTS = "/api/v2/ai/llm/gateway/prompts"
-# described, and produced by a change of its own (plan --changed-since), not by this branch yet
-NOT_PRODUCED_HERE = {("#/$defs/plan", "targeted")} | {
-    ("#/$defs/targeted", k) for k in ("changedSince", "commit", "objects", "removed")
-}
+NOT_PRODUCED_HERE: set[tuple[str, str]] = set()  # every description is produced below
+GIT = ["git", "-c", "user.email=t@llmgw", "-c", "user.name=t"]
 
 
 # -- producing every document --------------------------------------------------------------------
@@ -105,7 +104,14 @@ def _cli_documents(root: Path) -> dict[str, dict[str, Any]]:
         docs["apply, nothing to do"] = run.json("apply", "manifests/", "--auto-approve")
         docs["drift, in sync"] = run.json("drift", "manifests/")
         # the org and the manifests move apart: an update, a create, a delete, unmanaged objects
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "m"]):
+            subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True)
         run.edit("prompts/ticket-triage.yaml", "temperature: 0.0", "temperature: 0.4")
+        docs["plan, targeted"] = run.json("plan", "manifests/", "--changed-since", "HEAD")
+        assert docs["plan, targeted"]["targeted"]["objects"] == [
+            "Prompt/ticket-triage",
+            "TrafficSplit/ticket-triage",
+        ]
         support = _run(org.prompt("support-agent"))
         _run(org.call("DELETE", f"{PROMPTS}/{support['id']}"))
         template = _run(org.prompt("ticket-triage"))["templateId"]
@@ -232,6 +238,7 @@ def test_every_document_was_produced(documents: dict[str, dict[str, Any]]) -> No
         "validate, invalid",
         "plan of creates",
         "plan of every action",
+        "plan, targeted",
         "plan of a rollout's split",
         "apply --dry-run",
         "apply",
