@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 BOT_TOKEN = "ghs_fakeActionsToken0123456789abcdef"  # GITHUB_TOKEN: github-actions[bot]
 PAT_TOKEN = "ghp_fakePersonalToken0123456789abcdef"  # a person's token: GET /user works
 GITLAB_TOKEN = "glpat-fakeProjectToken0123456789"  # a project access token (its bot user)
+JOB_TOKEN = "glcbt-fakeJobToken0123456789"  # CI_JOB_TOKEN: no /user (401); here it may write
 GITHUB_BOT = {"login": "github-actions[bot]", "type": "Bot"}
 GITHUB_PERSON = {"login": "octocat", "type": "User"}
 GITLAB_BOT = {"id": 4242, "username": "project_7_bot"}
@@ -97,6 +98,8 @@ def _handler(fake: Fake) -> type[http.server.BaseHTTPRequestHandler]:
                     f"Bearer {BOT_TOKEN}": GITHUB_BOT,
                     f"Bearer {PAT_TOKEN}": GITHUB_PERSON,
                 }.get(auth)
+            if self.headers.get("JOB-TOKEN") == JOB_TOKEN:
+                return GITLAB_BOT
             return GITLAB_BOT if self.headers.get("PRIVATE-TOKEN") == GITLAB_TOKEN else None
 
         def _handle(self, method: str) -> None:
@@ -120,6 +123,8 @@ def _handler(fake: Fake) -> type[http.server.BaseHTTPRequestHandler]:
                     return self._send(404, {"message": "404 Not Found"})
                 path = path.removeprefix("/api/v4")
             if path == "/user" and method == "GET":
+                if self.headers.get("JOB-TOKEN"):
+                    return self._send(401, {"message": "401 Unauthorized"})
                 if github and user is GITHUB_BOT:
                     return self._send(403, {"message": "Resource not accessible by integration"})
                 return self._send(200, user)

@@ -4,19 +4,22 @@ Covers: 20 pushes (20 runs with different plans) leave exactly one comment per e
 the latest text, on both platforms, past a first page of 150 unrelated comments (paging
 matters) and a person's comment that quotes the marker (never edited); ``prod`` and
 ``prod-eu`` on one pull request stay two comments; the same text twice is not re-sent; a
-200,000-character plan is cut under 65,536 UTF-16 code units with the marker, closed fences and
-``<details>`` and the artifact pointer (the fake refuses anything longer, as GitHub does), while
-GitLab takes it whole; the PR number from GITHUB_EVENT_PATH; errors exit 1 with one line and
-no token: 401, 404 pull request, 500 (retried, then exit 1; once, then success), a non-JSON
-listing, endless paging (bounded, nothing posted), an environment name with ``-->``, a newline
-or none, plain http to a remote API, no token. ``fit`` on its own: fences, details, astral
-characters, one enormous line.
+person's token edits only its own login's comment; of several marked comments the oldest is
+edited; a GitLab job token (no /user) goes as JOB-TOKEN. A 200,000-character plan is cut under
+65,536 UTF-16 code units with the marker, closed fences and ``<details>`` and the artifact
+pointer (the fake refuses anything longer, as GitHub does), while GitLab takes it whole. Errors
+exit 1 with one line and no token: 401, 404 pull request, 422, 500 (retried, then exit 1; once,
+then success), connection refused, no answer (timeout), a non-JSON listing, endless paging
+(bounded, nothing posted), an environment name with ``-->``, a newline or none, an unknown
+platform, plain http to a remote API, no token; once through a real subprocess. ``fit`` on its
+own: fences, details, astral characters, one enormous line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +38,7 @@ from tests.comment_fakes import (
     GITLAB_BOT,
     GITLAB_PERSON,
     GITLAB_TOKEN,
+    JOB_TOKEN,
     PAT_TOKEN,
     Fake,
     serving,
@@ -43,7 +47,7 @@ from tests.comment_fakes import (
 REPO = Path(__file__).resolve().parent.parent
 PR = "acme/manifests/pull/5"
 MR = "77/merge_requests/3"
-TOKENS = (BOT_TOKEN, PAT_TOKEN, GITLAB_TOKEN)
+TOKENS = (BOT_TOKEN, PAT_TOKEN, GITLAB_TOKEN, JOB_TOKEN)
 
 
 @pytest.fixture(autouse=True)
@@ -180,6 +184,29 @@ def test_a_person_token_matches_its_own_login(
     ]
 
 
+def test_several_marked_comments_the_oldest_is_edited(
+    github: tuple[Fake, dict[str, str]], tmp_path: Path
+) -> None:
+    fake, env = github
+    fake.seed(PR, "<!-- llmgw-plan: prod -->\nold 1", GITHUB_BOT)
+    fake.seed(PR, "<!-- llmgw-plan: prod -->\nold 2", GITHUB_BOT)
+    code, out = run(tmp_path, env, "new", "--env", "prod")
+    assert code == 0 and "1 other comment with the same marker left as they are" in out, out
+    bodies = [c["body"] for c in fake.comments[PR] if c["body"].startswith("<!-- llmgw-plan")]
+    assert bodies == ["<!-- llmgw-plan: prod -->\nnew\n", "<!-- llmgw-plan: prod -->\nold 2"]
+
+
+def test_gitlab_job_token(gitlab: tuple[Fake, dict[str, str]], tmp_path: Path) -> None:
+    """CI_JOB_TOKEN goes as JOB-TOKEN; it cannot read /user, so the marker alone decides."""
+    fake, env = gitlab
+    env = {**env, "GITLAB_TOKEN": "", "CI_JOB_TOKEN": JOB_TOKEN}
+    for i in range(3):
+        assert run(tmp_path, env, f"plan {i}", "--env", "prod")[0] == 0
+    (ours,) = [c for c in fake.comments[MR] if c["body"].startswith("<!-- llmgw-plan")]
+    assert ours["body"].endswith("plan 2\n")
+    assert all(r.headers.get("JOB-TOKEN") == JOB_TOKEN for r in fake.requests)
+
+
 def _huge_plan(n: int = 200_000) -> str:
     lines = ["### llmgw plan for `prod`", "", "**Plan: many to update**", ""]
     i = 0
@@ -300,6 +327,41 @@ def test_one_server_error_is_retried(github: tuple[Fake, dict[str, str]], tmp_pa
     code, out = run(tmp_path, env, "x", "--env", "prod")
     assert code == 0, out
     assert len(fake.marked(PR, "prod")) == 2  # the person's and ours
+
+
+def test_a_refused_body_is_422(
+    github: tuple[Fake, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were llmgw's limit wrong, GitHub's 422 is one line, not a retry."""
+    fake, env = github
+    monkeypatch.setitem(comments.LIMITS, "github", 10**7)
+    code, out = run(tmp_path, env, "x" * 70_000, "--env", "prod")
+    _fails(code, out, "422", "GitHub refused it (Body is too long)")
+    assert [r.method for r in fake.requests].count("POST") == 1
+
+
+def test_network_failure(github: tuple[Fake, dict[str, str]], tmp_path: Path) -> None:
+    _, env = github
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    code, out = run(
+        tmp_path, {**env, "GITHUB_API_URL": f"http://127.0.0.1:{port}"}, "x", "--env", "prod"
+    )
+    _fails(code, out, "ConnectError", f"after {comments.ATTEMPTS} attempts")
+
+
+def test_a_server_that_never_answers(
+    github: tuple[Fake, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, env = github
+    monkeypatch.setattr(comments, "TIMEOUT", 0.2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # accepts, never answers
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        code, out = run(tmp_path, {**env, "GITHUB_API_URL": url}, "x", "--env", "prod")
+    _fails(code, out, "no answer within 0.2 s")
 
 
 def test_a_non_json_listing(github: tuple[Fake, dict[str, str]], tmp_path: Path) -> None:
