@@ -1061,6 +1061,79 @@ def audit_verify(file: str, last: str | None) -> int:
     return EXIT_OK if result.ok else EXIT_FAIL
 
 
+COMMENT_MAX_FILE = 16 * 1024 * 1024  # bytes of --file read
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The comment's text, e.g. plan.md from `plan --output markdown`.",
+)
+@click.option(
+    "--env",
+    "environment",
+    metavar="NAME",
+    help="The environment this comment is for (one comment each); default $LLMGW_ENVIRONMENT.",
+)
+@click.option(
+    "--platform",
+    metavar="NAME",
+    help="github or gitlab (default: from GITHUB_ACTIONS / GITLAB_CI).",
+)
+@click.option(
+    "--pr",
+    "number",
+    type=click.IntRange(1),
+    help="Pull request number or merge request IID (default: from the CI environment).",
+)
+@click.option(
+    "--artifact-url",
+    metavar="URL",
+    help="Where the full plan.json is, for a comment cut to size (default: the run's page).",
+)
+def comment(
+    path: str,
+    environment: str | None,
+    platform: str | None,
+    number: int | None,
+    artifact_url: str | None,
+) -> int:
+    """Post FILE as the pull/merge request's plan comment for one environment, editing the
+    one an earlier run posted (found by a hidden marker) instead of adding another.
+
+    \b
+    GitHub:  GITHUB_TOKEN (the job needs `permissions: pull-requests: write`),
+             GITHUB_REPOSITORY, GITHUB_EVENT_PATH (or --pr), GITHUB_API_URL
+    GitLab:  GITLAB_TOKEN (a token with the api scope) or CI_JOB_TOKEN, CI_API_V4_URL,
+             CI_PROJECT_ID, CI_MERGE_REQUEST_IID (or --pr)
+    Exit 0 posted or edited, 1 refused or failed (one line on stderr).
+    """
+    from reconciler import remote
+
+    environment = environment or os.environ.get("LLMGW_ENVIRONMENT") or None
+    if not environment:
+        raise ConfigError("no environment named", "pass --env NAME or set LLMGW_ENVIRONMENT")
+    target = remote.comment_target(
+        os.environ, platform=platform, number=number, artifact_url=artifact_url
+    )
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(COMMENT_MAX_FILE + 1)
+        if len(raw) > COMMENT_MAX_FILE:
+            raise ConfigError(f"{path} is larger than {COMMENT_MAX_FILE // 2**20} MiB")
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    result = _run(remote.post_sticky(target, environment, text), command="comment")
+    echo(views.comment.view().posted(result, environment))
+    return EXIT_OK
+
+
 @cli.group(epilog=EXIT_CODES_HELP)
 def emulator() -> None:
     """The local gateway emulator, for demos, tests and CI."""

@@ -2,8 +2,11 @@
 
 Covers: every shell step (`run:` in GitHub Actions, `script:` and `before_script:` in GitLab CI)
 of the pull-request, merge and drift jobs, in order, with the job's environment (CI secrets
-replaced by the emulator's client). The install steps run too, literally, with only the
-repository URL rewritten to a local git repository of the checkout carrying the tag the line
+replaced by the emulator's client). The plan job's comment step runs too, against a fake of
+GitHub's / GitLab's API on loopback (tests/comment_fakes.py) with the variables a pull-request
+run has: the plan job runs twice (two pushes) and leaves exactly one comment. The install steps
+run too, literally, with only the repository URL rewritten to a local git repository of the
+checkout carrying the tag the line
 pins, into a fresh venv whose bin is first on PATH (one venv per example file: every job of a
 file has the same install line, checked); the jobs then use that install. The plan job leaves
 plan.md and plan.json, the merge job applies and verifies the audit chain, the drift job exits
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import re
 import shutil
 import subprocess
@@ -33,6 +37,7 @@ import yaml
 
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import running
+from tests.comment_fakes import BOT_TOKEN, GITLAB_TOKEN, Fake, serving
 from tests.test_install import (
     INSTALL_TIMEOUT,
     TAG,
@@ -185,15 +190,63 @@ def _bash(
     )
 
 
-def _github_steps(job: str) -> tuple[dict[str, str], list[str]]:
+def _github_steps(job: str) -> tuple[dict[str, str], list[tuple[str, dict[str, str]]]]:
     """A job's environment and its shell steps after the install step (which the github_bin
-    fixture ran as written)."""
+    fixture ran as written), each with its own ``env:``."""
     wf = _github()
     spec = wf["jobs"][job]
     env = {**wf.get("env", {}), **spec.get("env", {})}
     runs = [s for s in spec["steps"] if "run" in s]
     assert runs[0].get("name", "").startswith("Install")
-    return env, [s["run"] for s in runs[1:]]
+    return env, [(s["run"], s.get("env", {})) for s in runs[1:]]
+
+
+def _step_env(env: dict[str, str], step_env: dict[str, str]) -> dict[str, str]:
+    """``env`` with a step's own ``env:`` on top, its CI expressions left to what the test set
+    (the runner's variables, the fakes' token)."""
+    out = dict(env)
+    out.update({k: str(v) for k, v in step_env.items() if "${{" not in str(v)})
+    return out
+
+
+@pytest.fixture
+def github_api(workspace: Path) -> Iterator[tuple[Fake, dict[str, str]]]:
+    """A fake GitHub API on loopback and the variables a pull_request run has: the plan job's
+    comment step talks to it. GITHUB_TOKEN stands in for the step's ${{ github.token }}."""
+    with serving("github") as fake:
+        fake.comments["your-org/manifests/pull/12"] = []
+        event = workspace / "event.json"
+        event.write_text(json.dumps({"pull_request": {"number": 12}}))
+        yield (
+            fake,
+            {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_API_URL": fake.url,
+                "GITHUB_SERVER_URL": "https://github.com",
+                "GITHUB_REPOSITORY": "your-org/manifests",
+                "GITHUB_EVENT_PATH": str(event),
+                "GITHUB_RUN_ID": "4711",
+                "GITHUB_TOKEN": BOT_TOKEN,
+            },
+        )
+
+
+@pytest.fixture
+def gitlab_api() -> Iterator[tuple[Fake, dict[str, str]]]:
+    """A fake GitLab API on loopback and the variables of a merge request pipeline."""
+    with serving("gitlab") as fake:
+        fake.comments["31/merge_requests/8"] = []
+        yield (
+            fake,
+            {
+                "GITLAB_CI": "true",
+                "CI_API_V4_URL": fake.url,
+                "CI_PROJECT_ID": "31",
+                "CI_MERGE_REQUEST_IID": "8",
+                "CI_JOB_URL": "https://gitlab.example.com/your-org/manifests/-/jobs/99",
+                "LLMGW_GITLAB_TOKEN": GITLAB_TOKEN,
+            },
+        )
 
 
 def _out_of_band(env: dict[str, str], cwd: Path) -> None:
@@ -215,24 +268,32 @@ def _out_of_band(env: dict[str, str], cwd: Path) -> None:
 
 
 def test_github_actions_jobs_run_as_written(
-    emulator: str, workspace: Path, github_bin: Path
+    emulator: str,
+    workspace: Path,
+    github_bin: Path,
+    github_api: tuple[Fake, dict[str, str]],
 ) -> None:
-    for job in ("plan", "apply"):
+    fake, runner = github_api
+    for job in ("plan", "plan", "apply"):  # two pushes to the pull request, then the merge
         job_env, steps = _github_steps(job)
-        env = _env(emulator, job_env, workspace, github_bin)
-        for script in steps:
-            done = _bash(script, env, workspace)
+        env = {**_env(emulator, job_env, workspace, github_bin), **runner}
+        for script, step_env in steps:
+            done = _bash(script, _step_env(env, step_env), workspace)
             assert done.returncode == 0, f"{job}: {script}\n{done.stdout}\n{done.stderr}"
+            assert BOT_TOKEN not in done.stdout + done.stderr
         if job == "plan":
             plan_md = (workspace / "plan.md").read_text()
             assert "### llmgw plan for `prod`" in plan_md
             assert "to create" in plan_md
             assert (workspace / "plan.json").exists()
             (workspace / "plan.json").unlink()
+    (note,) = fake.comments["your-org/manifests/pull/12"]  # one comment after two pushes
+    assert note["body"].startswith("<!-- llmgw-plan: prod -->\n### llmgw plan for `prod`")
+    assert note["user"]["type"] == "Bot"
     assert "intact" in _bash("llmgw audit verify audit/audit.jsonl", env, workspace).stdout
     job_env, steps = _github_steps("drift")
     env = _env(emulator, job_env, workspace, github_bin)
-    (drift_step,) = steps
+    ((drift_step, _),) = steps
     assert _bash(drift_step, env, workspace).returncode == 0
     _out_of_band(env, workspace)
     done = _bash(drift_step, env, workspace)
@@ -241,16 +302,25 @@ def test_github_actions_jobs_run_as_written(
     assert "llmgw_drift_objects" in (workspace / "drift.prom").read_text()
 
 
-def test_gitlab_ci_jobs_run_as_written(emulator: str, workspace: Path, gitlab_bin: Path) -> None:
+def test_gitlab_ci_jobs_run_as_written(
+    emulator: str,
+    workspace: Path,
+    gitlab_bin: Path,
+    gitlab_api: tuple[Fake, dict[str, str]],
+) -> None:
+    fake, runner = gitlab_api
     ci = _gitlab()
-    for job in ("validate", "plan", "apply", "drift"):
+    for job in ("validate", "plan", "plan", "apply", "drift"):  # the plan job on two pushes
         spec = ci[job]
         assert "before_script" not in spec and "image" not in spec  # the default's apply
         job_env = {**ci.get("variables", {}), **spec.get("variables", {})}
-        env = _env(emulator, job_env, workspace, gitlab_bin)
+        env = {**_env(emulator, job_env, workspace, gitlab_bin), **runner}
         for line in spec["script"]:
             done = _bash(line, env, workspace)
             assert done.returncode == 0, f"{job}: {line}\n{done.stdout}\n{done.stderr}"
+            assert GITLAB_TOKEN not in done.stdout + done.stderr
+    (note,) = fake.comments["31/merge_requests/8"]  # one note after two pushes
+    assert note["body"].startswith("<!-- llmgw-plan: prod -->\n### llmgw plan for `prod`")
     assert (workspace / "audit/audit.jsonl").exists()
     assert "llmgw_drift_objects_checked" in (workspace / "drift.prom").read_text()
 

@@ -17,6 +17,7 @@ the wire (status codes; header names, error ``code``s and paging names from
     stats     per-endpoint counts and latencies
     client    GatewayClient: request() with all of the above, list_pages, list_cursor
     webhook   post_webhook: a run's summary posted, never fatal
+    comments  post_sticky: the plan as one comment per environment on a pull/merge request
 
 Callers import from here (tests/test_architecture.py checks it); the modules' other names are
 the package's own. This module must not hold logic: it only names what callers use.
@@ -27,6 +28,7 @@ from __future__ import annotations
 from reconciler.remote.answers import Response
 from reconciler.remote.auth import TokenStore
 from reconciler.remote.client import GatewayClient
+from reconciler.remote.comments import Posted, comment_target, post_sticky
 from reconciler.remote.settings import Settings
 from reconciler.remote.stats import EndpointStats, endpoint_of
 from reconciler.remote.webhook import post_webhook
@@ -34,9 +36,12 @@ from reconciler.remote.webhook import post_webhook
 __all__ = [
     "EndpointStats",
     "GatewayClient",
+    "Posted",
     "Response",
     "Settings",
     "TokenStore",
+    "comment_target",
     "endpoint_of",
+    "post_sticky",
     "post_webhook",
 ]
