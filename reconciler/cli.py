@@ -1101,8 +1101,8 @@ def comment(
     number: int | None,
     artifact_url: str | None,
 ) -> int:
-    """Post FILE as the pull/merge request's plan comment for one environment, editing the
-    one an earlier run posted (found by a hidden marker) instead of adding another.
+    """Post the --file text as the pull/merge request's plan comment for one environment,
+    editing the one an earlier run posted (found by a hidden marker) instead of adding another.
 
     \b
     GitHub:  GITHUB_TOKEN (the job needs `permissions: pull-requests: write`),
