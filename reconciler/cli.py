@@ -269,7 +269,7 @@ def common_output(*formats: str) -> Callable[[Callable[..., Any]], Callable[...,
 @click.version_option(__version__, prog_name="llmgw")
 def cli() -> None:
     """GitOps for the Genesys Cloud LLM Gateway: validate manifests, plan and apply changes,
-    detect drift.
+    detect drift, roll out prompt versions step by step.
 
     \b
     Connection (environment only, never flags):
