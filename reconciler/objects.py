@@ -12,6 +12,7 @@ Shared by the kinds and the generic core; knows no particular kind. Pure: no I/O
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -221,19 +222,22 @@ class Entity:
             return None
         return Entity(value, self.endpoint, self.label, "", f"{self.prefix}{field}.")
 
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        """Every label, checked and sorted once (``labels``, ``state_labels`` and ``managed``
+        all read them)."""
+        return labels_of(self.string_map("labels"), managed=False)
+
     def labels(self) -> dict[str, str]:
         """The object's labels but llmgw's own state (``llmgw.io/``), which is never diffed."""
-        every = labels_of(self.string_map("labels"), managed=False)
-        return {k: v for k, v in every.items() if not k.startswith(STATE_LABEL_PREFIX)}
+        return {k: v for k, v in self._labels.items() if not k.startswith(STATE_LABEL_PREFIX)}
 
     def state_labels(self) -> dict[str, str]:
         """llmgw's state on the object: labels under ``llmgw.io/`` (a rollout's step)."""
-        every = labels_of(self.string_map("labels"), managed=False)
-        return {k: v for k, v in every.items() if k.startswith(STATE_LABEL_PREFIX)}
+        return {k: v for k, v in self._labels.items() if k.startswith(STATE_LABEL_PREFIX)}
 
     def managed(self) -> bool:
-        labels = self.string_map("labels") or {}
-        return labels.get(MANAGED_LABEL) == MANAGED_VALUE
+        return self._labels.get(MANAGED_LABEL) == MANAGED_VALUE
 
 
 class Unique:
