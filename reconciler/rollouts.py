@@ -42,7 +42,7 @@ from reconciler.remote import GatewayClient, post_webhook
 from reconciler.rollout import labels
 from reconciler.rollout.decide import FINISH, ROLLBACK, STEP, WAIT, Decision, decide
 from reconciler.rollout.judge import EMPTY, Sample
-from reconciler.rollout.spec import PAUSE, Rollout
+from reconciler.rollout.spec import PAUSE, Rollout, percent
 from reconciler.text import iso_utc, shown
 
 F, ANA = FIELDS.prompt, RUNTIME.analytics
@@ -466,7 +466,7 @@ async def _advance(
         nxt = o.decision.next_step or pos.step + 1
         after = labels.moved(pos, str(nxt), now, step=nxt, state=labels.PROGRESSING)
         split: Mapping[str, Any] | None = rollout.split(nxt)
-        what = f"stepped to {nxt} of {n} ({_percent(rollout.canary_weight(nxt))})"
+        what = f"stepped to {nxt} of {n} ({percent(rollout.canary_weight(nxt))})"
     elif action == FINISH:
         after = labels.moved(pos, "done", now, step=n + 1, state=labels.DONE)
         split, what = rollout.split(n + 1), "finished: the end state is live"
@@ -500,10 +500,6 @@ async def _advance(
     return o
 
 
-def _percent(w: float) -> str:
-    return f"{w * 100:g} %"
-
-
 # -- overrides -----------------------------------------------------------------------------------
 async def _override(
     client: GatewayClient, writer: _Writer, name: str, rollout: Rollout, live: _Live, what: str
@@ -530,7 +526,7 @@ async def _override(
             done = f"resumed at step {pos.step}: a new window begins now"
         elif pos.state == labels.ABORTED:
             after = labels.moved(pos, "resume", now, step=1, state=labels.PROGRESSING)
-            split, done = rollout.split(1), f"restarted at step 1 ({_percent(rollout.steps[0])})"
+            split, done = rollout.split(1), f"restarted at step 1 ({percent(rollout.steps[0])})"
             # a canary this rollout withdrew comes back first: traffic cannot go to it before
             if await writer.withdraw(live, rollout, _record(o, "restore", "resume"), undo=True):
                 done = f"{rollout.canary} restored; {done}"

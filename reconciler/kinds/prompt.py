@@ -478,7 +478,7 @@ class Prompt(Resource):
                 s_changes = diff(ls.fields if ls else {}, rollout.split(1))
                 split_reason = (
                     f"start rollout {rollout.stable} -> {rollout.canary} at "
-                    f"{_percent(rollout.steps[0])}"
+                    f"{rollout_spec.percent(rollout.steps[0])}"
                 )
         if not p_changes and not s_changes:
             for want, res in ((dp, self), (ds, SPLIT_RESOURCE)):
@@ -738,7 +738,7 @@ class TrafficSplit(Resource):
         weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
         note = (
             f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
-            f"{len(rollout.steps)} ({_percent(weight)})"
+            f"{len(rollout.steps)} ({rollout_spec.percent(weight)})"
         )
         return dataclasses.replace(want, fields=dict(have.fields)), note
 
@@ -793,10 +793,6 @@ def _rollout(split: Obj) -> rollout_spec.Rollout | None:
     return r if isinstance(r, rollout_spec.Rollout) else None
 
 
-def _percent(weight: float) -> str:
-    return f"{weight * 100:g} %"
-
-
 def _rollout_plan(
     ctx: PlanContext,
     rollout: rollout_spec.Rollout,
@@ -821,7 +817,7 @@ def _rollout_plan(
             weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
             return (
                 f"{where} {pos.state} at step {pos.step} of {len(rollout.steps)} "
-                f"({_percent(weight)}): `llmgw rollout advance` moves it",
+                f"({rollout_spec.percent(weight)}): `llmgw rollout advance` moves it",
                 None,
             )
         if not differs:

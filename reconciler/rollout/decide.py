@@ -25,7 +25,7 @@ from typing import Any
 from reconciler.rollout import judge as judging
 from reconciler.rollout.judge import Evidence, Sample
 from reconciler.rollout.labels import ABORTED, DONE, PAUSED, PROGRESSING, Position
-from reconciler.rollout.spec import PAUSE, Rollout
+from reconciler.rollout.spec import PAUSE, Rollout, percent
 
 WAIT, STEP, FINISH, ROLLBACK = "wait", "step", "finish", "rollback"
 ACTIONS = (WAIT, STEP, FINISH, PAUSE, ROLLBACK)
@@ -67,13 +67,13 @@ def decide(rollout: Rollout, pos: Position, now: float, stable: Sample, canary: 
         return Decision(WAIT, f"state {pos.state!r} is not one llmgw knows: nothing done")
     if pos.step <= 0:
         return Decision(
-            STEP, f"starting: canary at {_weight(rollout.steps[0])} (step 1 of {n})", next_step=1
+            STEP, f"starting: canary at {percent(rollout.steps[0])} (step 1 of {n})", next_step=1
         )
     if pos.step > n:
         return Decision(FINISH, f"step {pos.step} is past the last step ({n}): the end state")
 
     elapsed = max(0.0, now - pos.since) if math.isfinite(now) else 0.0
-    at = f"step {pos.step} of {n} (canary at {_weight(rollout.steps[pos.step - 1])})"
+    at = f"step {pos.step} of {n} (canary at {percent(rollout.steps[pos.step - 1])})"
     spent = _duration(elapsed, up=False)
     clock = f"{spent} of {_duration(rollout.interval_s)}"
     evidence = tuple(judging.judge(rollout, stable, canary))
@@ -127,7 +127,7 @@ def decide(rollout: Rollout, pos: Position, now: float, stable: Sample, canary: 
             return Decision(
                 STEP,
                 f"every gate passed at {at} after {spent}: step {pos.step + 1} "
-                f"(canary at {_weight(rollout.steps[pos.step])})",
+                f"(canary at {percent(rollout.steps[pos.step])})",
                 evidence,
                 next_step=pos.step + 1,
             )
@@ -160,10 +160,6 @@ def decide(rollout: Rollout, pos: Position, now: float, stable: Sample, canary: 
         evidence,
         missing=missing,
     )
-
-
-def _weight(w: float) -> str:
-    return f"{w * 100:g} %"
 
 
 def _duration(seconds: float, up: bool = True) -> str:

@@ -33,6 +33,11 @@ ROLLBACK, PAUSE = "rollback", "pause"
 FALSE_ROLLBACK_RATE = 0.05  # over the whole rollout, every look of every step and rate gate
 
 
+def percent(weight: float) -> str:
+    """A share of traffic as people read it: ``0.05`` -> ``5 %``."""
+    return f"{weight * 100:g} %"
+
+
 def parse_duration(text: Any) -> float | None:
     """``30m``, ``6h``, ``1h30m``, ``2d``, ``90s`` in seconds; None when ``text`` is not one
     (or is zero, or over 90 days)."""

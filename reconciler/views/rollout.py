@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler import formats
+from reconciler.rollout.spec import percent
 from reconciler.text import iso_utc, plural, visible
 from reconciler.views.base import Style, View, choose, json_dumps, md_code, md_text, registry
 
@@ -19,10 +20,6 @@ if TYPE_CHECKING:
     from reconciler.rollouts import Outcome, RolloutRun
 
 FORMATS = ("text", "json", "markdown")
-
-
-def _pct(w: float) -> str:
-    return f"{w * 100:g} %"
 
 
 def _ago(seconds: float) -> str:
@@ -47,7 +44,7 @@ def where(o: Outcome) -> str:
     if pos.state == "aborted":
         return f"aborted at step {pos.step} of {n}: all traffic on {o.rollout.stable}"
     since = f" for {_ago(o.now - pos.since)}" if o.now is not None else ""
-    step = f"step {pos.step} of {n} ({_pct(o.canary_weight())})" if pos.step else "step 0 (0 %)"
+    step = f"step {pos.step} of {n} ({percent(o.canary_weight())})" if pos.step else "step 0 (0 %)"
     return f"{step}, {pos.state}{since}"
 
 
