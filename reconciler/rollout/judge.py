@@ -336,22 +336,8 @@ def _judge_rate(rollout: Rollout, gate: Gate, stable: Sample, canary: Sample) ->
     vc = _count(gate, canary) / nc if nc else None
     limit_text = f"{gate.limit_word} {_points(gate.limit)}"
     if not ns or not nc:
-        return Evidence(
-            gate=gate.metric,
-            limit=gate.limit,
-            limit_word=gate.limit_word,
-            stable_n=ns,
-            canary_n=nc,
-            stable_value=vs,
-            canary_value=vc,
-            difference=None,
-            low=None,
-            high=None,
-            ratio=None,
-            verdict=NO_DATA,
-            confidence=None,
-            summary=f"{gate.metric}: no data ({_counts(stable, canary)}), {limit_text}: no data",
-        )
+        summary = f"{gate.metric}: no data ({_counts(stable, canary)}), {limit_text}: no data"
+        return _evidence(gate, stable, canary, vs, vc, NO_DATA, summary)
     assert vs is not None and vc is not None
     t = rate_test(_count(gate, stable), ns, _count(gate, canary), nc, gate.limit, rollout)
     k = sequences_per_rollout(rollout)
@@ -382,21 +368,18 @@ def _judge_rate(rollout: Rollout, gate: Gate, stable: Sample, canary: Sample) ->
         f"{_signed(t.low)}..{_signed(t.high)}) {where} {limit_text}: {tail}, "
         f"confidence{side} {_confidence(confidence)} ({_counts(stable, canary)})"
     )
-    return Evidence(
-        gate=gate.metric,
-        limit=gate.limit,
-        limit_word=gate.limit_word,
-        stable_n=ns,
-        canary_n=nc,
-        stable_value=vs,
-        canary_value=vc,
+    return _evidence(
+        gate,
+        stable,
+        canary,
+        vs,
+        vc,
+        verdict,
+        summary,
         difference=t.difference,
         low=t.low,
         high=t.high,
-        ratio=None,
-        verdict=verdict,
         confidence=confidence,
-        summary=summary,
     )
 
 
@@ -437,20 +420,40 @@ def _judge_ratio(rollout: Rollout, gate: Gate, stable: Sample, canary: Sample) -
             f"{gate.metric}: {values} {compared}: {tail} "
             f"({_counts(stable, canary)}; no variance in analytics: no confidence)"
         )
+    return _evidence(gate, stable, canary, vs, vc, verdict, summary, ratio=ratio)
+
+
+def _evidence(
+    gate: Gate,
+    stable: Sample,
+    canary: Sample,
+    stable_value: float | None,
+    canary_value: float | None,
+    verdict: str,
+    summary: str,
+    *,
+    difference: float | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    ratio: float | None = None,
+    confidence: float | None = None,
+) -> Evidence:
+    """One gate's evidence: its limit and both samples' sizes, the values and the verdict, and
+    what its test gives (``difference``, ``low``, ``high``, ``ratio``, ``confidence``)."""
     return Evidence(
         gate=gate.metric,
         limit=gate.limit,
         limit_word=gate.limit_word,
         stable_n=stable.invocations,
         canary_n=canary.invocations,
-        stable_value=vs,
-        canary_value=vc,
-        difference=None,
-        low=None,
-        high=None,
+        stable_value=stable_value,
+        canary_value=canary_value,
+        difference=difference,
+        low=low,
+        high=high,
         ratio=ratio,
         verdict=verdict,
-        confidence=None,
+        confidence=confidence,
         summary=summary,
     )
 
