@@ -171,10 +171,8 @@ async def _read(
     """The live state the plan needs: for a targeted plan only what its set refers to (the
     collections' listings, the version listings of the templates it touches)."""
     before = client.requests_sent
-    objects = list(desired.objects.values())
+    objects = list(_objects(desired, targeted).values())
     if targeted is not None:
-        planned = set(targeted.objects)
-        objects = [o for o in objects if o.ref in planned]
         for ref in targeted.removed:  # bare: their kind knows what a read of them needs
             kind, _, key = ref.partition("/")
             if kinds.get(kind) is not None:
@@ -287,12 +285,16 @@ async def make_plan(
 def _planned(
     desired: Desired, live: LiveState, prune: bool, targeted: planfile.Targeted | None
 ) -> Plan:
-    objects = desired.objects
-    if targeted is not None:
-        planned = set(targeted.objects)
-        objects = {ref: o for ref, o in objects.items() if ref in planned}
+    objects = _objects(desired, targeted)
     result = plan(objects, live, prune=prune, ignores=desired.ignores.by_ref())
     return _restricted(result, targeted)
+
+
+def _objects(desired: Desired, targeted: planfile.Targeted | None) -> dict[str, Obj]:
+    """The desired objects a plan covers: all of them, or a targeted plan's set."""
+    if targeted is None:
+        return desired.objects
+    return {ref: desired.objects[ref] for ref in targeted.objects if ref in desired.objects}
 
 
 def _with_warnings(result: Plan, desired: Desired) -> Plan:
