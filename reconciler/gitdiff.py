@@ -124,7 +124,9 @@ def changed_documents(
     sha = _commit(ref, top)
     scope = _relative(paths, top, cwd)
     diff = _git(
-        ["diff", "--name-only", "-z", "--no-renames", sha, "--", *scope], top, f"diff against {ref}"
+        ["diff", "--name-status", "-z", "--no-renames", sha, "--", *scope],
+        top,
+        f"diff against {ref}",
     )
     if diff.returncode != 0:
         raise ConfigError(
@@ -137,11 +139,14 @@ def changed_documents(
         top,
         "list new files",  # ignored ones too
     )
+    fields = _names(diff.stdout)  # STATUS, path, STATUS, path, ...
+    status = dict(zip(fields[1::2], fields[0::2], strict=True))
     names = sorted(
         n
-        for n in set(_names(diff.stdout)) | set(_names(untracked.stdout))
+        for n in set(status) | set(_names(untracked.stdout))
         if loader.is_manifest_name(os.path.basename(n))
     )
+    at_ref = [n for n in names if status.get(n, "A") != "A"]  # untracked or added: none at REF
     by_file: dict[str, list[Document]] = {}
     everywhere: dict[tuple[str, str], Document] = {}
     for doc in documents:
@@ -152,7 +157,7 @@ def changed_documents(
             everywhere[key] = doc
     # what the changed files held at REF, all together: a document may move between them
     before: dict[tuple[str, str], Document] = {}
-    for name in names:
+    for name in at_ref:
         for doc in _at(sha, name, top, ref):
             key = _key(doc)
             if key is not None:
@@ -179,10 +184,7 @@ def _key(doc: Document) -> tuple[str, str] | None:
 
 
 def _at(sha: str, name: str, top: str, ref: str) -> list[Document]:
-    """The documents of ``name`` at ``sha`` (none when it did not exist there)."""
-    done = _git(["cat-file", "-e", f"{sha}:{name}"], top, f"read {name} at {ref}")
-    if done.returncode != 0:
-        return []  # added since
+    """The documents of ``name`` at ``sha`` (a file git says REF has)."""
     done = _git(["show", f"{sha}:{name}"], top, f"read {name} at {ref}")
     if done.returncode != 0 or len(done.stdout) > loader.MAX_FILE_BYTES:
         raise ConfigError(
