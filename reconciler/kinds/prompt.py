@@ -735,12 +735,7 @@ class TrafficSplit(Resource):
         pos = labels.position(have.state_labels)
         if pos is None or pos.rollout_id != rollout.id or pos.state == labels.DONE:
             return want, ""
-        weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
-        note = (
-            f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
-            f"{len(rollout.steps)} ({rollout_spec.percent(weight)})"
-        )
-        return dataclasses.replace(want, fields=dict(have.fields)), note
+        return dataclasses.replace(want, fields=dict(have.fields)), _at_step(rollout, pos)
 
     def desired(self, doc: Document) -> Obj:
         """The end state as the split's fields, its rollout block (typed) as a setting."""
@@ -793,6 +788,16 @@ def _rollout(split: Obj) -> rollout_spec.Rollout | None:
     return r if isinstance(r, rollout_spec.Rollout) else None
 
 
+def _at_step(rollout: rollout_spec.Rollout, pos: labels.Position) -> str:
+    """``rollout 2.0.0 -> 2.1.0 progressing at step 2 of 3 (25 %)``: what plan and drift say of
+    a split a rollout holds."""
+    weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
+    return (
+        f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
+        f"{len(rollout.steps)} ({rollout_spec.percent(weight)})"
+    )
+
+
 def _rollout_plan(
     ctx: PlanContext,
     rollout: rollout_spec.Rollout,
@@ -814,12 +819,7 @@ def _rollout_plan(
                 None,
             )
         if pos.state in (labels.PROGRESSING, labels.PAUSED):
-            weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
-            return (
-                f"{where} {pos.state} at step {pos.step} of {len(rollout.steps)} "
-                f"({rollout_spec.percent(weight)}): `llmgw rollout advance` moves it",
-                None,
-            )
+            return f"{_at_step(rollout, pos)}: `llmgw rollout advance` moves it", None
         if not differs:
             return "", None  # done, and the split is its end state
     if not differs:
