@@ -791,7 +791,7 @@ def _rollout(split: Obj) -> rollout_spec.Rollout | None:
 def _at_step(rollout: rollout_spec.Rollout, pos: labels.Position) -> str:
     """``rollout 2.0.0 -> 2.1.0 progressing at step 2 of 3 (25 %)``: what plan and drift say of
     a split a rollout holds."""
-    weight = rollout.weights(pos.step).get(rollout.canary, 0.0)
+    weight = rollout.canary_weight(pos.step)
     return (
         f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
         f"{len(rollout.steps)} ({rollout_spec.percent(weight)})"
