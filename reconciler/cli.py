@@ -282,22 +282,58 @@ def cli() -> None:
     """
 
 
+def policies_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--policies",
+        "policy_paths",
+        multiple=True,
+        type=click.Path(),
+        metavar="PATH",
+        help="Policy packs (kind: PolicySet), files or folders; repeatable. Default: "
+        "$LLMGW_POLICIES (paths separated by the OS path separator), else ./policies if present.",
+    )(f)
+
+
+def _policies(policy_paths: tuple[str, ...]) -> Any:
+    """The policy packs of this run, loaded and compiled (their problems inside)."""
+    from reconciler.policy import pack
+
+    return pack.load(pack.sources(policy_paths, os.environ))
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=_paths)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@click.option(
+    "--env",
+    "environment",
+    metavar="NAME",
+    help="The environment the manifests are for, as policy rules' `match.environments` "
+    "name it; default $LLMGW_ENVIRONMENT.",
+)
+@policies_option
 @common_output(*views.validate.FORMATS)
 def validate(
-    paths: tuple[str, ...], strict: bool, output_format: str, verbose: int, no_color: bool
+    paths: tuple[str, ...],
+    strict: bool,
+    environment: str | None,
+    policy_paths: tuple[str, ...],
+    output_format: str,
+    verbose: int,
+    no_color: bool,
 ) -> int:
-    """Check manifests offline: YAML, schemas and semantic rules. Sends nothing anywhere.
+    """Check manifests offline: YAML, schemas, semantic rules and policy rules. Sends nothing
+    anywhere.
 
     PATHS are files or folders (read recursively: *.yaml, *.yml; dot-files are skipped).
+    Policy packs come from --policies, $LLMGW_POLICIES or ./policies (see README: policies).
     Exit 0 when valid, 1 when invalid (with --strict, warnings count too).
     """
     from reconciler.validate import validate_paths
 
     view = views.validate.view(output_format, _styler(no_color))
-    report = validate_paths(list(paths))
+    environment = environment or os.environ.get("LLMGW_ENVIRONMENT") or ""
+    report = validate_paths(list(paths), policies=_policies(policy_paths), env=environment)
     ok = report.ok(strict)
     echo(view.show(report, ok))
     return EXIT_OK if ok else EXIT_FAIL
@@ -472,6 +508,7 @@ def changed_since_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--prune", is_flag=True, help="Plan deletes of managed objects in no manifest.")
 @changed_since_option
 @ignore_option
+@policies_option
 @timeout_option
 @remote_options
 @common_output(*views.plan.FORMATS)
@@ -482,6 +519,7 @@ def plan(
     prune: bool,
     changed_since: str | None,
     ignore_file: str | None,
+    policy_paths: tuple[str, ...],
     timeout: Duration,
     parallelism: int,
     environment: str | None,
@@ -511,7 +549,12 @@ def plan(
         planfile.check_writable(out)
     run = _run(
         jobs.make_plan(
-            target, list(paths), prune=prune, ignore_file=ignore_file, changed_since=changed_since
+            target,
+            list(paths),
+            prune=prune,
+            ignore_file=ignore_file,
+            changed_since=changed_since,
+            policies=_policies(policy_paths),
         ),
         deadline=deadline,
         timeout=timeout,
@@ -593,6 +636,7 @@ class _Progress:
 )
 @changed_since_option
 @ignore_option
+@policies_option
 @timeout_option
 @remote_options
 @common_output(*views.apply.FORMATS)
@@ -609,6 +653,7 @@ def apply(
     mirror_audit: bool,
     lock_timeout: Duration,
     ignore_file: str | None,
+    policy_paths: tuple[str, ...],
     timeout: Duration,
     parallelism: int,
     environment: str | None,
@@ -678,6 +723,7 @@ def apply(
             metrics_file=metrics_file,
             mirror_audit=mirror_audit,
             ignore_file=ignore_file,
+            policies=_policies(policy_paths),
             # requests in flight get as long to finish as any attempt may take
             stop=Stop(grace_seconds=target.settings.request_timeout),
         )
@@ -705,6 +751,7 @@ def _apply(
     metrics_file: str | None,
     mirror_audit: bool,
     ignore_file: str | None,
+    policies: Any,
     stop: Any,
 ) -> int:
     from reconciler import jobs
@@ -718,6 +765,7 @@ def _apply(
             allow_replace=allow_replace,
             ignore_file=ignore_file,
             changed_since=changed_since,
+            policies=policies,
         ),
         deadline=deadline,
         timeout=timeout,
@@ -1030,6 +1078,39 @@ _override_command(
     "promote",
     "Promote PROMPT's rollout to its end state now, skipping the remaining steps. An audit record.",
 )
+
+
+@cli.group(epilog=EXIT_CODES_HELP)
+def policy() -> None:
+    """Work with policy packs (kind: PolicySet): organisation rules in CEL."""
+
+
+@policy.command("test", epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, type=click.Path())
+@common_output(*views.policy.FORMATS)
+def policy_test(paths: tuple[str, ...], output_format: str, verbose: int, no_color: bool) -> int:
+    """Run the packs' own tests (`tests:` in each PolicySet): each case's document must pass
+    and fail the rules it names.
+
+    PATHS are pack files or folders (default: $LLMGW_POLICIES, else ./policies). Exit 0 when
+    every test passes, 1 when a test fails or a pack does not load (a syntax error, a field
+    the kind's schema does not have, a test document that is not a valid manifest).
+    """
+    import datetime as dt
+
+    from reconciler.policy import pack, selftest
+
+    view = views.policy.view(output_format, _styler(no_color))
+    sources = pack.sources(paths, os.environ)
+    if not sources:
+        raise ConfigError(
+            "no policy packs to test", "pass PATHS, set LLMGW_POLICIES or create ./policies"
+        )
+    loaded = pack.load(sources)
+    results = selftest.run(loaded, dt.date.today())
+    echo(view.show(results, loaded.problems, len(loaded.rules), len(loaded.files)))
+    failed = not results.ok or any(p.severity == "error" for p in loaded.problems)
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 @cli.group(epilog=EXIT_CODES_HELP)

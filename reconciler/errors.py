@@ -7,6 +7,7 @@ No message ever contains a credential or a bearer token: the client redacts befo
     LlmgwError
     ├── ConfigError                 environment, credentials, URLs (e.g. http:// to a remote host)
     ├── ManifestError               manifests failed validation; carries every Problem of the run
+    ├── ExpressionError             a policy's CEL expression cannot be compiled or evaluated
     ├── PlanError                   a plan cannot be made (immutable change, live reference missing)
     ├── StalePlanError              a saved or fresh plan no longer matches the live org
     ├── PlanMismatchError           a saved plan differs from what its manifests and the org give
@@ -72,6 +73,23 @@ class ManifestError(LlmgwError):
     def __str__(self) -> str:
         n = len(self.errors)
         return f"{plural(n, 'error')} in the manifests"
+
+
+class ExpressionError(LlmgwError):
+    """A CEL expression of a policy rule did not compile or could not be evaluated on a
+    document. ``column`` (1-based, 0 unknown) points into the expression's text; the policy
+    loader turns it into a located ``Problem``."""
+
+    def __init__(self, message: str, *, fix: str = "", column: int = 0, line: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.column = column
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"column {self.column}: " if self.column else ""
+        return f"{where}{self.message}"
 
 
 class PlanError(LlmgwError):

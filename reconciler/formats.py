@@ -15,19 +15,20 @@ from __future__ import annotations
 import re
 
 FORMAT_MAJOR = 2
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 SCHEMA_FILE = "plan.schema.json"
 
-PLAN, APPLY, DRY_RUN, DRIFT, VALIDATE, ROLLOUT = (
+PLAN, APPLY, DRY_RUN, DRIFT, VALIDATE, ROLLOUT, POLICY_TEST = (
     "plan",
     "apply",
     "apply-dry-run",
     "drift",
     "validate",
     "rollout",
+    "policy-test",
 )
-DOCUMENTS = (PLAN, APPLY, DRY_RUN, DRIFT, VALIDATE, ROLLOUT)
+DOCUMENTS = (PLAN, APPLY, DRY_RUN, DRIFT, VALIDATE, ROLLOUT, POLICY_TEST)
 
 _VERSION = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 

@@ -68,6 +68,7 @@ from reconciler.model import Problem
 from reconciler.normalize import desired_state
 from reconciler.objects import LiveState, Obj
 from reconciler.planner import Operation, OpType, Plan, plan
+from reconciler.policy.pack import Policies
 from reconciler.remote import GatewayClient, Settings, TokenStore, post_webhook
 from reconciler.validate import Report, validate_paths
 
@@ -127,11 +128,19 @@ class Desired:
 
 
 def load_desired(
-    paths: Sequence[str], *, ignore_file: str | None = None, today: dt.date | None = None
+    paths: Sequence[str],
+    *,
+    ignore_file: str | None = None,
+    today: dt.date | None = None,
+    policies: Policies | None = None,
+    environment: str | None = None,
 ) -> Desired:
-    """Validate the manifests and the ignore file; ManifestError (with every problem) if any
-    error. Nothing is ever sent to the gateway before this returns."""
-    report = validate_paths(list(paths))
+    """Validate the manifests (and judge ``policies`` for ``environment``) and the ignore file;
+    ManifestError (with every problem) if any error. Nothing is ever sent to the gateway before
+    this returns."""
+    report = validate_paths(
+        list(paths), policies=policies, env=environment or "", today=today or dt.date.today()
+    )
     ignores = ignoremod.load(ignore_file, today or dt.date.today())
     problems = report.problems + ignores.problems
     if any(p.severity == "error" for p in problems):
@@ -258,12 +267,20 @@ async def make_plan(
     ignore_file: str | None = None,
     today: dt.date | None = None,
     changed_since: str | None = None,
+    policies: Policies | None = None,
 ) -> PlanRun:
-    """Validate, read live with read scopes only, plan (``changed_since``: only what the change
-    since that git revision touched). Raises ManifestError, ConfigError or PlanError."""
+    """Validate (policies included), read live with read scopes only, plan (``changed_since``:
+    only what the change since that git revision touched). Raises ManifestError, ConfigError
+    or PlanError."""
     t0 = time.perf_counter()
     today = today or dt.date.today()
-    desired = load_desired(paths, ignore_file=ignore_file, today=today)
+    desired = load_desired(
+        paths,
+        ignore_file=ignore_file,
+        today=today,
+        policies=policies,
+        environment=target.environment,
+    )
     targeted = None
     if changed_since is not None:
         targeted = targeted_set(paths, changed_since, desired, prune)
@@ -370,12 +387,20 @@ async def _check_saved(
     *,
     ignore_file: str | None,
     today: dt.date,
+    policies: Policies | None = None,
 ) -> Prepared:
-    """Load a saved plan and derive it again; the derivation when the file matches it."""
+    """Load a saved plan and derive it again; the derivation when the file matches it. The
+    policies are judged again: a saved plan is checked, not trusted."""
     saved = planfile.load(plan_file)
     reasons = _saved_inputs(saved, target, ignore_file)
     present = saved.ignore_path if planfile.file_hash(saved.ignore_path) else None
-    desired = load_desired(saved.paths, ignore_file=present, today=today)
+    desired = load_desired(
+        saved.paths,
+        ignore_file=present,
+        today=today,
+        policies=policies,
+        environment=target.environment,
+    )
     if planfile.manifests_hash(desired.report.files) != saved.manifests_hash:
         reasons.append(
             "the manifests changed since the plan was made (" + ", ".join(saved.paths) + ")"
@@ -412,6 +437,7 @@ async def prepare_apply(
     ignore_file: str | None = None,
     today: dt.date | None = None,
     changed_since: str | None = None,
+    policies: Policies | None = None,
 ) -> Prepared:
     """Plan afresh (``changed_since``: targeted); or load a saved plan, derive it again from
     its manifests and the live org (on its targeted set, if it has one), and refuse it when
@@ -426,10 +452,13 @@ async def prepare_apply(
             ignore_file=ignore_file,
             today=today,
             changed_since=changed_since,
+            policies=policies,
         )
         prepared = Prepared(run.plan, run.live, run.desired, run.saved, run.requests)
     else:
-        prepared = await _check_saved(target, plan_file, ignore_file=ignore_file, today=today)
+        prepared = await _check_saved(
+            target, plan_file, ignore_file=ignore_file, today=today, policies=policies
+        )
     prepared.permissions = Permissions(
         prune,
         allow_replace,

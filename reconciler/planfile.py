@@ -34,7 +34,7 @@ from reconciler.objects import SERVER_TIME, LiveState, Ref, ServerTime
 from reconciler.operations import Operation, OpType, Plan, Request
 from reconciler.text import shown, visible
 
-FORMAT_VERSION = formats.FORMAT_VERSION  # "2.0": the family's (reconciler/formats.py)
+FORMAT_VERSION = formats.FORMAT_VERSION  # "2.1": the family's (reconciler/formats.py)
 TOOL = f"llmgw {__version__}"
 
 

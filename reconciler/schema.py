@@ -64,6 +64,8 @@ INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # character outside ASCII there would change or break the header
 VARIANT_ID = "^[A-Za-z0-9._-]+$"
 DURATION = rollout_spec.DURATION_PATTERN
+# a policy pack's name and its rules' ids (they name exceptions: exceptions.llmgw.io/<id>)
+POLICY_ID = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 # What a value matching each pattern looks like, in words. The schemas carry no private keywords
 # (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
 # here; tests/test_schemas.py checks that every pattern has one.
@@ -74,6 +76,8 @@ PATTERN_WORDS = {
     "becomes part of request URLs",
     SEMVER: "must be a semver string such as 2.1.0",
     DURATION: "must be a duration such as 30m, 6h, 1h30m or 2d (days, hours, minutes, seconds)",
+    POLICY_ID: "must be an id such as prod-low-temperature (lower-case letters, digits and `-`; "
+    "at most 63 characters)",
     VECTOR_STORE: "must use only letters, digits, `.`, `_`, `~` and `-`, as it becomes part of "
     "request URLs",
     LABEL_KEY: "must be a label key such as `team` or `example.com/owner` (letters, digits, `-`, "
@@ -486,3 +490,17 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
 def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` with ``kind``'s schema defaults filled (``defaults.fill_defaults``)."""
     return fill_defaults(SCHEMA_FILES[kind], spec)
+
+
+@cache
+def _file_validator(file: str) -> Draft202012Validator:
+    judge = _judge_class()
+    schema = load_schema_file(file)
+    judge.check_schema(schema)
+    return judge(schema)
+
+
+def check_against(doc: Document, file: str) -> list[Problem]:
+    """Problems of ``doc`` against one of the package's schemas that is not a manifest kind's
+    (a policy pack's), located and explained as manifests' are."""
+    return [p for e in _file_validator(file).iter_errors(doc.body) for p in _explain(doc, e)]

@@ -1,16 +1,22 @@
-"""Offline validation of manifests: load, schema, semantic rules; every problem of a run at once.
+"""Offline validation of manifests: load, schema, semantic rules, policy rules; every problem of
+a run at once.
 
 Pure apart from reading the manifest files (through the loader). Never talks to the gateway.
+Policy rules (``reconciler.policy``) are judged only on documents that passed their schema: a
+rule reads ``spec.temperature`` as a number only once the schema said it is one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler import rules, schema
 from reconciler.loader import load_paths
 from reconciler.model import Document, Problem
+from reconciler.policy import engine
+from reconciler.policy.pack import Policies
 
 
 @dataclass
@@ -18,6 +24,10 @@ class Report:
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # policy rules: how many were loaded, the violations exceptions let pass, the pack files
+    rules: int = 0
+    excepted: list[engine.Excepted] = field(default_factory=list)
+    policy_files: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -32,16 +42,45 @@ class Report:
 
 
 def check_documents(docs: Sequence[Document]) -> list[Problem]:
+    return _check(docs)[0]
+
+
+def _check(docs: Sequence[Document]) -> tuple[list[Problem], list[Document]]:
+    """Every problem of ``docs``, and the documents that passed their schema."""
     problems: list[Problem] = []
+    clean: list[Document] = []
     for doc in docs:
-        problems.extend(schema.check_document(doc))
+        found = schema.check_document(doc)
+        if not any(p.severity == "error" for p in found):
+            clean.append(doc)
+        problems.extend(found)
         problems.extend(rules.check_document(doc))
     problems.extend(rules.check_set(list(docs)))
-    return problems
+    return problems, clean
 
 
-def validate_paths(paths: Sequence[str], cwd: str | None = None) -> Report:
+def validate_paths(
+    paths: Sequence[str],
+    cwd: str | None = None,
+    *,
+    policies: Policies | None = None,
+    env: str = "",
+    today: dt.date | None = None,
+) -> Report:
+    """The report of ``paths``; with ``policies``, their load problems and the violations of
+    their rules for environment ``env`` (``""``: none named) on ``today``."""
     loaded = load_paths(paths, cwd)
-    problems = loaded.problems + check_documents(loaded.documents)
-    unique = sorted(set(problems), key=lambda p: (p.file, p.line, p.severity, p.path, p.message))
-    return Report(loaded.documents, unique, loaded.files)
+    problems, clean = _check(loaded.documents)
+    problems = loaded.problems + problems
+    report = Report(loaded.documents, [], loaded.files)
+    if policies is not None:
+        problems.extend(policies.problems)
+        outcome = engine.judge(policies.rules, clean, env, today or dt.date.today())
+        problems.extend(outcome.problems)
+        report.rules = len(policies.rules)
+        report.excepted = outcome.excepted
+        report.policy_files = list(policies.files)
+    report.problems = sorted(
+        set(problems), key=lambda p: (p.file, p.line, p.severity, p.path, p.message)
+    )
+    return report

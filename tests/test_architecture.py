@@ -2,12 +2,12 @@
 
 Covers: only the loader imports yaml, only the token module imports tiktoken, only the CLI imports
 click, only the client package ``remote/`` imports httpx (the emulator, a separate server, may use
-httpx for its in-process transport), only the schema module imports jsonschema (and
-jsonschema-rs), only diffing imports deepdiff, and the pure planner imports no I/O module. The
-rest of the package uses ``remote/`` through its public names only (``reconciler.remote``, not
-its modules). The views never print, never import click and do no I/O (no open, no os, sys, io
-or pathlib, no logging), and the CLI never branches on the output format (it hands ``--output``
-to a view constructor).
+httpx for its in-process transport), only the schema module imports jsonschema (and jsonschema-rs),
+only diffing imports deepdiff, only ``cel.py`` imports the CEL library, and the pure planner
+imports no I/O module. The rest of the package uses ``remote/`` through its public names only
+(``reconciler.remote``, not its modules). The views never print, never import click and do no I/O
+(no open, no os, sys, io or pathlib, no logging), and the CLI never branches on the output format
+(it hands ``--output`` to a view constructor).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ CHOKE_POINTS = {
     "jsonschema": {"schema.py"},
     "jsonschema_rs": {"schema.py"},
     "deepdiff": {"diffing.py"},
+    "cel": {"cel.py"},
     "starlette": {"emulator/"},
     "uvicorn": {"emulator/"},
 }

@@ -37,6 +37,8 @@ GENERIC |= {"error", "message", "code", "details", "action", "outcome", "latency
 GENERIC |= {"timestamp", "parameters", "bearer", "contextId"}
 # the apply JSON's per-endpoint latencies and the rollout evidence's sample counts
 GENERIC |= {"latencyP50Ms", "latencyP95Ms", "invocations"}
+# CEL's own macro names (policy/check.py), which the analytics query also uses as a field
+GENERIC |= {"filter"}
 
 
 def _values(obj: Any) -> set[str]:

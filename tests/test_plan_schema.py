@@ -48,6 +48,20 @@ VALIDATOR = Draft202012Validator(SCHEMA)
 PROMPTS = "/api/v2/ai/llm/gateway/prompts"
 NOT_PRODUCED_HERE: set[tuple[str, str]] = set()  # every description is produced below
 GIT = ["git", "-c", "user.email=t@llmgw", "-c", "user.name=t"]
+FAILING_PACK = """apiVersion: llmgw/v1
+kind: PolicySet
+metadata: {name: failing}
+rules:
+  - {id: cold, match: {kinds: [Prompt]}, expr: "spec.temperature < 0.1", message: too warm}
+tests:
+  - name: a warm prompt passes, says the test (wrongly)
+    document:
+      apiVersion: llmgw/v1
+      kind: Prompt
+      metadata: {name: warm}
+      spec: {template: t-1, model: m, systemPrompt: s, temperature: 0.9}
+    pass: [cold]
+"""
 
 
 # -- producing every document --------------------------------------------------------------------
@@ -132,6 +146,25 @@ def _cli_documents(root: Path) -> dict[str, dict[str, Any]]:
         bad.write_text(text.replace("temperature: 0.4", "temperature: 9.0"))
         docs["validate, invalid"] = run.json("validate", "manifests/", codes=(1,))
         bad.write_text(text)
+        excepted = "exceptions.llmgw.io/prod-canary-rollout: 'until 2099-01-01: a pilot'"
+        run.edit(
+            "prompts/ticket-triage.yaml",
+            "name: ticket-triage\nspec:\n  prompt:",
+            f"name: ticket-triage\n  annotations:\n    {excepted}\nspec:\n  prompt:",
+        )
+        docs["validate, policies"] = run.json(
+            "validate",
+            "manifests/",
+            "--policies",
+            str(REPO / "examples" / "policies"),
+            "--env",
+            "prod",
+            codes=(1,),
+        )
+        assert docs["validate, policies"]["policies"]["excepted"]
+        Path("failing.yaml").write_text(FAILING_PACK)
+        docs["policy test, failing"] = run.json("policy", "test", "failing.yaml", codes=(1,))
+        docs["policy test"] = run.json("policy", "test", str(REPO / "examples" / "policies"))
         refusing = jobs.Target(
             Settings(URL, URL, "emulator-client", "emulator-secret"),
             "test",
@@ -236,6 +269,9 @@ def test_every_document_was_produced(documents: dict[str, dict[str, Any]]) -> No
     [
         "validate, valid",
         "validate, invalid",
+        "validate, policies",
+        "policy test",
+        "policy test, failing",
         "plan of creates",
         "plan of every action",
         "plan, targeted",

@@ -41,6 +41,7 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.state import STORE_ID
 from reconciler.emulator.transport import in_process_transport
 from reconciler.model import Document, Locations
+from reconciler.policy import pack
 from reconciler.remote import Settings
 from reconciler.validate import validate_paths
 
@@ -50,7 +51,7 @@ TOP = REPO / "schemas"
 # the manifest schemas (one per kind, and manifest.schema.json over them); plan.schema.json,
 # beside them, describes llmgw's JSON outputs (tests/test_plan_schema.py): the rules for a
 # manifest schema's words and $refs are not its rules
-MANIFEST_SCHEMAS = {*schema.SCHEMA_FILES.values(), "manifest.schema.json"}
+MANIFEST_SCHEMAS = {*schema.SCHEMA_FILES.values(), "manifest.schema.json", pack.SCHEMA_FILE}
 MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
 
 

@@ -62,7 +62,7 @@ def test_dry_run() -> None:
     data = apply.view("json").dry_run(REQUESTS)
     # the same JSON as every other output: readable text, invisible characters escaped
     assert '"name": "é"' in data and json.loads(data) == {
-        "formatVersion": "2.0",
+        "formatVersion": "2.1",
         "document": "apply-dry-run",
         "dryRun": True,
         "requests": REQUESTS,
@@ -120,7 +120,7 @@ def test_what_each_format_shows_before_the_run() -> None:
     assert shown is not None and shown.startswith("Target: http://127.0.0.1:1\nRead the org in 2")
     assert apply.view("text").nothing() == "Nothing to apply."
     assert json.loads(apply.view("json").nothing()) == {
-        "formatVersion": "2.0",
+        "formatVersion": "2.1",
         "document": "apply",
         "ok": True,
         "operations": [],

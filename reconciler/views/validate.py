@@ -34,6 +34,20 @@ def _errors(problems: list[Problem]) -> int:
     return sum(1 for p in problems if p.severity == "error")
 
 
+def _policies(report: Report) -> str:
+    """``, 5 policy rules`` when policy packs were loaded (a run without them says nothing)."""
+    return f", {plural(report.rules, 'policy rule')}" if report.rules or report.policy_files else ""
+
+
+def _excepted(report: Report) -> list[str]:
+    """One line per violation an exception let pass: exceptions are shown, never hidden."""
+    return [
+        f"{visible(e.file)}:{e.line}: {visible(e.subject)}: policy {e.rule} excepted until "
+        f"{e.until.isoformat()}: {visible(e.reason)}"
+        for e in report.excepted
+    ]
+
+
 class ValidateView(View):
     def show(self, report: Report, valid: bool) -> str:
         """The whole report; ``valid`` is the verdict (``Report.ok``, strict or not)."""
@@ -49,10 +63,12 @@ class ValidateText(ValidateView):
         for p in problems:
             colour = "red" if p.severity == "error" else "yellow"
             lines.append(style(str(p), fg=colour))
+        lines += [style(line, dim=True) for line in _excepted(report)]
         errors = _errors(problems)
         summary = (
             f"{plural(errors, 'error')}, {plural(len(problems) - errors, 'warning')} in "
             f"{plural(len(report.documents), 'document')} ({plural(len(report.files), 'file')})"
+            f"{_policies(report)}"
         )
         if valid:
             summary = style("valid: ", fg="green", bold=True) + summary
@@ -76,6 +92,21 @@ class ValidateJson(ValidateView):
                 "documents": len(report.documents),
                 "files": list(report.files),
                 "problems": [p.as_dict() for p in report.problems],
+                "policies": {
+                    "rules": report.rules,
+                    "files": list(report.policy_files),
+                    "excepted": [
+                        {
+                            "rule": e.rule,
+                            "file": e.file,
+                            "line": e.line,
+                            "object": e.subject,
+                            "until": e.until.isoformat(),
+                            "reason": e.reason,
+                        }
+                        for e in report.excepted
+                    ],
+                },
             },
             indent=2,
         )
@@ -92,6 +123,7 @@ class ValidateMarkdown(ValidateView):
             f"{head}: {plural(errors, 'error')}, "
             f"{plural(len(problems) - errors, 'warning')} in "
             f"{plural(len(report.documents), 'document')} ({plural(len(report.files), 'file')})"
+            f"{_policies(report)}"
         ]
         if problems:
             out += ["", "| | where | object | field | problem |", "|---|---|---|---|---|"]
@@ -103,6 +135,9 @@ class ValidateMarkdown(ValidateView):
                     f"{md_text(p.subject)} | {md_code(p.path, table=True) if p.path else ''} | "
                     f"{md_text(msg)} |"
                 )
+        if report.excepted:
+            out += ["", "Policy exceptions in force:", ""]
+            out += [f"- {md_text(line)}" for line in _excepted(report)]
         return "\n".join(out)
 
 

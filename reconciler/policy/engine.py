@@ -1,0 +1,248 @@
+"""Policy rules judged on manifest documents: violations, exceptions, and their expiry.
+
+Each document is given to CEL once (its ``spec`` with the schema's documented defaults filled in,
+so ``spec.temperature`` is 0.7 when the manifest leaves it out, as the gateway will store it;
+its ``metadata`` with ``labels`` and ``annotations`` present; its ``kind``, ``apiVersion``; and
+``env``, the environment's name or ``""``), then every rule that matches it is evaluated. A rule
+that gives false is a violation, reported like every other problem:
+``file:line: Kind/name: policy RULE_ID: message``. A rule that cannot be evaluated on the
+document (a field it does not guard with ``has()``, an overflow) is reported at the rule's
+severity too: a rule that cannot say yes never passes silently.
+
+Exceptions live in the manifest that needs one, as an annotation naming the rule::
+
+    metadata:
+      annotations:
+        exceptions.llmgw.io/prod-low-temperature: "until 2027-01-31: pilot INC-4711"
+
+Until its date (inclusive) the rule is not applied to that document; from the day after, the
+exception is reported as expired (a warning) and the rule applies again, as the ignore file does.
+A malformed exception, or one for a rule with ``allowExceptions: false``, is an error; one that
+names no loaded rule is a warning. Pure: today's date is passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reconciler import cel, kinds
+from reconciler.defaults import fill_defaults
+from reconciler.errors import ExpressionError
+from reconciler.model import Document, Problem
+from reconciler.policy.pack import RULE_PREFIX, Rule
+
+EXCEPTION_PREFIX = "exceptions.llmgw.io/"
+_EXCEPTION = re.compile(r"\s*until\s+(\d{4}-\d{2}-\d{2})\s*:\s*(\S.*)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Excepted:
+    """A violation an active exception let pass: shown, never hidden."""
+
+    rule: str
+    file: str
+    line: int
+    subject: str
+    until: dt.date
+    reason: str
+
+
+@dataclass
+class Outcome:
+    problems: list[Problem]
+    excepted: list[Excepted]
+    judged: int  # documents the rules were evaluated on
+    # (document index, rule id) -> pass | fail | error | excepted, for the packs' own tests
+    verdicts: dict[tuple[int, str], str] = field(default_factory=dict)
+
+
+def variables(doc: Document, env: str) -> dict[str, object]:
+    """What a rule sees of ``doc``."""
+    resource = kinds.BY_KIND[doc.kind]
+    metadata = dict(doc.metadata)
+    metadata.setdefault("labels", {})
+    metadata.setdefault("annotations", {})
+    return {
+        "apiVersion": doc.body.get("apiVersion", ""),
+        "kind": doc.kind,
+        "metadata": metadata,
+        "spec": fill_defaults(resource.schema_file, doc.spec, invent=False),
+        "env": env,
+    }
+
+
+def judge(
+    rules: Sequence[Rule],
+    docs: Iterable[Document],
+    env: str,
+    today: dt.date,
+    *,
+    known: set[str] | None = None,
+) -> Outcome:
+    """Every rule that matches each document, evaluated. ``known``: the rule ids an exception
+    may name without a warning (default: those of ``rules``)."""
+    known = known if known is not None else {r.id for r in rules}
+    by_id = {r.id: r for r in rules}
+    out = Outcome([], [], 0)
+    for n, doc in enumerate(docs):
+        if doc.kind not in kinds.BY_KIND:
+            continue
+        matching = [r for r in rules if r.matches(doc.kind, env, doc.labels)]
+        exceptions = _exceptions(doc, today, by_id, known, out.problems)
+        if not matching:
+            continue
+        out.judged += 1
+        try:
+            ctx = cel.context(variables(doc, env))
+        except ExpressionError as exc:
+            for rule in matching:
+                out.problems.append(_violation(doc, rule, f"could not be evaluated: {exc}"))
+                out.verdicts[n, rule.id] = "error"
+            continue
+        for rule in matching:
+            out.verdicts[n, rule.id] = _judge_one(doc, rule, ctx, exceptions, out)
+    return out
+
+
+def _judge_one(
+    doc: Document,
+    rule: Rule,
+    ctx: object,
+    exceptions: dict[str, tuple[dt.date, str, int]],
+    out: Outcome,
+) -> str:
+    try:
+        verdict = cel.evaluate(rule.expr, ctx)
+    except ExpressionError as exc:
+        fix = exc.fix or "fix the rule's expression for documents like this one"
+        out.problems.append(_violation(doc, rule, f"could not be evaluated: {exc}", fix))
+        return "error"
+    if verdict is True:
+        return "pass"
+    if verdict is not False:
+        message = f"gave {type(verdict).__name__} {verdict!r:.60}, not true or false"
+        out.problems.append(_violation(doc, rule, message))
+        return "error"
+    if rule.id in exceptions and rule.allow_exceptions:
+        until, reason, line = exceptions[rule.id]
+        out.excepted.append(Excepted(rule.id, doc.file, line, _subject(doc), until, reason))
+        return "excepted"
+    out.problems.append(_violation(doc, rule, _message(rule, ctx)))
+    return "fail"
+
+
+def _message(rule: Rule, ctx: object) -> str:
+    if rule.message_expr is None:
+        return rule.message
+    try:
+        text = cel.evaluate(rule.message_expr, ctx)
+    except ExpressionError as exc:
+        return f"{rule.message} (its messageExpression failed: {exc})"
+    return text if isinstance(text, str) and text else rule.message
+
+
+def _subject(doc: Document) -> str:
+    return f"{doc.kind}/{doc.name}"
+
+
+def _violation(doc: Document, rule: Rule, message: str, fix: str = "") -> Problem:
+    if not fix:
+        fix = (
+            f"or record an exception: {EXCEPTION_PREFIX}{rule.id}" if rule.allow_exceptions else ""
+        )
+    line = next(
+        (doc.locations.values[p] for p in rule.fields if p in doc.locations.values), doc.line
+    )
+    return Problem(
+        doc.file,
+        line,
+        rule.severity,
+        doc.kind,
+        doc.name,
+        "",
+        f"policy {rule.id}: {message}",
+        fix,
+        f"{RULE_PREFIX}{rule.id}",
+    )
+
+
+def _exceptions(
+    doc: Document,
+    today: dt.date,
+    rules: dict[str, Rule],
+    known: set[str],
+    problems: list[Problem],
+) -> dict[str, tuple[dt.date, str, int]]:
+    """The active exceptions of ``doc``: rule id -> (until, reason, line)."""
+    active: dict[str, tuple[dt.date, str, int]] = {}
+    for key, value in doc.annotations.items():
+        if not isinstance(key, str) or not key.startswith(EXCEPTION_PREFIX):
+            continue
+        rid = key[len(EXCEPTION_PREFIX) :]
+        path = ("metadata", "annotations", key)
+        line = doc.locations.line(path, doc.line)
+
+        def report(
+            severity: str,
+            message: str,
+            fix: str,
+            rule: str = "policy.exception",
+            at: int = line,
+            key: str = key,
+        ) -> None:
+            problems.append(
+                Problem(
+                    doc.file,
+                    at,
+                    severity,
+                    doc.kind,
+                    doc.name,
+                    f"metadata.annotations.{key}",
+                    message,
+                    fix,
+                    rule,
+                )
+            )
+
+        found = _EXCEPTION.fullmatch(value) if isinstance(value, str) else None
+        until = _date(found.group(1)) if found else None
+        if found is None or until is None:
+            report(
+                "error",
+                "an exception reads `until YYYY-MM-DD: reason`",
+                'e.g. "until 2027-01-31: pilot INC-4711 needs it"',
+            )
+            continue
+        reason = found.group(2).strip()
+        if rid not in known:
+            report("warning", f"names no policy rule loaded: `{rid}`", "check the rule id")
+            continue
+        rule = rules.get(rid)
+        if rule is not None and not rule.allow_exceptions:
+            report(
+                "error",
+                f"policy {rid} allows no exceptions",
+                "change the document so that it passes",
+            )
+            continue
+        if today > until:
+            report(
+                "warning",
+                f"the exception to policy {rid} expired on {until.isoformat()}; the rule "
+                "applies again",
+                "fix the document, or renew the exception with a new date and reason",
+                "policy.exception-expired",
+            )
+            continue
+        active[rid] = (until, reason, line)
+    return active
+
+
+def _date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
