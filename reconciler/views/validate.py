@@ -1,7 +1,7 @@
 """The views of ``llmgw validate``: text for people, JSON for tools, Markdown for a pull-request
 comment, GitHub Actions annotations on the pull request's diff, SARIF for code scanning.
 
-Each renders a ``validate.Report`` whole (every problem of the run, then one summary line).
+Each renders a ``validate.Report`` whole: every problem of the run (then, but in SARIF, a summary).
 Pure string building: no printing, no I/O, no click (``views.base``).
 """
 
