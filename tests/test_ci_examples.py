@@ -10,11 +10,14 @@ checkout carrying the tag the line
 pins, into a fresh venv whose bin is first on PATH (one venv per example file: every job of a
 file has the same install line, checked); the jobs then use that install. The plan job leaves
 plan.md and plan.json, the merge job applies and verifies the audit chain, the drift job exits
-0 in sync and 2 after an out-of-band change. Statically: no job pairs a -slim or -alpine image
-(no git) with a git+ install, and the images' Python satisfies requires-python; the slim-image
-alternative the GitLab example offers (the tag's archive) installs with no git on PATH. The
-pre-commit hook's entry validates and its `files` takes .yaml/.yml in any case; the
-multi-environment example validates per environment.
+0 in sync and 2 after an out-of-band change. The plan job's SARIF step leaves llmgw.sarif,
+valid against the SARIF 2.1.0 schema, and its exit code in GITHUB_OUTPUT; on invalid manifests
+the step still passes (the upload after it runs), the log holds every problem and the Validate
+step fails the job; the upload step runs `if: always()` with `security-events: write`.
+Statically: no job pairs a -slim or -alpine image (no git) with a git+ install, and the
+images' Python satisfies requires-python; the slim-image alternative the GitLab example offers
+(the tag's archive) installs with no git on PATH. The pre-commit hook's entry validates and its
+`files` takes .yaml/.yml in any case; the multi-environment example validates per environment.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tests.test_install import (
     installed_from_wheel,
     source_repository,
 )
+from tests.test_views_sarif import assert_valid_sarif
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +176,7 @@ def _env(url: str, job_env: dict[str, str], tmp: Path, bin_dir: Path) -> dict[st
         GENESYS_CLOUD_CLIENT_ID="emulator-client",
         GENESYS_CLOUD_CLIENT_SECRET="emulator-secret",
         GITHUB_STEP_SUMMARY=str(tmp / "summary.md"),
+        GITHUB_OUTPUT=str(tmp / "github-output.txt"),
     )
     env.pop("GENESYS_CLOUD_REGION", None)
     return env
@@ -282,6 +287,9 @@ def test_github_actions_jobs_run_as_written(
             assert done.returncode == 0, f"{job}: {script}\n{done.stdout}\n{done.stderr}"
             assert BOT_TOKEN not in done.stdout + done.stderr
         if job == "plan":
+            doc = assert_valid_sarif((workspace / "llmgw.sarif").read_text(encoding="utf-8"))
+            assert doc["runs"][0]["results"] == []  # the example org is valid
+            assert (workspace / "github-output.txt").read_text().splitlines()[-1] == "exit-code=0"
             plan_md = (workspace / "plan.md").read_text()
             assert "### llmgw plan for `prod`" in plan_md
             assert "to create" in plan_md
@@ -300,6 +308,38 @@ def test_github_actions_jobs_run_as_written(
     assert done.returncode == 2, done.stderr
     assert "temperature" in done.stdout
     assert "llmgw_drift_objects" in (workspace / "drift.prom").read_text()
+
+
+def test_github_sarif_step_survives_invalid_manifests(
+    workspace: Path, github_bin: Path, github_api: tuple[Fake, dict[str, str]]
+) -> None:
+    """Invalid manifests: the SARIF step passes with exit-code=1 in GITHUB_OUTPUT, so the
+    upload (`if: always()`) gets every problem; the Validate step then fails the job."""
+    _, runner = github_api
+    shutil.copy(REPO / "tests/corpus/invalid/split-weights.yaml", workspace / "manifests")
+    spec = _github()["jobs"]["plan"]
+    assert spec["permissions"]["security-events"] == "write"
+    steps = spec["steps"]
+    (at,) = [i for i, s in enumerate(steps) if s.get("id") == "sarif"]
+    upload, validate = steps[at + 1], steps[at + 2]
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@v3")
+    assert upload["if"] == "always()" and upload["with"]["sarif_file"] == "llmgw.sarif"
+    job_env, _ = _github_steps("plan")
+    env = {**_env("http://127.0.0.1:9", job_env, workspace, github_bin), **runner}
+    done = _bash(steps[at]["run"], _step_env(env, steps[at].get("env", {})), workspace)
+    assert done.returncode == 0, done.stderr
+    assert (workspace / "github-output.txt").read_text() == "exit-code=1\n"
+    doc = assert_valid_sarif((workspace / "llmgw.sarif").read_text(encoding="utf-8"))
+    results = doc["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["reference.missing", "split.weights"]
+    for r in results:
+        assert r["locations"][0]["physicalLocation"]["artifactLocation"] == {
+            "uri": "manifests/split-weights.yaml",
+            "uriBaseId": "%SRCROOT%",
+        }
+    done = _bash(validate["run"], _step_env(env, validate.get("env", {})), workspace)
+    assert done.returncode == 1
+    assert "::error file=manifests/split-weights.yaml" in done.stdout
 
 
 def test_gitlab_ci_jobs_run_as_written(

@@ -33,6 +33,48 @@ SCHEMA_FILE = "policy-set.schema.json"
 DEFAULT_DIR = "policies"
 ENV_VAR = "LLMGW_POLICIES"
 RULE_PREFIX = "policy/"  # Problem.rule of a violation: policy/<rule id>
+# The rule ids of problems with the packs themselves and with exceptions, and what each asks
+# for (short, full), for SARIF's rule descriptions.
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "policy.load": (
+        "Policy packs named by --policies or LLMGW_POLICIES exist",
+        "Each path given for policy packs is a file or folder that exists.",
+    ),
+    "policy.kind": (
+        "Policy files hold PolicySet documents only",
+        "A policy file holds `kind: PolicySet` documents; manifests belong among the manifests.",
+    ),
+    "policy.duplicate-id": (
+        "Each policy rule id is defined once",
+        "A rule id is unique across every pack loaded, as exceptions and reports name it.",
+    ),
+    "policy.message": (
+        "Each policy rule says what is wrong",
+        "A rule has a `message` or a `messageExpression`.",
+    ),
+    "policy.syntax": (
+        "Policy rules are valid CEL",
+        "A rule's `expr` and `messageExpression` parse as CEL.",
+    ),
+    "policy.check": (
+        "Policy rules fit the schemas of the kinds they match",
+        "Every name is declared, every field exists in the kind's schema, operands have types "
+        "their operators take, and nested loops stay within the cost budget.",
+    ),
+    "policy.test": (
+        "Policy tests name rules of their pack",
+        "A pack's test names only its own rules, each as passing or failing, not both.",
+    ),
+    "policy.exception": (
+        "Policy exceptions are well formed and allowed",
+        "An exception annotation reads `until YYYY-MM-DD: reason`, names a loaded rule, and "
+        "that rule allows exceptions.",
+    ),
+    "policy.exception-expired": (
+        "Policy exceptions are renewed or removed when they expire",
+        "An expired exception no longer applies: fix the document or renew it with a new date.",
+    ),
+}
 
 
 @dataclass(frozen=True)

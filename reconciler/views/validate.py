@@ -1,7 +1,7 @@
 """The views of ``llmgw validate``: text for people, JSON for tools, Markdown for a pull-request
-comment, GitHub Actions annotations on the pull request's diff.
+comment, GitHub Actions annotations on the pull request's diff, SARIF for code scanning.
 
-Each renders a ``validate.Report`` whole (every problem of the run, then one summary line).
+Each renders a ``validate.Report`` whole: every problem of the run (then, but in SARIF, a summary).
 Pure string building: no printing, no I/O, no click (``views.base``).
 """
 
@@ -162,7 +162,19 @@ class ValidateGithub(ValidateView):
         return "\n".join(out)
 
 
-VIEWS = registry(ValidateText, ValidateJson, ValidateMarkdown, ValidateGithub)
+class ValidateSarif(ValidateView):
+    """A SARIF 2.1.0 log of every problem, for GitHub code scanning (``views.sarif``). The
+    verdict is the exit code's to tell: the log is the same whether warnings count or not."""
+
+    format = "sarif"
+
+    def show(self, report: Report, valid: bool) -> str:
+        from reconciler.views import sarif  # it reads rule ids from the checks: only when used
+
+        return sarif.render(report.problems)
+
+
+VIEWS = registry(ValidateText, ValidateJson, ValidateMarkdown, ValidateGithub, ValidateSarif)
 FORMATS = tuple(VIEWS)
 
 
