@@ -37,6 +37,11 @@ expect() {  # expect CODE command...: run it, show its exit code, fail the demo 
 
 echo "Emulator on $GENESYS_CLOUD_API_URL (log: emulator.log)"
 expect 0 "$LLMGW" validate manifests/
+# the org's policy rules: their own tests, then the manifests judged for dev and for prod (the
+# example splits move traffic without a canary rollout, which the prod rules refuse)
+expect 0 "$LLMGW" policy test examples/policies
+expect 0 "$LLMGW" validate manifests/ --policies examples/policies --env dev
+expect 1 "$LLMGW" validate manifests/ --policies examples/policies --env prod
 expect 2 "$LLMGW" plan manifests/ --detailed-exitcode --out "$WORK/plan.json"
 expect 0 "$LLMGW" apply "$WORK/plan.json" --auto-approve --audit-log "$WORK/audit.jsonl"
 expect 0 "$LLMGW" plan manifests/ --detailed-exitcode
@@ -71,5 +76,6 @@ advance 2
 expect 0 "$LLMGW" plan "$WORK/rollout" --detailed-exitcode
 expect 0 "$LLMGW" rollout status "$WORK/rollout" --output markdown
 expect 0 "$LLMGW" audit verify "$WORK/audit.jsonl"
-printf '\nDemo complete: validate, plan, apply, drift caught an out-of-band change, apply healed it;\n'
-printf 'a rollout promoted 2.1.0 step by step, another rolled 2.2.0 back and withdrew it.\n'
+printf '\nDemo complete: validate (policies in dev and prod), plan, apply, drift caught an\n'
+printf 'out-of-band change, apply healed it; a rollout promoted 2.1.0 step by step, another\n'
+printf 'rolled 2.2.0 back and withdrew it.\n'

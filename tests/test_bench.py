@@ -4,7 +4,8 @@ Covers: ``bench/bench_plan.py`` writes an org, seeds the emulator with it throug
 per-object baseline reader (one GET per object, the kinds' ``Reader`` protocol) reads the same
 live state as llmgw's own reader, so the baseline plans no change either; the planner CPU
 scenario runs. The redesign made the reader generic and broke the baseline without any test
-noticing: this is that test. ``bench/bench_validate.py`` generates valid documents.
+noticing: this is that test. ``bench/bench_validate.py`` generates valid documents; the policy
+bench's packs load and judge them.
 """
 
 from __future__ import annotations
@@ -86,3 +87,24 @@ def test_rollout_bench_runs_the_real_decisions() -> None:
         bad = next(r for k, r in rows.items() if k.startswith(f"{prefix}bad canary"))
         assert str(bad["finished"]).startswith("0/")
         assert str(bad["rolled back"]).startswith(f"{bad['rollouts']}/")
+
+
+def test_policy_bench_packs_load_and_judge(tmp_path: Path) -> None:
+    """bench/bench_policy.py's two packs load with no problem (50 rules each, as its rows
+    claim) and judge documents."""
+    import datetime as dt
+
+    from reconciler.loader import load_paths
+    from reconciler.policy import engine, pack
+
+    bp = _load("bench_policy")
+    bv = _load("bench_validate")
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    bv.generate(manifests, n=4, files=2)
+    docs = load_paths([str(manifests)]).documents
+    for path in (bp.write_pack(tmp_path), bp.write_universal(tmp_path)):
+        loaded = pack.load([str(path)])
+        assert not loaded.problems and len(loaded.rules) == 50
+        outcome = engine.judge(loaded.rules, docs, "prod", dt.date(2026, 12, 1))
+        assert outcome.verdicts and "error" not in outcome.verdicts.values()

@@ -13,7 +13,10 @@ plan.md and plan.json, the merge job applies and verifies the audit chain, the d
 0 in sync and 2 after an out-of-band change. The plan job's SARIF step leaves llmgw.sarif,
 valid against the SARIF 2.1.0 schema, and its exit code in GITHUB_OUTPUT; on invalid manifests
 the step still passes (the upload after it runs), the log holds every problem and the Validate
-step fails the job; the upload step runs `if: always()` with `security-events: write`.
+step fails the job; the upload step runs `if: always()` with `security-events: write`. With
+the example policy packs in policies/, the policy test step passes (and fails on a pack whose
+test fails), and the Validate step, reading policies/ by default in the job's prod
+environment, fails on the example's splits that have no rollout.
 Statically: no job pairs a -slim or -alpine image (no git) with a git+ install, and the
 images' Python satisfies requires-python; the slim-image alternative the GitLab example offers
 (the tag's archive) installs with no git on PATH. The pre-commit hook's entry validates and its
@@ -340,6 +343,33 @@ def test_github_sarif_step_survives_invalid_manifests(
     done = _bash(validate["run"], _step_env(env, validate.get("env", {})), workspace)
     assert done.returncode == 1
     assert "::error file=manifests/split-weights.yaml" in done.stdout
+
+
+def test_github_policy_steps_use_the_repositorys_packs(
+    workspace: Path, github_bin: Path, github_api: tuple[Fake, dict[str, str]]
+) -> None:
+    _, runner = github_api
+    steps = _github()["jobs"]["plan"]["steps"]
+    (policy,) = [s for s in steps if s.get("name") == "Test the policy packs"]
+    (validate,) = [s for s in steps if s.get("name") == "Validate"]
+    job_env, _ = _github_steps("plan")
+    env = {**_env("http://127.0.0.1:9", job_env, workspace, github_bin), **runner}
+    assert env["LLMGW_ENVIRONMENT"] == "prod"
+    assert _bash(policy["run"], env, workspace).returncode == 0  # no policies/: nothing to test
+    shutil.copytree(REPO / "examples" / "policies", workspace / "policies")
+    done = _bash(policy["run"], env, workspace)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed: 8 tests" in done.stdout
+    done = _bash(validate["run"], _step_env(env, validate.get("env", {})), workspace)
+    assert done.returncode == 1
+    assert "policy prod-canary-rollout" in done.stdout
+    pack = workspace / "policies" / "org-guardrails.yaml"
+    pack.write_text(
+        pack.read_text().replace("fail: [prod-canary-rollout]", "pass: [prod-canary-rollout]")
+    )
+    done = _bash(policy["run"], env, workspace)
+    assert done.returncode == 1
+    assert "rule prod-canary-rollout should pass but failed" in done.stdout
 
 
 def test_gitlab_ci_jobs_run_as_written(
