@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from reconciler import rules, schema
 from reconciler.loader import load_paths
 from reconciler.model import Document, Problem
-from reconciler.policy import engine
+from reconciler.policy import engine, pack
 from reconciler.policy.pack import Policies
 
 
@@ -50,6 +50,9 @@ def _check(docs: Sequence[Document]) -> tuple[list[Problem], list[Document]]:
     problems: list[Problem] = []
     clean: list[Document] = []
     for doc in docs:
+        if doc.kind == pack.KIND:
+            problems.append(_pack_among_manifests(doc))
+            continue
         found = schema.check_document(doc)
         if not any(p.severity == "error" for p in found):
             clean.append(doc)
@@ -57,6 +60,20 @@ def _check(docs: Sequence[Document]) -> tuple[list[Problem], list[Document]]:
         problems.extend(rules.check_document(doc))
     problems.extend(rules.check_set(list(docs)))
     return problems, clean
+
+
+def _pack_among_manifests(doc: Document) -> Problem:
+    return Problem(
+        doc.file,
+        doc.locations.line(("kind",), doc.line),
+        "error",
+        doc.kind,
+        doc.name,
+        "kind",
+        f"a policy pack ({pack.KIND}) among the manifests",
+        f"move it to {pack.DEFAULT_DIR}/ beside the manifests, or pass it with --policies",
+        "policy.kind",
+    )
 
 
 def validate_paths(
