@@ -573,7 +573,11 @@ def test_an_unreported_coercion_still_says_to_quote_it(tmp_path: Path) -> None:
 
 def test_the_editor_setting_maps_every_manifest_file_to_the_schema() -> None:
     settings = json.loads((REPO / ".vscode" / "settings.json").read_text("utf-8"))
-    ((target, globs),) = settings["yaml.schemas"].items()
+    (target, globs), (policy_target, policy_globs) = settings["yaml.schemas"].items()
+    assert (REPO / policy_target).resolve() == (PACKAGED / pack.SCHEMA_FILE).resolve()
+    packs = {p for pattern in policy_globs for p in REPO.glob(pattern)}
+    assert packs == set(REPO.glob("examples/policies/**/*.y*ml")) and packs
+    assert {"policies/*.yaml", "policies/**/*.yaml"} <= set(policy_globs)
     assert (REPO / target).resolve() == (PACKAGED / "manifest.schema.json").resolve()
     mapped = {p for pattern in globs for p in REPO.glob(pattern)}
     manifests = {
