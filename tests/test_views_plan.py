@@ -3,7 +3,8 @@
 Covers: control characters and bidi overrides escaped in plan headings and diffs; a Markdown
 code fence that no backtick run in a diff can close, and summaries with inert HTML; the JSON
 view is the saved plan's bytes (its own newline); the notice after `--out`; verbose text lists
-the requests.
+the requests; warnings say "warning:" once in text and are listed (at most 20) in the
+Markdown comment.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+from reconciler.model import Problem
 from reconciler.planner import Plan
 from reconciler.views import plan
 from tests.views_samples import no_raw_controls, operation
@@ -88,3 +90,21 @@ def test_what_a_rollout_holds_is_listed_with_the_plan() -> None:
     assert "Left as they are (1):\n    TrafficSplit/s: rollout 1.0.0 -> 1.1.0 was aborted" in out
     md = plan.markdown(Plan((held,)))
     assert "- `TrafficSplit/s`: rollout 1.0.0 -&gt; 1.1.0 was aborted" in md
+
+
+def _warning(n: int) -> Problem:
+    return Problem(
+        "m/p.yaml", n, "warning", "Prompt", f"p{n}", "", "policy owner: names no team", "add it"
+    )
+
+
+def test_warnings_say_warning_once_and_reach_the_pull_request_comment() -> None:
+    warned = Plan((operation(),), warnings=tuple(_warning(n) for n in range(1, 26)))
+    text = plan.text(warned, target="http://127.0.0.1:1")
+    line = next(ln for ln in text.splitlines() if "p1:" in ln)
+    assert line == "m/p.yaml:1: warning: Prompt/p1: policy owner: names no team (add it)"
+    md = plan.markdown(warned)
+    assert "⚠️ 25 warnings:" in md
+    assert "- `m/p.yaml:20` Prompt/p20: policy owner: names no team (add it)" in md
+    assert "p21:" not in md and "… and 5 more in the job log" in md
+    assert "warning" not in plan.markdown(Plan((operation(),)))

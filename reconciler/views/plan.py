@@ -160,9 +160,12 @@ def text(
             + ", ".join(visible(r, NAME * 2) for r in plan.unmanaged[:10])
             + (f", ... and {len(plan.unmanaged) - 10} more" if len(plan.unmanaged) > 10 else "")
         )
-    for w in plan.warnings:
-        lines.append(style(f"warning: {w}", fg="yellow"))
+    for w in plan.warnings:  # a Problem says "warning:" itself, after its file:line
+        lines.append(style(str(w) if w.severity == "warning" else f"warning: {w}", fg="yellow"))
     return "\n".join(lines)
+
+
+MARKDOWN_WARNINGS = 20  # warnings a comment lists before "and N more"
 
 
 def markdown(
@@ -196,6 +199,16 @@ def markdown(
         head.append("")
         head.append("Left as they are:")
         head.extend(f"- {md_code(ref(o), NAME * 2)}: {md_text(o.reason)}" for o in plan.held)
+    if plan.warnings:  # policy warnings, expired ignore entries: a reviewer sees them here
+        head.append("")
+        head.append(f"⚠️ {plural(len(plan.warnings), 'warning')}:")
+        for w in plan.warnings[:MARKDOWN_WARNINGS]:
+            where = md_code(f"{w.file}:{w.line}" if w.line else w.file)
+            what = (f"{w.subject}: " if w.subject else "") + (f"{w.path}: " if w.path else "")
+            fix = f" ({w.fix})" if w.fix else ""
+            head.append(f"- {where} {md_text(what + w.message + fix)}")
+        if len(plan.warnings) > MARKDOWN_WARNINGS:
+            head.append(f"- … and {len(plan.warnings) - MARKDOWN_WARNINGS} more in the job log")
     body: list[str] = []
     for op in plan.changes:
         lines = diff_lines(op)
