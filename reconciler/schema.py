@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import kinds, textrules
 from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.kinds import KINDS
-from reconciler.model import Document, Path, Problem, format_path
+from reconciler.model import Document, Locations, Path, Problem, format_path
 from reconciler.rollout import spec as rollout_spec
 from reconciler.text import plural, shown, visible
 
@@ -64,6 +64,10 @@ INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # character outside ASCII there would change or break the header
 VARIANT_ID = "^[A-Za-z0-9._-]+$"
 DURATION = rollout_spec.DURATION_PATTERN
+# the environments file (reconciler/fleet.py): a name is a DNS label, so it is a file name, a
+# Kubernetes object name and a CI job name as it is; a variable is named, never its value given
+ENVIRONMENT_NAME = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+VARIABLE_NAME = "^[A-Z_][A-Z0-9_]{0,127}$"
 # What a value matching each pattern looks like, in words. The schemas carry no private keywords
 # (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
 # here; tests/test_schemas.py checks that every pattern has one.
@@ -81,6 +85,10 @@ PATTERN_WORDS = {
     PLACEHOLDER: "must be a placeholder name such as user_message (letters, digits, _)",
     INDEX_ID: "must be an index id such as prod-embedding-index-v2 (letters, digits, `.`, `_`, "
     "`-`; at most 128 characters)",
+    ENVIRONMENT_NAME: "must be a name such as prod-us (lower-case letters, digits and `-`, at "
+    "most 63 characters), as it names result files, Kubernetes objects and CI jobs",
+    VARIABLE_NAME: "must name an environment variable such as PROD_US_CLIENT_ID (upper-case "
+    "letters, digits and `_`)",
 }
 # The upper bound of an integer field with no bound of its own: past 2**53 - 1, a JSON number
 # loses precision in JavaScript and in any parser that reads numbers as doubles (RFC 7493, I-JSON).
@@ -481,6 +489,22 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
         dup = next((x for x in inst if x in seen or seen.append(x)), None)  # type: ignore[func-returns-value]
         return [make(path, line, f"lists {shown(dup)} more than once", "list each value once")]
     return [make(path, line, visible(error.message, 200))]
+
+
+@cache
+def _file_validator(file: str) -> Draft202012Validator:
+    schema = load_schema_file(file)
+    judge = _judge_class()
+    judge.check_schema(schema)
+    return judge(schema)
+
+
+def check_file(schema_file: str, body: Any, locations: Locations, file: str) -> list[Problem]:
+    """Problems of ``body``, a file that is not a manifest (the environments file), against the
+    package's ``schema_file``: located and explained as a manifest's are, sorted by place."""
+    doc = Document(body if isinstance(body, dict) else {}, file, 1, locations)
+    problems = [p for e in _file_validator(schema_file).iter_errors(body) for p in _explain(doc, e)]
+    return sorted(problems)
 
 
 def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,11 @@ returns the text, JSON or Markdown view of a plan, and the command calls its met
 ever branching on the format (Terraform's ``internal/command/views``).
 
 Modules: ``base`` (styling, escapes, the ``View`` class), ``validate``, ``plan``, ``apply``,
-``drift``, ``export``, ``audit``, ``emulator``, ``comment``. Views take the core's real result
-types and return text; they never print, import click or do I/O (tests/test_architecture.py),
-so the CLI alone writes, through the redactor (``reconciler.redact``). Importing this package
-stays cheap: the heavy result types are imported for type checking only.
+``drift``, ``export``, ``audit``, ``emulator``, ``comment``, ``fleet``. Views take the core's
+real result types and return text; they never print, import click or do I/O
+(tests/test_architecture.py), so the CLI alone writes, through the redactor
+(``reconciler.redact``). Importing this package stays cheap: the heavy result types are imported
+for type checking only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reconciler.views import (
     drift,
     emulator,
     export,
+    fleet,
     plan,
     rollout,
     validate,
@@ -32,6 +34,7 @@ __all__ = [
     "drift",
     "emulator",
     "export",
+    "fleet",
     "plan",
     "rollout",
     "validate",
