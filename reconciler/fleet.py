@@ -289,7 +289,7 @@ def _environment(
                     "remove it, or give apiUrl instead of region",
                 )
             )
-    if isinstance(api, str):
+    if isinstance(api, str) and region is None:
         api = _url(api, f"{where}.apiUrl", loc.line(("environments", i, "apiUrl")), file, problems)
         if isinstance(login, str):
             login = _url(
