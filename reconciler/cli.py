@@ -111,6 +111,10 @@ class _SignalPolicy:
         self.stop: Any = None  # executor.Stop while apply writes
         self.received: list[int] = []
         self.main_task: Any = None
+        # a command's own words for the first signal, and what it does on the second before
+        # exiting (fleet run: the running children get it too); apply's when None
+        self.notice: str | None = None
+        self.again: Callable[[int], None] | None = None
 
     def install(self) -> Callable[[], None]:
         """Python-level handlers; returns the function that puts the previous ones back."""
@@ -119,6 +123,7 @@ class _SignalPolicy:
         except ValueError:  # not the main thread: leave the process's handlers alone
             return lambda: None
         self.stop, self.received, self.main_task = None, [], None
+        self.notice, self.again = None, None
 
         def restore() -> None:
             for sig, handler in old.items():
@@ -154,15 +159,14 @@ class _SignalPolicy:
         self.received.append(signum)
         name = signal.Signals(signum).name
         if len(self.received) > 1:
+            if self.again is not None:
+                self.again(signum)
             echo(f"llmgw: {name} again: exiting at once (writes in flight abandoned)", err=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(128 + signum)
-        echo(
-            f"llmgw: {name} received: finishing the writes in flight, sending no new ones "
-            "(send it again to exit at once)",
-            err=True,
-        )
+        notice = self.notice or "finishing the writes in flight, sending no new ones"
+        echo(f"llmgw: {name} received: {notice} (send it again to exit at once)", err=True)
         self.stop.request(StopReason("signal", f"interrupted by {name}", signum))
 
 
@@ -1213,6 +1217,274 @@ def comment(
     result = _run(remote.post_sticky(target, environment, text), command="comment")
     echo(views.comment.view().posted(result, environment))
     return EXIT_OK
+
+
+FLEET_EXIT_CODES = """\b
+Exit codes (fleet run and fleet report: the worst of the environments'):
+  0    every environment ok (in sync, applied, planned)
+  2    changes (plan --detailed-exitcode) or drift found, and nothing worse
+  1    an environment failed (its command failed, a credential variable unset, its
+       --timeout passed), or a result file could not be read or written
+  64   usage error (of fleet, or ARGS the command refuses)
+  3    internal error (in fleet, or in an environment's command)
+  130  interrupted (SIGINT), 143 terminated (SIGTERM): no new environment is started, the
+       running ones get the signal, what is known is written (a second signal: at once)
+Worst first: 3, 64, 1, 2, 0.
+"""
+
+
+class ShardType(click.ParamType):
+    """I/N: shard I (0 to N-1, as JOB_COMPLETION_INDEX counts) of N."""
+
+    name = "I/N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from reconciler.fleet import Shard
+
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def fleet_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--shard",
+        type=ShardType(),
+        help="Only the environments of shard I of N (I from 0 to N-1; each environment is in "
+        "exactly one shard, from a hash of its name).",
+    )(f)
+    f = click.option(
+        "--environments",
+        "environments_file",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="The environments file (default: llmgw-environments.yaml in the working directory).",
+    )(f)
+    return f
+
+
+def _load_fleet(path: str | None) -> Any:
+    from reconciler import fleet as fleetmod
+    from reconciler.errors import EnvironmentsError
+
+    loaded = fleetmod.load(path)
+    if loaded.errors:
+        raise EnvironmentsError(loaded.problems, loaded.file)
+    return loaded
+
+
+@cli.group(epilog=FLEET_EXIT_CODES)
+def fleet() -> None:
+    """Many orgs, each with its own credentials, fanned out by the engine you run (a GitHub
+    Actions matrix, GitLab parallel jobs, a Kubernetes Indexed Job).
+
+    \b
+    The environments file (llmgw-environments.yaml) lists per org: name, region (or apiUrl
+    and loginUrl), clientIdEnv and clientSecretEnv (the NAMES of the variables holding its
+    OAuth client), paths (its manifests), optional labels. See README: Fleets.
+    """
+
+
+@fleet.command("list", epilog=FLEET_EXIT_CODES)
+@fleet_options
+@click.option(
+    "--output",
+    "-o",
+    "output_format",
+    type=click.Choice(views.fleet.LIST_FORMATS),
+    default="text",
+    show_default=True,
+    help="github-matrix: one line for strategy.matrix (fromJSON), at most 256 entries.",
+)
+def fleet_list(environments_file: str | None, shard: Any, output_format: str) -> int:
+    """List the environments (of one shard with --shard), never a secret: json prints an
+    array of objects (name, region, apiUrl, loginUrl, clientIdEnv, clientSecretEnv, paths,
+    labels, shard); github-matrix prints {"include": [...]} on one line."""
+    from reconciler import fleet as fleetmod
+
+    view = views.fleet.list_view(output_format)
+    chosen = fleetmod.select(_load_fleet(environments_file).environments, shard)
+    if view.limit is not None and len(chosen) > view.limit:
+        raise ConfigError(*view.too_many(len(chosen)))
+    echo(view.show(chosen, shard))
+    return EXIT_OK
+
+
+_FLEET_SETS = ("--output", "-o", "--env", "--timeout")
+
+
+def _check_fleet_args(command: str, args: tuple[str, ...]) -> None:
+    """ARGS parsed by the command's own options before anything runs: an unknown option, a
+    bad value, a path (paths come from the environments file) or an option fleet sets for
+    every environment is a usage error; apply needs --auto-approve (or --dry-run)."""
+    for a in args:
+        if a.split("=", 1)[0] in _FLEET_SETS or (a.startswith("-o") and not a.startswith("--")):
+            raise click.UsageError(
+                f"{a.split('=', 1)[0]} in ARGS: fleet run sets it for every environment "
+                "(give fleet run's own --timeout and --output instead)"
+            )
+    command_cli = cli.commands[command]
+    probe = [a.replace("{name}", "name") for a in args]
+    try:
+        ctx = command_cli.make_context(
+            command, [*probe, "--", "PATH"], parent=click.get_current_context()
+        )
+    except click.UsageError as exc:
+        raise click.UsageError(f"ARGS for {command}: {exc.format_message()}") from None
+    with ctx:
+        if tuple(ctx.params.get("paths", ())) != ("PATH",):
+            raise click.UsageError(
+                f"ARGS for {command} hold a path: each environment's paths come from the "
+                "environments file (an option's value goes right after it)"
+            )
+        if command == "apply" and not (ctx.params["auto_approve"] or ctx.params["dry_run"]):
+            raise click.UsageError(
+                "fleet run apply needs --auto-approve in ARGS (no environment has a terminal "
+                "to confirm on): review each environment's plan first (fleet run plan)"
+            )
+
+
+@fleet.command(
+    "run",
+    epilog=FLEET_EXIT_CODES,
+    context_settings={"ignore_unknown_options": True},
+)
+@click.argument("command", type=click.Choice(("plan", "drift", "apply")))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@fleet_options
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Only this environment (repeatable; with --shard, those of the shard).",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write one JSON result per environment, DIR/NAME.json (for fleet report).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Environments run at a time.",
+)
+@click.option(
+    "--timeout",
+    type=DURATION,
+    default="30m",
+    show_default=True,
+    help="Per environment: its command stops cleanly after this long (exit 1); 30 s more "
+    "and it is terminated.",
+)
+@common_output(*views.fleet.REPORT_FORMATS)
+def fleet_run(
+    command: str,
+    args: tuple[str, ...],
+    environments_file: str | None,
+    shard: Any,
+    names: tuple[str, ...],
+    results_dir: str | None,
+    parallel: int,
+    timeout: Duration,
+    output_format: str,
+    verbose: int,
+    no_color: bool,
+) -> int:
+    """Run COMMAND (plan, drift or apply) for each environment (of the shard), each in a
+    process of its own with its own credentials (the variables its clientIdEnv and
+    clientSecretEnv name, as GENESYS_CLOUD_CLIENT_ID/SECRET; no other environment's), URLs,
+    token and rate budget: `llmgw COMMAND ARGS --output json --env NAME -- PATHS`.
+
+    \b
+    ARGS go to every COMMAND as given (after --, or any option fleet does not take), with
+    {name} replaced by the environment's name: `-- --prune`, `-- --auto-approve`,
+    `-- --metrics-file metrics/{name}.prom`. apply needs --auto-approve; without
+    --audit-log, each environment's audit log is .llmgw/audit/NAME.jsonl.
+    One environment failing never stops the others; the report ends the run (the same
+    as `fleet report DIR`), progress goes to stderr.
+    """
+    from reconciler import fleet as fleetmod
+    from reconciler import fleetrun
+    from reconciler.executor import Stop
+
+    _check_fleet_args(command, args)
+    loaded = _load_fleet(environments_file)
+    unknown = fleetmod.unknown_names(loaded.environments, names)
+    if unknown:
+        raise click.UsageError(
+            f"--name {unknown[0]}: no such environment in {loaded.file} (it has "
+            + ", ".join(loaded.names()[:10])
+            + (", ..." if len(loaded.names()) > 10 else "")
+            + ")"
+        )
+    chosen = fleetmod.select(loaded.environments, shard, names)
+    if results_dir is not None:
+        fleetrun.check_results_dir(results_dir)
+    view = views.fleet.report_view(output_format, _styler(no_color), verbose=verbose > 0)
+    spec = fleetrun.RunSpec(
+        command=command,
+        args=args,
+        timeout=timeout.seconds,
+        timeout_text=timeout.text,
+        parallel=parallel,
+        results_dir=results_dir,
+        shard=shard,
+    )
+
+    def progress(event: str, env: Any, result: Any) -> None:
+        line = view.progress(event, env, result)
+        if line is not None:
+            echo(line, err=True)
+
+    stop = Stop()
+    running: dict[str, Any] = {}
+    SIGNALS.stop = stop  # from here on a signal starts no new environment and is passed on
+    SIGNALS.notice = "starting no further environment, passing it on to the running ones"
+    SIGNALS.again = lambda signum: fleetrun.another_signal(running, signum)
+    report = _run(
+        fleetrun.run(
+            spec,
+            chosen,
+            loaded.environments,
+            os.environ,
+            stop=stop,
+            on_event=progress,
+            running=running,
+        ),
+        command="fleet run",
+    )
+    echo(view.show(report), nl=view.newline)
+    for notice in view.notices(report):
+        echo(notice, err=True)
+    if report.interrupted:
+        return 128 + int(report.interrupted)
+    return int(report.exit_code)
+
+
+@fleet.command("report", epilog=FLEET_EXIT_CODES)
+@click.argument("folders", nargs=-1, required=True, type=click.Path(), callback=_paths)
+@common_output(*views.fleet.REPORT_FORMATS)
+def fleet_report(folders: tuple[str, ...], output_format: str, verbose: int, no_color: bool) -> int:
+    """Merge the result files (DIR/NAME.json from `fleet run --results DIR`) of any number of
+    shards into one report: status, exit code and changes or drift counts per environment.
+    A file that is no fleet result, or a second result for one environment, is named (exit
+    1); the exit code is otherwise the worst of the results'."""
+    from reconciler import fleetrun
+
+    view = views.fleet.report_view(output_format, _styler(no_color), verbose=verbose > 0)
+    report = fleetrun.read_results(list(folders))
+    echo(view.show(report), nl=view.newline)
+    for notice in view.notices(report):
+        echo(notice, err=True)
+    return int(report.exit_code)
 
 
 @cli.group(epilog=EXIT_CODES_HELP)

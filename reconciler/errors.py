@@ -7,6 +7,7 @@ No message ever contains a credential or a bearer token: the client redacts befo
     LlmgwError
     ├── ConfigError                 environment, credentials, URLs (e.g. http:// to a remote host)
     ├── ManifestError               manifests failed validation; carries every Problem of the run
+    │   └── EnvironmentsError       a fleet's environments file is invalid (every Problem of it)
     ├── ExpressionError             a policy's CEL expression cannot be compiled or evaluated
     ├── PlanError                   a plan cannot be made (immutable change, live reference missing)
     ├── StalePlanError              a saved or fresh plan no longer matches the live org
@@ -90,6 +91,18 @@ class ExpressionError(LlmgwError):
     def __str__(self) -> str:
         where = f"column {self.column}: " if self.column else ""
         return f"{where}{self.message}"
+
+
+class EnvironmentsError(ManifestError):
+    """The environments file of ``llmgw fleet`` is missing or invalid; ``problems`` holds every
+    one of its problems (a ManifestError, so the CLI prints them the same way)."""
+
+    def __init__(self, problems: Sequence[Problem], file: str) -> None:
+        super().__init__(problems)
+        self.file = file
+
+    def __str__(self) -> str:
+        return f"{plural(len(self.errors), 'error')} in the environments file {self.file}"
 
 
 class PlanError(LlmgwError):

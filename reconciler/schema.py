@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import kinds, textrules
 from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.kinds import KINDS
-from reconciler.model import Document, Path, Problem, format_path
+from reconciler.model import Document, Locations, Path, Problem, format_path
 from reconciler.rollout import spec as rollout_spec
 from reconciler.text import plural, shown, visible
 
@@ -64,8 +64,12 @@ INDEX_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # character outside ASCII there would change or break the header
 VARIANT_ID = "^[A-Za-z0-9._-]+$"
 DURATION = rollout_spec.DURATION_PATTERN
-# a policy pack's name and its rules' ids (they name exceptions: exceptions.llmgw.io/<id>)
-POLICY_ID = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# one DNS label: a policy pack's name and its rules' ids (they name exceptions:
+# exceptions.llmgw.io/<id>), and a fleet environment's name (reconciler/fleet.py: it is a file
+# name, a Kubernetes object name and a CI job name as it is); a variable is named, never given
+DNS_LABEL = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+POLICY_ID = ENVIRONMENT_NAME = DNS_LABEL
+VARIABLE_NAME = "^[A-Z_][A-Z0-9_]{0,127}$"
 # What a value matching each pattern looks like, in words. The schemas carry no private keywords
 # (a second implementation such as ajv in strict mode refuses unknown ones), so the phrase lives
 # here; tests/test_schemas.py checks that every pattern has one.
@@ -76,8 +80,9 @@ PATTERN_WORDS = {
     "becomes part of request URLs",
     SEMVER: "must be a semver string such as 2.1.0",
     DURATION: "must be a duration such as 30m, 6h, 1h30m or 2d (days, hours, minutes, seconds)",
-    POLICY_ID: "must be an id such as prod-low-temperature (lower-case letters, digits and `-`; "
-    "at most 63 characters)",
+    DNS_LABEL: "must be lower-case letters, digits and `-`, at most 63 characters, starting and "
+    "ending with a letter or digit, such as prod-low-temperature or prod-us (it names "
+    "exceptions, result files, Kubernetes objects and CI jobs)",
     VECTOR_STORE: "must use only letters, digits, `.`, `_`, `~` and `-`, as it becomes part of "
     "request URLs",
     LABEL_KEY: "must be a label key such as `team` or `example.com/owner` (letters, digits, `-`, "
@@ -85,6 +90,8 @@ PATTERN_WORDS = {
     PLACEHOLDER: "must be a placeholder name such as user_message (letters, digits, _)",
     INDEX_ID: "must be an index id such as prod-embedding-index-v2 (letters, digits, `.`, `_`, "
     "`-`; at most 128 characters)",
+    VARIABLE_NAME: "must name an environment variable such as PROD_US_CLIENT_ID (upper-case "
+    "letters, digits and `_`)",
 }
 # The upper bound of an integer field with no bound of its own: past 2**53 - 1, a JSON number
 # loses precision in JavaScript and in any parser that reads numbers as doubles (RFC 7493, I-JSON).
@@ -487,20 +494,29 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
     return [make(path, line, visible(error.message, 200))]
 
 
+@cache
+def _file_validator(file: str) -> Draft202012Validator:
+    schema = load_schema_file(file)
+    judge = _judge_class()
+    judge.check_schema(schema)
+    return judge(schema)
+
+
+def check_file(schema_file: str, body: Any, locations: Locations, file: str) -> list[Problem]:
+    """Problems of ``body``, a file that is not a manifest (the environments file), against the
+    package's ``schema_file``: located and explained as a manifest's are, sorted by place."""
+    doc = Document(body if isinstance(body, dict) else {}, file, 1, locations)
+    return sorted(check_against(doc, schema_file, body))
+
+
 def with_defaults(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` with ``kind``'s schema defaults filled (``defaults.fill_defaults``)."""
     return fill_defaults(SCHEMA_FILES[kind], spec)
 
 
-@cache
-def _file_validator(file: str) -> Draft202012Validator:
-    judge = _judge_class()
-    schema = load_schema_file(file)
-    judge.check_schema(schema)
-    return judge(schema)
-
-
-def check_against(doc: Document, file: str) -> list[Problem]:
-    """Problems of ``doc`` against one of the package's schemas that is not a manifest kind's
-    (a policy pack's), located and explained as manifests' are."""
-    return [p for e in _file_validator(file).iter_errors(doc.body) for p in _explain(doc, e)]
+def check_against(doc: Document, file: str, body: Any = None) -> list[Problem]:
+    """Problems of ``doc`` (or of ``body`` located by ``doc``) against one of the package's
+    schemas that is not a manifest kind's (a policy pack's, the environments file's), located
+    and explained as manifests' are."""
+    judged = doc.body if body is None else body
+    return [p for e in _file_validator(file).iter_errors(judged) for p in _explain(doc, e)]

@@ -42,6 +42,13 @@ class UrlProblem(ValueError):
     """Why a URL is refused; ``str()`` is a sentence without the URL (which may hold a secret)."""
 
 
+def region_domain(region: str) -> str:
+    """A region as people write it (``usw2.pure.cloud``, ``api.usw2.pure.cloud``,
+    ``https://api.usw2.pure.cloud/``) as its bare domain; the caller checks it is a known one
+    (``endpoints.REGIONS``). API ``https://api.{domain}``, login ``https://login.{domain}``."""
+    return region.strip().lower().removeprefix("https://").removeprefix("api.").strip("/")
+
+
 def is_loopback(host: str | None) -> bool:
     """``localhost``, an address in 127.0.0.0/8, or ``::1`` (brackets allowed)."""
     if not host:

@@ -35,7 +35,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from reconciler import defaults, formats, jobs, kinds, loader, normalize, schema
+from reconciler import defaults, fleet, formats, jobs, kinds, loader, normalize, schema
 from reconciler.emulator.app import create_app
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.state import STORE_ID
@@ -50,7 +50,8 @@ PACKAGED = REPO / "reconciler" / "schemas"
 TOP = REPO / "schemas"
 # the manifest schemas (one per kind, and manifest.schema.json over them); plan.schema.json,
 # beside them, describes llmgw's JSON outputs (tests/test_plan_schema.py): the rules for a
-# manifest schema's words and $refs are not its rules
+# manifest schema's words and $refs are not its rules; environments.schema.json describes a
+# fleet's environments file (tests/test_fleet.py), policy-set.schema.json a policy pack
 MANIFEST_SCHEMAS = {*schema.SCHEMA_FILES.values(), "manifest.schema.json", pack.SCHEMA_FILE}
 MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
 
@@ -63,7 +64,7 @@ def test_top_level_schemas_is_the_package_folder() -> None:
     assert TOP.is_symlink(), "schemas/ must link to reconciler/schemas/, not be a second copy"
     assert os.readlink(TOP) == os.path.join("reconciler", "schemas")
     packaged = _files(PACKAGED)
-    assert packaged.keys() == {*MANIFEST_SCHEMAS, formats.SCHEMA_FILE}
+    assert packaged.keys() == {*MANIFEST_SCHEMAS, formats.SCHEMA_FILE, fleet.SCHEMA_FILE}
     assert _files(TOP) == packaged
 
 
@@ -186,7 +187,8 @@ def test_manifest_schema_applies_the_kind_schema_by_ref() -> None:
 
 
 def test_every_pattern_has_words_for_its_message() -> None:
-    for name in sorted(MANIFEST_SCHEMAS):  # no message quotes plan.schema.json's patterns
+    # no message quotes plan.schema.json's patterns; the environments file's are explained
+    for name in sorted({*MANIFEST_SCHEMAS, fleet.SCHEMA_FILE}):
         root = SCHEMAS[name]
         for where, node in _subschemas(root):
             if "pattern" in node:

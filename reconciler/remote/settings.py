@@ -23,7 +23,7 @@ from reconciler import redact
 from reconciler.endpoints import REGIONS
 from reconciler.errors import ConfigError
 from reconciler.text import shown
-from reconciler.urls import UrlProblem, check, is_loopback
+from reconciler.urls import UrlProblem, check, is_loopback, region_domain
 
 DEFAULT_TIMEOUT = 60.0  # seconds per attempt: connect, headers and the whole body
 MAX_TIMEOUT = 3600.0
@@ -116,7 +116,7 @@ class Settings:
                     "GENESYS_CLOUD_REGION",
                 )
             return cls(api, login, cid, secret, region or None, timeout)
-        domain = region.lower().removeprefix("https://").removeprefix("api.").strip("/")
+        domain = region_domain(region)
         if domain not in REGIONS:
             raise ConfigError(
                 f"unknown GENESYS_CLOUD_REGION {shown(region)}",

@@ -3,13 +3,12 @@ returns the text, JSON or Markdown view of a plan, and the command calls its met
 ever branching on the format (Terraform's ``internal/command/views``).
 
 Modules: ``base`` (styling, escapes, the ``View`` class), ``validate``, ``plan``, ``apply``,
-``drift``, ``export``, ``audit``, ``emulator``, ``comment``, ``rollout``, ``policy``, and
-``sarif`` (the SARIF log of a list of problems, which ``validate`` imports only when asked for
-it). Views take the core's real result types and return text; they never print, import click
-or do I/O
-(tests/test_architecture.py), so the CLI alone writes, through the redactor
-(``reconciler.redact``). Importing this package stays cheap: the heavy result types are
-imported for type checking only.
+``drift``, ``export``, ``audit``, ``emulator``, ``comment``, ``rollout``, ``policy``,
+``fleet``, and ``sarif`` (the SARIF log of a list of problems, which ``validate`` imports only
+when asked for it). Views take the core's real result types and return text; they never print,
+import click or do I/O (tests/test_architecture.py), so the CLI alone writes, through the
+redactor (``reconciler.redact``). Importing this package stays cheap: the heavy result types
+are imported for type checking only.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from reconciler.views import (
     drift,
     emulator,
     export,
+    fleet,
     plan,
     policy,
     rollout,
@@ -36,6 +36,7 @@ __all__ = [
     "drift",
     "emulator",
     "export",
+    "fleet",
     "plan",
     "policy",
     "rollout",
