@@ -10,13 +10,14 @@ one OLD, OLD still having its own manifest, and a version or prompt or split sti
 renamed object are errors. The planner, as a table: OLD live and NEW absent is one update that
 keeps the live id (a PUT of the whole template, a merge-PUT of the prompt carrying the name,
 each with its precondition), the versions, the split and the binding prompt planned as
-nothing; a rename with other changes is one operation showing both; NEW live and OLD absent
+nothing; a rename with other changes is one operation showing both (a new version of the
+renamed template goes to its live id); NEW live and OLD absent
 (the rename done) is nothing; both live is an error naming both ids; neither live is a create
 and a warning; OLD without the management label is refused; ``--prune`` never deletes OLD or
 its versions; no request carries the annotation; the view is idempotent. Drift reports the
 pending rename as the object's modified ``metadata.name`` only. A targeted set does not report
 a renamed object as removed. A saved rename plan is checked like any other (an edited name is
-refused). Against the in-process emulator (slow): plan, ``plan --out``, ``apply plan.json``;
+refused). Against the in-process emulator: plan, ``plan --out``, ``apply plan.json``;
 then the template's and the prompt's ids are unchanged, their versions and split kept, the
 binding prompt's templateId unchanged, drift clean, export writes the new names, a second plan
 is "No changes"; and ``plan --changed-since`` plans the rename as updates.
@@ -26,18 +27,22 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler import drift, planfile, renames
+from reconciler import drift, jobs, planfile, renames
+from reconciler.endpoints import PATHS
 from reconciler.errors import PlanError
 from reconciler.model import RENAMED_FROM_ANNOTATION
 from reconciler.normalize import desired_state
 from reconciler.objects import LiveState, Obj
 from reconciler.planner import OpType, plan
 from reconciler.validate import validate_paths
+from reconciler.views import plan as plan_view
+from tests.test_e2e import Org, _apply, _writes
 from tests.test_planner import desired as example_desired
 from tests.test_planner import live_copy
 
@@ -234,12 +239,19 @@ def test_a_rename_with_other_changes_is_one_operation_showing_both(manifests: Pa
     ):
         path = manifests / f
         path.write_text(path.read_text().replace(old, new))
+    (manifests / "new-version.yaml").write_text(
+        f"apiVersion: llmgw/v1\nkind: PromptVersion\nmetadata: {{name: {NEW_T}@3.0.0}}\n"
+        f'spec:\n  template: {NEW_T}\n  version: "3.0.0"\n  content: "Help with {{{{issue}}}}"\n'
+        "  variables: {issue: string}\n"
+    )
     result = plan(_desired(manifests), _org())
     assert _changes(result) == [
         ("update", f"PromptTemplate/{NEW_T}"),
+        ("create", f"PromptVersion/{NEW_T}@3.0.0"),  # under the renamed template's live id
         ("update", f"Prompt/{NEW_P}"),
     ]
-    tpl, prm = result.changes
+    tpl, ver, prm = result.changes
+    assert ver.requests[0].params == {"templateId": f"id-{OLD_T}"}
     assert tpl.reason == f"rename {OLD_T} -> {NEW_T}; differs from the manifests"
     assert [d.path for d in tpl.diff] == ["metadata.name", "description"]
     assert [d.path for d in prm.diff] == ["metadata.name", "temperature"]
@@ -344,3 +356,95 @@ def test_a_saved_rename_is_checked_like_any_operation(manifests: Path) -> None:
     differences, _ = planfile.compare(saved, derived.operations)
     assert differences and "body.name" in differences[0]
     assert "escalation-elsewhere" in differences[0]
+
+
+# -- against the emulator ------------------------------------------------------------------------
+TEMPLATES, PROMPTS = PATHS.templates, PATHS.prompts
+
+
+def _versions_of(tid: str) -> str:
+    return PATHS.versions.format(templateId=tid)
+
+
+async def _listed(org: Org, path: str) -> list[dict[str, Any]]:
+    page = await org.call("GET", path, params={"pageSize": 100})
+    entities: list[dict[str, Any]] = page.json()["entities"]
+    return entities
+
+
+async def _named(org: Org, path: str, name: str) -> dict[str, Any]:
+    return next(e for e in await _listed(org, path) if e["name"] == name)
+
+
+@pytest.mark.slow
+async def test_a_rename_applied_from_a_saved_plan_keeps_every_id_and_reference(
+    manifests: Path, tmp_path: Path
+) -> None:
+    org = Org()
+    target = org.target()
+    assert (await _apply(target, [str(manifests)], tmp_path)).ok
+    template = await _named(org, TEMPLATES, OLD_T)
+    versions = await _listed(org, _versions_of(template["id"]))
+    prompt = await _named(org, PROMPTS, OLD_P)
+    others = {e["name"]: e for e in await _listed(org, PROMPTS) if e["name"] != OLD_P}
+    writes_before = len(_writes(await org.requests_log()))
+    rename_template(manifests)
+    rename_prompt(manifests)
+
+    run = await jobs.make_plan(target, [str(manifests)])
+    shown = plan_view.text(run.plan)
+    assert f"~ PromptTemplate/{NEW_T}  (update: rename {OLD_T} -> {NEW_T})" in shown
+    assert f'~ metadata.name: "{OLD_T}" -> "{NEW_T}"' in shown
+    assert f"~ Prompt/{NEW_P}  (update: rename {OLD_P} -> {NEW_P})" in shown
+    assert run.plan.summary() == (
+        "Plan: 0 to create, 2 to update, 0 to adopt, 0 to replace, 0 to delete"
+    )
+    saved = tmp_path / "plan.json"
+    planfile.save(run.saved, str(saved))
+    prepared = await jobs.prepare_apply(target, plan_file=str(saved), prune=True)
+    done = await jobs.execute(target, prepared, audit_path=str(tmp_path / "audit.jsonl"))
+    assert done.ok and done.verify_plan is not None and not done.verify_plan.changes
+    writes = _writes(await org.requests_log())[writes_before:]
+    assert [(w["method"], w["path"]) for w in writes] == [
+        ("PUT", f"{TEMPLATES}/{template['id']}"),
+        ("PUT", f"{PROMPTS}/{prompt['id']}"),
+    ]
+
+    renamed = await _named(org, TEMPLATES, NEW_T)
+    assert renamed["id"] == template["id"] and renamed["version"] == template["version"] + 1
+    kept = await _listed(org, _versions_of(renamed["id"]))
+    assert [v["version"] for v in kept] == [v["version"] for v in versions]
+    moved = await _named(org, PROMPTS, NEW_P)
+    assert (moved["id"], moved["templateId"]) == (prompt["id"], template["id"])
+    assert moved["trafficDistribution"] == prompt["trafficDistribution"]
+    assert {e["name"]: e for e in await _listed(org, PROMPTS) if e["name"] != NEW_P} == others
+    assert OLD_T not in {e["name"] for e in await _listed(org, TEMPLATES)}
+
+    assert (await jobs.detect_drift(target, [str(manifests)])).report.in_sync
+    out = tmp_path / "exported"
+    exported = await jobs.export_org(target, str(out))
+    paths = sorted(f.path for f in exported.files)
+    assert f"templates/{NEW_T}.yaml" in paths and f"prompts/{NEW_P}.yaml" in paths
+    text = "".join(f.text for f in exported.files)
+    for old in (f"name: {OLD_T}", f"template: {OLD_T}", f"name: {OLD_P}", f"prompt: {OLD_P}"):
+        assert old not in text
+    again = await jobs.make_plan(target, [str(manifests)])  # the annotation stays: harmless
+    assert again.plan.changes == [] and "No changes" in plan_view.text(again.plan)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+async def test_a_targeted_plan_reads_the_old_name_and_plans_the_rename(
+    manifests: Path, tmp_path: Path
+) -> None:
+    org = Org()
+    target = org.target()
+    assert (await _apply(target, [str(manifests)], tmp_path)).ok
+    git = ["git", "-c", "user.email=t@llmgw", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "m"]):
+        subprocess.run([*git, *args], cwd=manifests, check=True, capture_output=True)
+    rename_template(manifests)
+    run = await jobs.make_plan(target, [str(manifests)], changed_since="HEAD")
+    assert run.saved.targeted is not None and run.saved.targeted.removed == ()
+    assert _changes(run.plan) == [("update", f"PromptTemplate/{NEW_T}")]
+    assert {f"PromptVersion/{NEW_T}@2.0.0", f"Prompt/{OLD_P}"} <= set(run.saved.targeted.objects)
