@@ -14,7 +14,9 @@ nothing; a rename with other changes is one operation showing both (a new versio
 renamed template goes to its live id); NEW live and OLD absent
 (the rename done) is nothing; both live is an error naming both ids; neither live is a create
 and a warning; OLD without the management label is refused; ``--prune`` never deletes OLD or
-its versions; no request carries the annotation; the view is idempotent. Drift reports the
+its versions; no request carries the annotation; the view is idempotent; a prompt whose rollout
+is in progress, paused or aborted is not renamed (it would restart the rollout), one whose
+rollout is done is, and a rename starting a rollout says both. Drift reports the
 pending rename as the object's modified ``metadata.name`` only. A targeted set does not report
 a renamed object as removed. A saved rename plan is checked like any other (an edited name is
 refused). Against the in-process emulator: plan, ``plan --out``, ``apply plan.json``;
@@ -448,3 +450,34 @@ async def test_a_targeted_plan_reads_the_old_name_and_plans_the_rename(
     assert run.saved.targeted is not None and run.saved.targeted.removed == ()
     assert _changes(run.plan) == [("update", f"PromptTemplate/{NEW_T}")]
     assert {f"PromptVersion/{NEW_T}@2.0.0", f"Prompt/{OLD_P}"} <= set(run.saved.targeted.objects)
+
+
+@pytest.mark.parametrize("state", ["progressing", "paused", "aborted", "done"])
+def test_a_prompt_is_not_renamed_while_its_rollout_holds_it(tmp_path: Path, state: str) -> None:
+    from tests import test_rollout_plan as rp
+
+    root = rp.manifests(tmp_path)
+    want = rp.desired_of(root)
+    r = rp.rollout_of(want)
+    split = rp.prompt_body(r.split(2) if state != "done" else r.end)
+    live = rp.live_with(want, split, rp.labels.encode(rp.labels.Position(r.id, 2, 1.7e9, state)))
+    rename_prompt(root)
+    if state == "done":
+        result = plan(rp.desired_of(root), live)
+        assert _changes(result) == [("update", f"Prompt/{NEW_P}")]
+        return
+    with pytest.raises(PlanError) as info:
+        plan(rp.desired_of(root), live)
+    assert f"the rollout 2.0.0 -> 2.1.0 of {OLD_P} is {state} at step 2" in str(info.value)
+    assert "start it again from step 1" in str(info.value)
+
+
+def test_a_rename_that_starts_a_rollout_says_both(tmp_path: Path) -> None:
+    from tests import test_rollout_plan as rp
+
+    root = rp.manifests(tmp_path)
+    live = rp.live_with(rp.desired_of(root), rp.OLD_SPLIT)
+    rename_prompt(root)
+    (op,) = plan(rp.desired_of(root), live).changes
+    assert op.reason == f"rename {OLD_P} -> {NEW_P}; start rollout 2.0.0 -> 2.1.0 at 5 %"
+    assert op.requests[0].body is not None and op.requests[0].body["name"] == NEW_P

@@ -483,6 +483,8 @@ class Prompt(Resource):
         p_changes = renaming(lp) + diff(lp.fields, dp.fields) if dp is not None else ()
         s_changes = diff(ls.fields if ls else {}, ds.fields) if ds is not None else ()
         rollout = _rollout(ds) if ds is not None else None
+        if rollout is not None and ds is not None and _rollout_renamed(ctx, rollout, lp, ds):
+            return
         held, split_reason = "", ""
         start: labels.Position | None = None
         if rollout is not None and ds is not None:
@@ -533,6 +535,8 @@ class Prompt(Resource):
         request = self.guarded("PUT", PATHS.prompt, {PARAMS.prompt_id: lp.remote_id}, lp, body)
         if not split_reason and resource is SPLIT_RESOURCE and action == OpType.UPDATE:
             split_reason = "traffic split differs"
+        if split_reason and lp.renamed_from is not None:
+            split_reason = f"rename {lp.renamed_from} -> {name}; {split_reason}"
         ctx.operation(
             resource,
             action,
@@ -812,6 +816,27 @@ def _at_step(rollout: rollout_spec.Rollout, pos: labels.Position) -> str:
         f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
         f"{len(rollout.steps)} ({rollout_spec.percent(weight)})"
     )
+
+
+def _rollout_renamed(ctx: PlanContext, rollout: rollout_spec.Rollout, lp: Obj, ds: Obj) -> bool:
+    """A rollout's identity holds its prompt's name, so renaming a prompt while its rollout
+    runs, is paused or stays aborted would start that rollout again from step 1: a problem
+    (True) until it is finished or its block removed."""
+    if lp.renamed_from is None:
+        return False
+    pos = labels.position(lp.state_labels)
+    before = dataclasses.replace(rollout, prompt=lp.renamed_from).id
+    if pos is None or pos.rollout_id != before or pos.state == labels.DONE:
+        return False
+    ctx.problem(
+        ds,
+        "spec.rollout",
+        f"the rollout {rollout.stable} -> {rollout.canary} of {lp.renamed_from} is {pos.state} "
+        f"at step {pos.step}: renaming the prompt now would start it again from step 1",
+        f"let it finish (or `llmgw rollout promote {lp.renamed_from}`) before renaming the "
+        "prompt, or remove the rollout block first",
+    )
+    return True
 
 
 def _rollout_plan(
