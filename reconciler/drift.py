@@ -5,7 +5,9 @@ States: **modified** (live differs from the manifests: which fields, old -> new)
 **unmanaged** (live, unlabelled, in no manifest: information only, never drift), and
 **rollout** (a split a rollout holds, in progress, paused or aborted, or a version it withdrew:
 information only, never drift of the weights). Ignored fields (the ignore file's active
-entries) are not compared.
+entries) are not compared. A rename the manifests ask for and the org has not had yet is the
+renamed object's **modified** ``metadata.name`` (``renames.view``), never a missing object and
+an orphan.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler import kinds
+from reconciler import kinds, renames
 from reconciler.diffing import DiffItem, diff
-from reconciler.objects import LiveState, Obj, with_ignores
+from reconciler.objects import LiveState, Obj, renaming, with_ignores
 
 MODIFIED, MISSING, ORPHANED, UNMANAGED = "modified", "missing", "orphaned", "unmanaged"
 ROLLOUT = "rollout"  # held by a rollout (in progress, paused, aborted; a version it withdrew)
@@ -70,6 +72,7 @@ def detect(
     desired: Mapping[str, Obj], live: LiveState, ignores: Mapping[str, Iterable[str]] | None = None
 ) -> DriftReport:
     ignores = ignores or {}
+    live = renames.view(desired, live)
     report = DriftReport()
     for ref in sorted(desired):
         want = desired[ref]
@@ -90,7 +93,7 @@ def detect(
             continue
         want = with_ignores(want, have, ignores.get(ref, ()))
         want, note = kinds.resource(want.kind).held(want, have)
-        changes = diff(have.fields, want.fields)
+        changes = renaming(have) + diff(have.fields, want.fields)
         if not changes and note:
             report.findings.append(Finding(ROLLOUT, want.kind, want.key, (), want.source, note))
         elif changes:

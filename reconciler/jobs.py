@@ -33,7 +33,7 @@ from typing import Any
 from reconciler import audit as auditlog
 from reconciler import drift as driftmod
 from reconciler import export as exportmod
-from reconciler import gitdiff, kinds, planfile
+from reconciler import gitdiff, kinds, planfile, renames
 from reconciler import ignores as ignoremod
 from reconciler import metrics as metricsmod
 from reconciler import redact as redact_mod
@@ -178,15 +178,18 @@ async def _read(
     client: GatewayClient, desired: Desired, targeted: planfile.Targeted | None = None
 ) -> LiveState:
     """The live state the plan needs: for a targeted plan only what its set refers to (the
-    collections' listings, the version listings of the templates it touches)."""
+    collections' listings, the version listings of the templates it touches), as the manifests
+    name it (``renames.view``: what plan, apply and drift all see)."""
     before = client.requests_sent
-    objects = list(_objects(desired, targeted).values())
+    wanted = _objects(desired, targeted)
+    objects = list(wanted.values())
     if targeted is not None:
         for ref in targeted.removed:  # bare: their kind knows what a read of them needs
             kind, _, key = ref.partition("/")
             if kinds.get(kind) is not None:
                 objects.append(Obj(kind, key, {}))
     live = await read_live(GatewayReader(client), objects, targeted=targeted is not None)
+    live = renames.view(wanted, live)
     live.requests = client.requests_sent - before
     return live
 
@@ -195,7 +198,8 @@ def targeted_set(
     paths: Sequence[str], changed_since: str, desired: Desired, prune: bool
 ) -> planfile.Targeted:
     """What ``--changed-since REF`` plans: the objects of the documents the change added or
-    edited (a prompt and its split together: one remote object), and those it removed."""
+    edited (a prompt and its split together: one remote object), and those it removed (not
+    those a manifest renames: they move, with what follows them)."""
     if prune:
         raise ConfigError(
             "--prune cannot be used with --changed-since: finding orphans needs the full read",
@@ -214,6 +218,7 @@ def targeted_set(
     removed = {
         f"{d.kind}/{ident}" for d in change.removed if (ident := rules_mod.identity(d))
     } - set(desired.objects)
+    removed -= set(renames.moved(desired.objects, removed))
     return planfile.Targeted(
         changed_since,
         change.commit,

@@ -38,6 +38,8 @@ async def read_live(
     for o in desired:
         refs.add((o.kind, o.key))
         refs.update(kinds.resource(o.kind).refers(o))
+        if o.renames is not None:  # the name the org still gives it (renames.view)
+            refs.add((o.kind, o.renames))
     scope = ReadScope(
         frozenset(refs),
         everything=all_versions,

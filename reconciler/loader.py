@@ -1034,6 +1034,9 @@ def _problem(file: str, line: int, message: str, fix: str) -> Problem:
     )
 
 
+_BREAKS_1_1 = frozenset("\x85\u2028\u2029")
+
+
 def dump_yaml(data: Any) -> str:
     """Block-style YAML for files llmgw writes (export), keys in the given order."""
 
@@ -1041,7 +1044,10 @@ def dump_yaml(data: Any) -> str:
         pass
 
     def _str_rep(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-        style = "|" if "\n" in value else None
+        # PyYAML's emitter takes NEL, U+2028 and U+2029 for line breaks (YAML 1.1) and indents
+        # after them, where llmgw's loader reads them as the characters they are (YAML 1.2):
+        # only a double-quoted scalar, which escapes them (\N, \L, \P), reads back the same.
+        style = '"' if _BREAKS_1_1.intersection(value) else "|" if "\n" in value else None
         return dumper.represent_scalar(_STR, value, style=style)
 
     _Dumper.add_representer(str, _str_rep)

@@ -18,6 +18,8 @@ MANAGED_VALUE = "llmgw"
 # labels llmgw keeps on live objects for its own state (a rollout's step): never diffed
 STATE_LABEL_PREFIX = "llmgw.io/"
 ALLOW_REPLACE_ANNOTATION = "llmgw/allow-replace"
+# the name a manifest's object has in the org until llmgw renames it (a PromptTemplate, a Prompt)
+RENAMED_FROM_ANNOTATION = "llmgw.io/renamed-from"
 
 Path = tuple[str | int, ...]
 

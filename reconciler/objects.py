@@ -19,13 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.diffing import parse_path
+from reconciler.diffing import DiffItem, parse_path
 from reconciler.endpoints import FIELDS
 from reconciler.errors import ProtocolError
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
     MANAGED_LABEL,
     MANAGED_VALUE,
+    RENAMED_FROM_ANNOTATION,
     STATE_LABEL_PREFIX,
 )
 from reconciler.redact import clip
@@ -69,6 +70,8 @@ class Obj:
     managed: bool = False
     status: str | None = None
     state_labels: dict[str, str] = field(default_factory=dict)  # llmgw.io/ labels: never diffed
+    # the name the org gives it, which the plan renames to ``key`` (set by ``renames.view``)
+    renamed_from: str | None = None
     # desired side
     source: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
@@ -86,6 +89,23 @@ class Obj:
     @property
     def allow_replace(self) -> bool:
         return self.annotations.get(ALLOW_REPLACE_ANNOTATION) == "true"
+
+    @property
+    def renames(self) -> str | None:
+        """Desired side: the name the manifest renames its object from (the annotation
+        ``llmgw.io/renamed-from``), or None."""
+        return self.annotations.get(RENAMED_FROM_ANNOTATION) or None
+
+
+NAME_PATH = "metadata.name"  # a rename's field in a diff: the envelope's name
+
+
+def renaming(have: Obj | None) -> tuple[DiffItem, ...]:
+    """The identity change of a live object the plan renames: ``metadata.name`` from the
+    name the org gives it to the manifest's (nothing when it is not renamed)."""
+    if have is None or have.renamed_from is None:
+        return ()
+    return (DiffItem("change", NAME_PATH, have.renamed_from, have.key),)
 
 
 def fingerprint(value: Any) -> str:

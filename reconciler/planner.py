@@ -13,13 +13,18 @@ deleted with ``--prune``; unmanaged ones, left alone) and orders everything. Ord
 templates and indexes; versions; prompts with their splits; withdrawals of versions (after
 splits stopped routing to them); then deletions in reverse rank (prompts, versions, then
 templates and indexes). Operations in one phase are independent and may run concurrently.
+
+Renames (``llmgw.io/renamed-from``) are planned on the live state as the manifests name it
+(``renames.view``: the renamed object under its new name, with what follows it), so a rename is
+the object's update and nothing is deleted or created for it; what cannot be renamed is a
+problem or a warning (``renames.check``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from reconciler import kinds
+from reconciler import kinds, renames
 from reconciler.diffing import diff
 from reconciler.errors import PlanError
 from reconciler.kinds.base import PlanContext
@@ -70,14 +75,16 @@ def plan(
 ) -> Plan:
     """The operations that make ``live`` equal ``desired``. Pure; raises PlanError."""
     ignores = ignores or {}
+    live = renames.view(desired, live)
     wanted = {
         ref: with_ignores(o, live.get(ref), ignores.get(ref, ())) for ref, o in desired.items()
     }
     ctx = PlanContext(wanted, live, prune)
+    renames.check(ctx)
     for resource in kinds.REGISTRY:
         resource.plan(ctx)
     orphaned, unmanaged = _leftovers(ctx)
     if ctx.problems:
         raise PlanError(sorted(set(ctx.problems)))
     ops = tuple(sorted(ctx.ops, key=sort_key))
-    return Plan(ops, tuple(orphaned), tuple(unmanaged), (), prune)
+    return Plan(ops, tuple(orphaned), tuple(unmanaged), tuple(sorted(ctx.warnings)), prune)

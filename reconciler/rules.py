@@ -1,9 +1,11 @@
 """Semantic rules beyond the JSON Schemas, run offline: the generic driver over the kinds.
 
-Rules common to every kind live here: the reserved management label, llmgw's own annotations,
-identity characters in the fields each kind names as identities (``Resource.identity_fields``),
-and two documents with one identity. Everything particular to a kind is its ``Resource.check``
-(one document) and ``Resource.check_set`` (across documents), in ``reconciler/kinds/``.
+Rules common to every kind live here: the reserved management label, llmgw's own annotations
+(a rename, ``llmgw.io/renamed-from``, only where the kind may be renamed, from another name,
+by one manifest, of an object no other manifest names), identity characters in the fields each
+kind names as identities (``Resource.identity_fields``), and two documents with one identity.
+Everything particular to a kind is its ``Resource.check`` (one document) and
+``Resource.check_set`` (across documents), in ``reconciler/kinds/``.
 
 Every rule runs on every document it can run on, also one that failed its schema, so one run
 shows all problems; so each rule checks the types it relies on instead of trusting the schema.
@@ -22,6 +24,7 @@ from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
     MANAGED_LABEL,
     MANAGED_VALUE,
+    RENAMED_FROM_ANNOTATION,
     STATE_LABEL_PREFIX,
     Document,
     Path,
@@ -32,6 +35,8 @@ from reconciler.text import NAME, shown, visible
 LABEL_RESERVED = "label.reserved"
 ANNOTATION = "annotation"
 DUPLICATE = "identity.duplicate"
+RENAME = "rename"
+ANNOTATIONS = (ALLOW_REPLACE_ANNOTATION, RENAMED_FROM_ANNOTATION)
 
 
 def check_document(doc: Document) -> list[Problem]:
@@ -40,6 +45,7 @@ def check_document(doc: Document) -> list[Problem]:
     resource = kinds.get(doc.kind)
     if resource is not None:
         _identities(doc, emit, resource.identity_fields)
+        _rename(doc, emit, resource)
         resource.check(doc, emit)
     return emit.problems
 
@@ -70,15 +76,90 @@ def _labels(doc: Document, emit: Emit) -> None:
                 'quote it: "true"',
                 rule=ANNOTATION,
             )
-        elif isinstance(key, str) and key.startswith("llmgw/") and key != ALLOW_REPLACE_ANNOTATION:
+        elif (
+            isinstance(key, str)
+            and key.startswith(("llmgw/", STATE_LABEL_PREFIX))
+            and key not in ANNOTATIONS
+        ):
             emit(
                 path,
                 f"unknown llmgw annotation {shown(key)}",
-                f"the only llmgw annotation is {ALLOW_REPLACE_ANNOTATION}",
+                "llmgw's annotations are " + " and ".join(ANNOTATIONS),
                 severity="warning",
                 line=doc.locations.key_line(path),
                 rule=ANNOTATION,
             )
+
+
+def _rename(doc: Document, emit: Emit, resource: kinds.Resource) -> None:
+    """``llmgw.io/renamed-from``: on a kind that may be renamed, from another valid name (the
+    schemas of those kinds check its characters and length as they do the name's)."""
+    old = doc.annotations.get(RENAMED_FROM_ANNOTATION)
+    if old is None:
+        return
+    path: Path = ("metadata", "annotations", RENAMED_FROM_ANNOTATION)
+    if not resource.renamable:
+        message, fix = resource.rename_refusal
+        emit(path, f"a {doc.kind} cannot be renamed: {message}", fix, rule=RENAME)
+        return
+    if not isinstance(old, str):
+        return  # the schema says what it must be
+    if old == doc.name:
+        emit(
+            path,
+            f"names the object itself ({visible(old, NAME)}): there is nothing to rename",
+            "set it to the name the org still gives the object, or remove it",
+            rule=RENAME,
+        )
+    for f in textrules.identity_findings(old, ascii=False):
+        emit(path, f.message, f.fix, rule=f.rule)
+
+
+def _renames(index: DocIndex) -> list[Problem]:
+    """One object renamed by one manifest, and never one another manifest still names."""
+    problems: list[Problem] = []
+    claimed: dict[tuple[str, str], Document] = {}
+    path = f"metadata.annotations.{RENAMED_FROM_ANNOTATION}"
+    for doc in index.docs:
+        old = doc.annotations.get(RENAMED_FROM_ANNOTATION)
+        resource = kinds.get(doc.kind)
+        if not isinstance(old, str) or resource is None or not resource.renamable:
+            continue
+        line = doc.line_of(("metadata", "annotations", RENAMED_FROM_ANNOTATION))
+        first = claimed.setdefault((doc.kind, old), doc)
+        if first is not doc:
+            problems.append(
+                Problem(
+                    doc.file,
+                    line,
+                    "error",
+                    doc.kind,
+                    doc.name,
+                    path,
+                    f"{doc.kind} {visible(old, NAME)} is renamed twice: here and at "
+                    f"{first.file}:{first.line} ({visible(first.name, NAME)})",
+                    "keep the annotation on the one manifest the object becomes",
+                    RENAME,
+                )
+            )
+        other = index.get(doc.kind, old)
+        if other is not None and old != doc.name:
+            problems.append(
+                Problem(
+                    doc.file,
+                    line,
+                    "error",
+                    doc.kind,
+                    doc.name,
+                    path,
+                    f"{doc.kind} {visible(old, NAME)}, which this renames, has its own manifest "
+                    f"at {other.file}:{other.line}: one object cannot keep its name and take "
+                    "this one",
+                    "remove that manifest (the rename moves the object), or remove this annotation",
+                    RENAME,
+                )
+            )
+    return problems
 
 
 def _identities(doc: Document, emit: Emit, fields: tuple[Path, ...]) -> None:
@@ -134,6 +215,7 @@ def check_set(docs: list[Document]) -> list[Problem]:
                     DUPLICATE,
                 )
             )
+    problems.extend(_renames(index))
     for resource in kinds.REGISTRY:
         problems.extend(resource.check_set(index))
     return problems

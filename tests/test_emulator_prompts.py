@@ -5,8 +5,9 @@ Covers: defaults, ``modelId`` folded into ``modelEndpointRef``, the ETag (header
 required fields, merge-PUT with ``If-Match`` (null resets to the default), delete with
 ``If-Match``, validation (models and their limits, guardrails, semver, the split's versions,
 weights and strategy, unknown fields) changing nothing when refused, the split's weight
-tolerance; seed reconciliation (003): a prompt without a template splitting over the release
-labels it has carried, which survive a snapshot.
+tolerance; a rename by merge-PUT (``name`` alone: the id, split and labels kept; 409
+name.exists when taken); seed reconciliation (003): a prompt without a template splitting over
+the release labels it has carried, which survive a snapshot.
 """
 
 from __future__ import annotations
@@ -217,3 +218,21 @@ async def test_seed_003_prompt_without_template_splits_over_its_own_labels(api: 
     b.app.emulator.restore(api.app.emulator.snapshot())
     r = await b("PUT", url, json={"templateId": None, "trafficDistribution": split})
     assert r.status_code == 200 and "templateId" not in r.json()
+
+
+async def test_prompt_rename_by_merge_put_keeps_the_id_split_and_labels(api: Api) -> None:
+    tid = (await api.template())["id"]
+    await api.version(tid, "1.0.0")
+    split = {"defaultVersion": "1.0.0"}
+    p = await api.prompt(tid, trafficDistribution=split, labels={"managed-by": "llmgw"})
+    taken = await api.prompt(tid, "taken-prompt-name")
+    url = f"{P}/{p['id']}"
+    assert_error(await api("PUT", url, json={"name": taken["name"]}), 409, "name.exists")
+    r = await api("PUT", url, json={"name": "support-bot"}, headers={"If-Match": p["etag"]})
+    assert r.status_code == 200
+    q = r.json()
+    assert (q["id"], q["name"], q["templateId"]) == (p["id"], "support-bot", tid)
+    assert q["trafficDistribution"] == split and q["labels"] == {"managed-by": "llmgw"}
+    assert q["etag"] != p["etag"]
+    names = sorted(e["name"] for e in (await api("GET", P)).json()["entities"])
+    assert names == ["support-bot", "taken-prompt-name"]

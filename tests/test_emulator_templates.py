@@ -3,7 +3,9 @@
 Covers: defaults and server-managed fields (ignored on write), validation limits (exclusive and
 inclusive ends), placeholders declared in ``variables``, replace with ``If-Match: version=N``
 (and its other forms) and 412 when stale, a replace not a merge, unique names (409
-name.exists), a listing never stale, and delete refused while a gateway prompt binds the
+name.exists), a rename by PUT (the id, the versions and the binding prompt's templateId kept;
+409 name.exists when the new name is taken, the old name free again), a listing never stale,
+and delete refused while a gateway prompt binds the
 template (409 template.bound), its versions going with it.
 """
 
@@ -126,3 +128,20 @@ async def test_template_delete_refused_while_bound(api: Api) -> None:
     assert r.status_code == 204 and r.content == b""
     assert_error(await api("GET", f"{T}/{t['id']}"), 404, "not.found")
     assert_error(await api("GET", V(t["id"])), 404, "not.found")
+
+
+async def test_template_rename_by_put_keeps_the_id_versions_and_binding(api: Api) -> None:
+    t = await api.template("old-template-name")
+    taken = await api.template("taken-template-name")
+    await api.version(t["id"], "1.0.0")
+    p = await api.prompt(t["id"])
+    url = f"{T}/{t['id']}"
+    assert_error(await api("PUT", url, json=template(taken["name"])), 409, "name.exists")
+    r = await api("PUT", url, json=template("new-template-name"), headers={"If-Match": "version=1"})
+    assert r.status_code == 200 and r.json()["id"] == t["id"] and r.json()["version"] == 2
+    names = [e["name"] for e in (await api("GET", T)).json()["entities"]]
+    assert sorted(names) == ["new-template-name", "taken-template-name"]
+    assert [v["version"] for v in (await api("GET", V(t["id"]))).json()["entities"]] == ["1.0.0"]
+    assert (await api("GET", f"{P}/{p['id']}")).json()["templateId"] == t["id"]
+    again = await api.template("old-template-name")  # the old name is free again
+    assert again["id"] != t["id"]

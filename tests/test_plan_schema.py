@@ -5,9 +5,10 @@ picked by ``document``, and whose kinds are the registry's; every JSON output, p
 against the in-process emulator (the CLI through click's runner for validate, plan, apply and
 drift; the rollout job and its JSON view for rollout advance and status), validates: validate
 valid and invalid, a plan of creates (and its saved file: the same bytes), apply --dry-run, an
-apply, apply with nothing to do, drift in sync, a plan of updates, deletes, creates and no-ops,
-drift with modified, missing and orphaned objects, a failed apply, a plan of a rollout's split
-(whose labels hold ``{"$ref": "@server-time"}``), rollout advance (starting, then stepping on
+apply, apply with nothing to do, drift in sync, a plan of a rename (``llmgw.io/renamed-from``),
+a plan of updates, deletes, creates and no-ops, drift with modified, missing and orphaned
+objects, a failed apply, a plan of a rollout's split (whose labels hold
+``{"$ref": "@server-time"}``), rollout advance (starting, then stepping on
 evidence) and status. Honest both ways: every key of every output is one the schema describes
 (none slips in undescribed), and every key the schema describes is produced by one of those runs,
 the targeted plan (`plan --changed-since`) included. A saved plan loads at the integer 2
@@ -117,6 +118,19 @@ def _cli_documents(root: Path) -> dict[str, dict[str, Any]]:
         docs["apply"] = run.json("apply", "manifests/", "--auto-approve")
         docs["apply, nothing to do"] = run.json("apply", "manifests/", "--auto-approve")
         docs["drift, in sync"] = run.json("drift", "manifests/")
+        triage = root / "manifests" / "prompts" / "ticket-triage.yaml"
+        kept = triage.read_text()
+        renamed = kept.replace("name: ticket-triage\n", "name: triage\n", 1)
+        renamed = renamed.replace(
+            "name: triage\n",
+            "name: triage\n  annotations: {llmgw.io/renamed-from: ticket-triage}\n",
+        )
+        triage.write_text(renamed.replace("ticket-triage\n", "triage\n"))
+        docs["plan of a rename"] = run.json("plan", "manifests/")
+        assert [o["reason"] for o in docs["plan of a rename"]["operations"] if o["diff"]] == [
+            "rename ticket-triage -> triage"
+        ]
+        triage.write_text(kept)
         # the org and the manifests move apart: an update, a create, a delete, unmanaged objects
         for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "m"]):
             subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True)

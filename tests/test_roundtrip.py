@@ -7,7 +7,10 @@ numbers and integers anywhere in their range, booleans, enumerations, and text g
 characters that JSON, YAML and the gateway could treat specially. Each org that validates is
 planned against an empty org, its requests are sent to the emulator's state machine, the org
 is read back through the kinds' own readers, and the plan must then be nothing but no-ops, each
-desired object equal to its live normal form. Bounded and derandomized: a few seconds.
+desired object equal to its live normal form; and that org exported, loaded and validated again
+(no error) must plan as nothing too: export -> validate -> plan is "No changes" (it found YAML
+1.1 line breaks, NEL, U+2028 and U+2029, written raw by the export and read back otherwise).
+Bounded and derandomized: a few seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from reconciler.emulator.state import MODELS, STORES, ApiError, Gateway
 from reconciler.endpoints import PAGING
 from reconciler.errors import PlanError
 from reconciler.executor import concrete_path, resolve
+from reconciler.export import render
 from reconciler.live import read_live
 from reconciler.loader import load_text
 from reconciler.normalize import desired_state
@@ -199,3 +203,13 @@ async def test_desired_survives_the_gateway_unchanged(docs: list[dict[str, Any]]
         assert diff(have.fields, want.fields) == (), ref
     covered = {o.kind for o in again.operations}
     assert covered == set(kinds.KINDS)
+    # exported, the org validates and plans as nothing: export -> validate -> plan is clean
+    exported_docs = []
+    for f in render(live):
+        docs, problems = load_text(f.text, f.path)
+        assert not problems, [str(p) for p in problems]
+        exported_docs.extend(docs)
+    errors = [str(p) for p in check_documents(exported_docs) if p.severity == "error"]
+    assert not errors, errors
+    changes = plan(desired_state(exported_docs), live).changes
+    assert changes == [], [(o.ref, o.diff) for o in changes]

@@ -308,6 +308,7 @@ SEMVER_ORG = (
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 IDX = "#/properties/metadata/properties/name"
+RENAMED = "llmgw.io/renamed-from"
 IDENTITY_FIELDS = {
     ("PromptTemplate", "#/properties/metadata/properties/name"),
     ("PromptVersion", "#/properties/metadata/properties/name"),
@@ -316,6 +317,9 @@ IDENTITY_FIELDS = {
     ("Prompt", "#/properties/spec/properties/template"),
     ("TrafficSplit", "#/properties/metadata/properties/name"),
     ("TrafficSplit", "#/properties/spec/properties/prompt"),
+    # the name a renamed template or prompt had: a name like the others
+    ("PromptTemplate", "#/properties/metadata/properties/annotations/properties/" + RENAMED),
+    ("Prompt", "#/properties/metadata/properties/annotations/properties/" + RENAMED),
 }
 SEMVER_FIELDS = {
     ("PromptVersion", "#/properties/spec/properties/version"),

@@ -18,7 +18,10 @@ asks each resource's provider. What a kind says about itself:
   holds the one decision function and builds every ``Operation``), and its deletes;
 - **applying**: the path of its object, the ``If-Match`` form of its precondition, and what a
   write's answer records (ids, the new precondition);
-- **export**: the manifest documents of its live objects.
+- **export**: the manifest documents of its live objects;
+- **renames**: whether its objects can be renamed (``llmgw.io/renamed-from``), and why not,
+  and how its live objects follow a rename (``follow_rename``: the renamed object itself, the
+  parts it owns, the objects that name it).
 
 Defaults do the common thing, so a kind overrides only what differs. What a kind must not do:
 I/O beyond its ``read`` (through the reader it is given), printing, or knowing another kind's
@@ -27,6 +30,7 @@ fields (it may name another kind it references, as a version names its template)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -34,7 +38,7 @@ from typing import Any, ClassVar, Protocol
 from reconciler.diffing import DiffItem, diff, parse_path
 from reconciler.endpoints import HEADERS
 from reconciler.model import Document, Path, Problem, format_path
-from reconciler.objects import LiveState, Obj, Ref, labels_of
+from reconciler.objects import NAME_PATH, LiveState, Obj, Ref, labels_of, renaming
 from reconciler.operations import NOOP_REASON, Operation, OpType, Phase, Request
 from reconciler.textrules import Finding
 
@@ -153,6 +157,7 @@ class PlanContext:
         self.prune = prune
         self.ops: list[Operation] = []
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.creating = {ref for ref in desired if ref not in live.objects}
 
     def of_kind(self, kind: str) -> list[Obj]:
@@ -170,13 +175,14 @@ class PlanContext:
             return have.remote_id
         return Ref(kind, key)
 
-    def problem(self, obj: Obj | None, path: str, message: str, fix: str = "") -> None:
-        file, line = "", 0
-        if obj is not None and obj.source:
-            file, _, ln = obj.source.rpartition(":")
-            line = int(ln) if ln.isdigit() else 0
-        kind, key = (obj.kind, obj.key) if obj else ("", "")
-        self.problems.append(Problem(file, line, "error", kind, key, path, message, fix, "plan"))
+    def problem(
+        self, obj: Obj | None, path: str, message: str, fix: str = "", *, rule: str = "plan"
+    ) -> None:
+        self.problems.append(_plan_problem("error", obj, path, message, fix, rule))
+
+    def warning(self, obj: Obj | None, path: str, message: str, fix: str, *, rule: str) -> None:
+        """A finding the plan shows with its warnings: nothing stops it."""
+        self.warnings.append(_plan_problem("warning", obj, path, message, fix, rule))
 
     def decide(
         self,
@@ -223,7 +229,7 @@ class PlanContext:
         """Diff an object present in the org and ``decide``: the action and the changes a
         request must send, or None when nothing more is to be planned (equal: the no-op is
         recorded here; refused: the problem is)."""
-        changes = tuple(diff(have.fields, want.fields))
+        changes = renaming(have) + tuple(diff(have.fields, want.fields))
         action = self.decide(resource, want, have, changes)
         if action is None:
             return None
@@ -255,11 +261,13 @@ class PlanContext:
             phase = resource.delete_phase if action == OpType.DELETE else resource.phase
             assert phase is not None, f"{resource.kind} has no delete phase"
         destructive = action in (OpType.REPLACE, OpType.DELETE)
+        if not reason:
+            reason = _reason(action, key, changes, have, want, self.live)
         op = Operation(
             action,
             kind,
             key,
-            reason or REASONS[action],
+            reason,
             int(phase),
             tuple(changes),
             tuple(requests),
@@ -284,6 +292,36 @@ REASONS = {
     OpType.DELETE: "managed by llmgw and in no manifest (--prune)",
     OpType.REPLACE: "",
 }
+
+
+def _reason(
+    action: OpType,
+    key: str,
+    changes: Sequence[DiffItem],
+    have: Obj | None,
+    want: Obj | None,
+    live: LiveState,
+) -> str:
+    """The standard reason of an action; a rename says so (``rename OLD -> NEW``, and what else
+    differs), a create whose manifest renames an object the org lacks says that too."""
+    if action in EDITS and have is not None and have.renamed_from is not None:
+        rest = "; differs from the manifests" if any(c.path != NAME_PATH for c in changes) else ""
+        return f"rename {have.renamed_from} -> {key}{rest}"
+    old = want.renames if want is not None and action == OpType.CREATE else None
+    if want is not None and old not in (None, key) and live.get(f"{want.kind}/{old}") is None:
+        return f"not in the org, nor is {old}, which it is renamed from"
+    return REASONS[action]
+
+
+def _plan_problem(
+    severity: str, obj: Obj | None, path: str, message: str, fix: str, rule: str
+) -> Problem:
+    file, line = "", 0
+    if obj is not None and obj.source:
+        file, _, ln = obj.source.rpartition(":")
+        line = int(ln) if ln.isdigit() else 0
+    kind, key = (obj.kind, obj.key) if obj else ("", "")
+    return Problem(file, line, severity, kind, key, path, message, fix, rule)
 
 
 def created(want: Obj) -> tuple[DiffItem, ...]:
@@ -334,6 +372,12 @@ class Resource:
     mirrored: ClassVar[bool] = False  # apply --mirror-audit records its changes in the gateway
     labelled: ClassVar[bool] = True  # its desired fields carry the labels (not an owned kind)
     text_fields: ClassVar[frozenset[str]] = frozenset()  # prose: plans show a line diff
+    renamable: ClassVar[bool] = False  # a manifest may rename its live object (renamed-from)
+    # why not, when it may not: the message and the fix of validate's error
+    rename_refusal: ClassVar[tuple[str, str]] = (
+        "its identity is immutable, so it cannot be renamed",
+        "delete it and create the new one",
+    )
 
     # -- manifests --
     def identity(self, name: str, spec: Mapping[str, Any]) -> str | None:
@@ -434,6 +478,15 @@ class Resource:
         """Refs of live objects no manifest of this kind can describe (left out, named)."""
         return []
 
+    # -- renames --
+    def follow_rename(self, state: LiveState, kind: str, old: str, new: str) -> None:
+        """Update this kind's objects in ``state`` (a copy the rename view owns) as the live
+        object ``kind/old`` takes the name ``new``: by default the object itself (marked with
+        the name it had, so its plan renames it) and, for an owned kind, its part of it. A kind
+        whose objects name another kind's (a version its template) follows that kind too."""
+        if kind in (self.kind, self.owner):
+            rekey(state, f"{self.kind}/{old}", new, renamed=kind == self.kind)
+
     # -- helpers for subclasses --
     def unmanaged_replace_problem(self, want: Obj, frozen: Sequence[DiffItem]) -> tuple[str, str]:
         """The message and fix when replacing ``want`` would delete an unlabelled object."""
@@ -450,6 +503,16 @@ class Resource:
             f"{change.path} of an existing {self.kind} cannot change",
             "create a new object instead",
         )
+
+
+def rekey(state: LiveState, ref: str, key: str, *, renamed: bool = False) -> None:
+    """Move the live object ``ref`` to ``key`` in ``state`` (``renamed``: remember the name it
+    had, which its plan changes); nothing when ``state`` lacks it."""
+    obj = state.objects.pop(ref, None)
+    if obj is not None:
+        was = obj.key if renamed else None
+        moved = dataclasses.replace(obj, key=key, renamed_from=was)
+        state.objects[moved.ref] = moved
 
 
 def sorted_live(live: LiveState, kind: str) -> list[Obj]:

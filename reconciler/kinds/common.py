@@ -13,8 +13,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler import textrules
-from reconciler.kinds.base import DocIndex, Emit, reference_warning
-from reconciler.model import API_VERSION, MANAGED_LABEL, Path, Problem
+from reconciler.kinds.base import DocIndex, Emit, doc_problem, reference_warning
+from reconciler.model import (
+    API_VERSION,
+    MANAGED_LABEL,
+    RENAMED_FROM_ANNOTATION,
+    Document,
+    Path,
+    Problem,
+    format_path,
+)
 from reconciler.objects import Obj
 from reconciler.text import NAME, visible
 
@@ -44,14 +52,49 @@ def s(v: Any) -> str | None:
 
 def template_references(index: DocIndex, kind: str, template: str) -> list[Problem]:
     """A warning for each ``kind`` document whose ``spec.template`` names a ``template`` kind
-    object the manifests do not define (plan checks the live org)."""
-    known = index.keys(template)
+    object the manifests do not define (plan checks the live org); an error when a manifest
+    renames that object."""
+    return references(index, kind, "template", template)
+
+
+def renamed(index: DocIndex, kind: str) -> dict[str, Document]:
+    """The names ``kind``'s manifests rename objects from (``llmgw.io/renamed-from``), each
+    with the (first) manifest renaming it."""
+    out: dict[str, Document] = {}
+    for doc in index.of_kind(kind):
+        old = doc.annotations.get(RENAMED_FROM_ANNOTATION)
+        if isinstance(old, str) and old != doc.name:
+            out.setdefault(old, doc)
+    return out
+
+
+def references(index: DocIndex, kind: str, field: str, target: str) -> list[Problem]:
+    """Each ``kind`` document whose ``spec.<field>`` names a ``target`` kind object the
+    manifests do not define: a warning (plan checks the live org), or an error when a manifest
+    renames that object (the reference would be left behind)."""
+    known = index.keys(target)
+    moved = renamed(index, target)
+    path: Path = ("spec", field)
     out = []
     for doc in index.of_kind(kind):
-        t = s(doc.spec.get("template"))
-        if t and t not in known:
-            what = f"{template} {visible(t, NAME)}"
-            out.append(reference_warning(doc, ("spec", "template"), what, REFERENCE))
+        t = s(doc.spec.get(field))
+        if not t or t in known:
+            continue
+        what = f"{target} {visible(t, NAME)}"
+        by = moved.get(t)
+        if by is None:
+            out.append(reference_warning(doc, path, what, REFERENCE))
+            continue
+        new = visible(by.name, NAME)
+        out.append(
+            doc_problem(
+                doc,
+                path,
+                f"{what} is renamed to {new} (llmgw.io/renamed-from at {by.file}:{by.line})",
+                f"set {format_path(path)} to {new}",
+                rule=REFERENCE,
+            )
+        )
     return out
 
 

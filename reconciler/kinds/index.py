@@ -64,6 +64,12 @@ class Index(Resource):
     replace_loses: ClassVar[str] = "its stored vectors"
     identity_fields = (("metadata", "name"), ("spec", "vectorStore"))
     reports_health: ClassVar[bool] = True
+    rename_refusal: ClassVar[tuple[str, str]] = (
+        "an index's identity (its indexId in its vector store) is immutable, so it cannot be "
+        "renamed",
+        "create the index under the new name and delete the old one (its stored vectors go "
+        "with it; re-ingest them into the new one)",
+    )
     writes: ClassVar[Writes] = {
         **{a: (("PUT", PATHS.index),) for a in (OpType.CREATE, *EDITS)},
         OpType.REPLACE: (("DELETE", PATHS.index), ("PUT", PATHS.index)),
@@ -249,7 +255,7 @@ class Index(Resource):
             )
             out.append(
                 ExportDocs(
-                    f"indexes/{common.filename(store)}.yaml", docs, tuple(i.ref for i in indexes)
+                    f"indexes/{common.filename(store)}.yaml", docs, tuple(i.ref for i in ordered)
                 )
             )
         return out

@@ -9,8 +9,11 @@ into one file. Identity: the prompt's ``metadata.name`` (a split's ``spec.prompt
 
 A prompt's references are checked when planning: its template (in the manifests or the org),
 its model and fallback models (the org's model catalogue, read here too), the model's output
-limit; a split's versions exist and are not withdrawn. What it must not do: know the fields of
-another kind beyond the versions a split names.
+limit; a split's versions exist and are not withdrawn. A prompt is renamed by its manifest's
+``llmgw.io/renamed-from``: the merge-PUT carries the new name (with the fields that differ), its
+ETag the precondition; its id, split and state labels stay. A prompt follows a rename of its
+template (bound by id, shown by name). What it must not do: know the fields of another kind
+beyond the versions a split names.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from reconciler.kinds.base import (
 from reconciler.kinds.template import KIND as TEMPLATE
 from reconciler.kinds.version import KIND as VERSION
 from reconciler.model import Document, Path, Problem
-from reconciler.objects import Entity, LiveState, Obj, ServerTime, Unique, floats
+from reconciler.objects import Entity, LiveState, Obj, ServerTime, Unique, floats, renaming
 from reconciler.operations import Operation, OpType, Phase, Request
 from reconciler.rollout import labels
 from reconciler.rollout import spec as rollout_spec
@@ -90,6 +93,7 @@ class Prompt(Resource):
     reads_after: ClassVar[tuple[str, ...]] = (TEMPLATE,)
     mirrored: ClassVar[bool] = True
     text_fields: ClassVar[frozenset[str]] = frozenset({"systemPrompt"})
+    renamable: ClassVar[bool] = True
     writes: ClassVar[Writes] = {
         OpType.CREATE: (("POST", PATHS.prompts),),
         **{a: (("PUT", PATHS.prompt),) for a in EDITS},
@@ -338,6 +342,17 @@ class Prompt(Resource):
             if split is not None:
                 state.objects[split.ref] = split
 
+    def follow_rename(self, state: LiveState, kind: str, old: str, new: str) -> None:
+        """Renamed itself (its split with it: see ``TrafficSplit``), or its template renamed:
+        bound by id, it names the template by its new name."""
+        super().follow_rename(state, kind, old, new)
+        if kind != TEMPLATE:
+            return
+        for ref, obj in list(state.objects.items()):
+            if obj.kind == KIND and obj.fields.get("template") == old:
+                fields = {**obj.fields, "template": new}
+                state.objects[ref] = dataclasses.replace(obj, fields=fields)
+
     # -- planning --
     def plan(self, ctx: PlanContext) -> None:
         names = sorted({o.key for o in ctx.of_kind(KIND)} | {o.key for o in ctx.of_kind(SPLIT)})
@@ -465,9 +480,11 @@ class Prompt(Resource):
                 covers=covers,
             )
             return
-        p_changes = diff(lp.fields, dp.fields) if dp is not None else ()
+        p_changes = renaming(lp) + diff(lp.fields, dp.fields) if dp is not None else ()
         s_changes = diff(ls.fields if ls else {}, ds.fields) if ds is not None else ()
         rollout = _rollout(ds) if ds is not None else None
+        if rollout is not None and ds is not None and _rollout_renamed(ctx, rollout, lp, ds):
+            return
         held, split_reason = "", ""
         start: labels.Position | None = None
         if rollout is not None and ds is not None:
@@ -499,6 +516,8 @@ class Prompt(Resource):
             body = self.body(
                 dp.fields, ctx.remote_id(TEMPLATE, dp.fields["template"]), top_fields(p_changes)
             )
+            if lp.renamed_from is not None:  # a rename: the merge-PUT carries the new name
+                body[F.name] = name
         if s_changes and ds is not None:
             body[F.traffic] = SPLIT_RESOURCE.body(
                 rollout.split(1) if start is not None and rollout is not None else ds.fields
@@ -516,6 +535,8 @@ class Prompt(Resource):
         request = self.guarded("PUT", PATHS.prompt, {PARAMS.prompt_id: lp.remote_id}, lp, body)
         if not split_reason and resource is SPLIT_RESOURCE and action == OpType.UPDATE:
             split_reason = "traffic split differs"
+        if split_reason and lp.renamed_from is not None:
+            split_reason = f"rename {lp.renamed_from} -> {name}; {split_reason}"
         ctx.operation(
             resource,
             action,
@@ -590,6 +611,10 @@ class TrafficSplit(Resource):
     shown_under: ClassVar[str | None] = TRAFFIC
     labelled: ClassVar[bool] = False  # the Prompt owns the remote object's labels
     mirrored: ClassVar[bool] = True
+    rename_refusal: ClassVar[tuple[str, str]] = (
+        "a TrafficSplit is its prompt's, and is renamed with it",
+        "put the annotation on the Prompt's manifest (the split follows it)",
+    )
     identity_fields = (("metadata", "name"), ("spec", "prompt"))
     writes: ClassVar[Writes] = {a: (("PUT", PATHS.prompt),) for a in EDITS}
 
@@ -666,7 +691,7 @@ class TrafficSplit(Resource):
 
     def check_set(self, index: DocIndex) -> list[Problem]:
         templates = index.keys(TEMPLATE)
-        out: list[Problem] = []
+        out: list[Problem] = common.references(index, SPLIT, "prompt", KIND)
         for doc in index.of_kind(SPLIT):
             spec = doc.spec
             p = common.s(spec.get("prompt"))
@@ -674,12 +699,7 @@ class TrafficSplit(Resource):
                 continue
             prompt = index.get(KIND, p)
             if prompt is None:
-                out.append(
-                    reference_warning(
-                        doc, ("spec", "prompt"), f"{KIND} {visible(p, NAME)}", common.REFERENCE
-                    )
-                )
-                continue
+                continue  # common.references says so
             template = common.s(prompt.spec.get("template"))
             if not template:
                 continue
@@ -796,6 +816,27 @@ def _at_step(rollout: rollout_spec.Rollout, pos: labels.Position) -> str:
         f"rollout {rollout.stable} -> {rollout.canary} {pos.state} at step {pos.step} of "
         f"{len(rollout.steps)} ({rollout_spec.percent(weight)})"
     )
+
+
+def _rollout_renamed(ctx: PlanContext, rollout: rollout_spec.Rollout, lp: Obj, ds: Obj) -> bool:
+    """A rollout's identity holds its prompt's name, so renaming a prompt while its rollout
+    runs, is paused or stays aborted would start that rollout again from step 1: a problem
+    (True) until it is finished or its block removed."""
+    if lp.renamed_from is None:
+        return False
+    pos = labels.position(lp.state_labels)
+    before = dataclasses.replace(rollout, prompt=lp.renamed_from).id
+    if pos is None or pos.rollout_id != before or pos.state == labels.DONE:
+        return False
+    ctx.problem(
+        ds,
+        "spec.rollout",
+        f"the rollout {rollout.stable} -> {rollout.canary} of {lp.renamed_from} is {pos.state} "
+        f"at step {pos.step}: renaming the prompt now would start it again from step 1",
+        f"let it finish (or `llmgw rollout promote {lp.renamed_from}`) before renaming the "
+        "prompt, or remove the rollout block first",
+    )
+    return True
 
 
 def _rollout_plan(

@@ -3,7 +3,10 @@ budget and guardrails. Identity: ``metadata.name``, the remote ``name``; the ser
 ``version`` is its concurrency token (``If-Match: version=N``).
 
 Created and updated in the first wave, deleted in the last (after the versions and the prompts
-bound to it). What it must not do: know the fields of another kind.
+bound to it). Renamed by its manifest's ``llmgw.io/renamed-from``: one PUT of the whole object
+under its new name, with its version as the precondition; it keeps its id, so its versions and
+the prompts bound to it (by ``templateId``) stay (they follow the rename: see their kinds).
+What it must not do: know the fields of another kind.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Template(Resource):
     delete_phase: ClassVar[Phase | None] = Phase.DELETE_TEMPLATES
     precondition_word: ClassVar[str] = "version"
     text_fields: ClassVar[frozenset[str]] = frozenset({"systemInstruction", "userTemplate"})
+    renamable: ClassVar[bool] = True
     writes: ClassVar[Writes] = {
         OpType.CREATE: (("POST", PATHS.templates),),
         **{a: (("PUT", PATHS.template),) for a in EDITS},

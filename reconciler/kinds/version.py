@@ -6,8 +6,9 @@ Versions are listed per template, and only for the templates the manifests name 
 or llmgw manages: versions of other templates are unknown, not absent. ``content``,
 ``variables`` and ``abTest`` cannot change once published (an error saying to publish a new
 version); a withdrawal runs after the traffic splits stopped routing to it. Versions have no
-concurrency token: the fingerprint of their mutable part stands in. What it must not do: know
-the fields of another kind.
+concurrency token: the fingerprint of their mutable part stands in. A version cannot be renamed
+(its identity is what it is); it follows a rename of its template, whose id its path holds. What
+it must not do: know the fields of another kind.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from reconciler.kinds.base import (
     Resource,
     Writes,
     read_all,
+    rekey,
     sorted_live,
 )
 from reconciler.kinds.template import KIND as TEMPLATE
@@ -80,6 +82,11 @@ class Version(Resource):
     identity_fields = (("metadata", "name"), ("spec", "template"))
     reads_after: ClassVar[tuple[str, ...]] = (TEMPLATE,)
     text_fields: ClassVar[frozenset[str]] = frozenset({"content"})
+    rename_refusal: ClassVar[tuple[str, str]] = (
+        "a version's identity (template@version) is immutable, so it cannot be renamed",
+        "publish the content as a new PromptVersion and delete this one; to rename its "
+        "template, annotate the PromptTemplate",
+    )
     writes: ClassVar[Writes] = {
         OpType.CREATE: (("POST", PATHS.versions),),
         **{a: (("PATCH", PATHS.version),) for a in EDITS},
@@ -261,6 +268,19 @@ class Version(Resource):
                 )
                 seen.add(F.version, str(obj.remote_id))
                 state.objects[obj.ref] = obj
+
+    def follow_rename(self, state: LiveState, kind: str, old: str, new: str) -> None:
+        """A template renamed keeps its versions: ``old@v`` becomes ``new@v`` (the same remote
+        objects, under the same template id), and its listing counts as read under ``new``."""
+        if kind != TEMPLATE:
+            return
+        for ref in [r for r, o in state.objects.items() if o.kind == KIND]:
+            template, version = split_key(state.objects[ref].key)
+            if template == old:
+                rekey(state, ref, f"{new}@{version}")
+        listed = state.listed.get(KIND)
+        if listed is not None and old in listed:
+            state.listed[KIND] = (listed - {old}) | {new}
 
     def absence_known(self, key: str, live: LiveState) -> bool:
         template = split_key(key)[0]
