@@ -333,7 +333,7 @@ class _Parser:
             t = self.tok
             if self.at("."):
                 self.pos += 1
-                name = self.ident()
+                name = self.ident(field=True)
                 if self.at("("):
                     node = Call(node.offset, name.text, node, self.args(")"))
                 else:
@@ -348,11 +348,13 @@ class _Parser:
             else:
                 return node
 
-    def ident(self) -> _Tok:
+    def ident(self, field: bool = False) -> _Tok:
+        """A name; a reserved word only as a ``field`` (after ``.``, or a message field's
+        name), where the library accepts it: ``a.if``, ``Foo{as: 1}``."""
         t = self.tok
         if t.kind != "ident":
             raise SyntaxProblem(f"expected a name, found {t.text!r}", t.offset)
-        if t.text in RESERVED:
+        if t.text in RESERVED and not field:
             raise SyntaxProblem(f"`{t.text}` is a reserved word", t.offset)
         self.pos += 1
         return t
@@ -406,7 +408,7 @@ class _Parser:
         if self.toks[probe].text == "{":
             while self.pos < probe:
                 self.pos += 1
-                qualified.append(self.ident().text)
+                qualified.append(self.ident(field=True).text)
             return Struct(t.offset, ".".join(qualified), self.struct_fields())
         return Ident(t.offset, ("." if leading else "") + name.text)
 
@@ -429,7 +431,7 @@ class _Parser:
         self.take("{")
         fields: list[tuple[str, Node]] = []
         while not self.at("}"):
-            name = self.ident().text
+            name = self.ident(field=True).text
             self.take(":")
             fields.append((name, self.expr()))
             if not self.at(","):
