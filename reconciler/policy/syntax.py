@@ -216,7 +216,10 @@ def _escape(source: str, i: int) -> tuple[str, int]:
         if nxt == letter:
             digits = source[i + 2 : i + 2 + width]
             if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
-                return chr(int(digits, 16)), i + 2 + width
+                code = int(digits, 16)
+                if code > 0x10FFFF:
+                    raise SyntaxProblem(f"\\{letter}{digits} is beyond the last code point", i)
+                return chr(code), i + 2 + width
             raise SyntaxProblem(f"\\{letter} needs {width} hexadecimal digits", i)
     digits = source[i + 1 : i + 4]
     if len(digits) == 3 and all(c in "01234567" for c in digits):
