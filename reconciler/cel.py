@@ -55,7 +55,8 @@ def _syntax_error(text: str) -> ExpressionError:
     if token is not None:
         got = token.group(1)
         message = "the expression ends too early" if got == "<EOF>" else f"unexpected `{got}`"
-    return ExpressionError(f"syntax error: {message}", column=column + 1, line=line)
+    # the library's column is already 1-based: in 'abc def' the extraneous 'def' is at 1:5
+    return ExpressionError(f"syntax error: {message}", column=max(column, 1), line=line)
 
 
 def _first_line(text: str) -> str:
