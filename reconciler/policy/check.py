@@ -189,7 +189,7 @@ _FUNCTIONS: dict[str, list[tuple[T | None, tuple[T, ...], T]]] = {
     "startsWith": [(STRING, (STRING,), BOOL)],
     "endsWith": [(STRING, (STRING,), BOOL)],
     "contains": [(STRING, (STRING,), BOOL)],
-    "int": [(None, (_NUM,), INT), (None, (STRING,), INT), (None, (TIMESTAMP,), INT)],
+    "int": [(None, (_NUM,), INT), (None, (STRING,), INT)],
     "uint": [(None, (_NUM,), UINT), (None, (STRING,), UINT)],
     "double": [(None, (_NUM,), DOUBLE), (None, (STRING,), DOUBLE)],
     "string": [(None, (DYN,), STRING)],
