@@ -158,7 +158,7 @@ def _judge_one(
     out: Outcome,
 ) -> str:
     try:
-        verdict = cel.evaluate(rule.expr, ctx)
+        verdict = cel.evaluate(rule.expr, ctx, rule.fields)
     except ExpressionError as exc:
         fix = exc.fix or "fix the rule's expression for documents like this one"
         out.problems.append(_violation(doc, rule, f"could not be evaluated: {exc}", fix))
