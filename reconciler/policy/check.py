@@ -192,7 +192,8 @@ _FUNCTIONS: dict[str, list[tuple[T | None, tuple[T, ...], T]]] = {
     "int": [(None, (_NUM,), INT), (None, (STRING,), INT)],
     "uint": [(None, (_NUM,), UINT), (None, (STRING,), UINT)],
     "double": [(None, (_NUM,), DOUBLE), (None, (STRING,), DOUBLE)],
-    "string": [(None, (DYN,), STRING)],
+    # not string(bool), string(list), string(map), string(null): the library has none of them
+    "string": [(None, (t,), STRING) for t in (_NUM, STRING, BYTES, TIMESTAMP, DURATION)],
     "bytes": [(None, (STRING,), BYTES), (None, (BYTES,), BYTES)],
     "dyn": [(None, (DYN,), DYN)],
     "type": [(None, (DYN,), TYPE)],
