@@ -342,6 +342,9 @@ def _compile(
     shown = format_path(path)
 
     def report(offset: int, message: str, fix: str, rule: str) -> None:
+        # "ends too early" points past the end: past a block scalar's final newline that is
+        # the line after the expression; point just after its last character instead
+        offset = min(offset, len(source.rstrip()))
         line, column = _position(doc, path, source, offset)
         problems.append(
             _problem(doc.file, line, shown, f"column {column}: {message}", fix, rule, doc)
