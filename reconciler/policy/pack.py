@@ -186,7 +186,8 @@ def load(paths: Sequence[str]) -> Policies:
             seen[r.id] = r
         out.rules.extend(rules)
         out.cases.extend(cases)
-    out.problems.sort(key=lambda p: (p.file, p.line, p.path, p.message))
+    # a set: the schema may explain two of its errors as the same problem
+    out.problems = sorted(set(out.problems), key=lambda p: (p.file, p.line, p.path, p.message))
     return out
 
 
