@@ -246,22 +246,25 @@ def _pack(doc: Document) -> tuple[list[Rule], list[Case], list[Problem]]:
             rules.append(rule)
     if any(p.path == "rules" or p.path == "tests" for p in problems):
         return [], [], problems
-    ids = [r["id"] for r in raw_rules if isinstance(r, dict) and isinstance(r.get("id"), str)]
-    for i, rid in enumerate(ids):
-        if rid in ids[:i]:
+    by_index = [r.get("id") if isinstance(r, dict) else None for r in raw_rules]
+    for i, rid in enumerate(by_index):
+        if isinstance(rid, str) and rid in by_index[:i]:
+            first = by_index.index(rid)
             problems.append(
                 _problem(
                     doc.file,
                     doc.line_of(("rules", i, "id")),
                     f"rules[{i}].id",
-                    f"rule id `{rid}` is used twice in this pack",
+                    f"rule id `{rid}` is used twice in this pack: also rules[{first}] at line "
+                    f"{doc.line_of(('rules', first, 'id'))}",
                     "give each rule its own id",
                     "policy.duplicate-id",
                     doc,
                 )
             )
+    ids = {rid for rid in by_index if isinstance(rid, str)}
     if not any(p.path.startswith("tests") for p in problems):
-        cases, case_problems = _cases(doc, set(ids))
+        cases, case_problems = _cases(doc, ids)
         problems.extend(case_problems)
     else:
         cases = []
