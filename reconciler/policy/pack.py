@@ -210,7 +210,7 @@ def _variables() -> dict[str, dict[str, check.T]]:
 
 def _pack(doc: Document) -> tuple[list[Rule], list[Case], list[Problem]]:
     if doc.kind != KIND:
-        got = f"kind {doc.kind}" if doc.kind else "no kind"
+        got = f"kind {doc.kind}" if doc.kind else "a document without a kind"
         where = "a manifest: keep it among the manifests" if doc.kind in kinds.KINDS else ""
         return (
             [],
