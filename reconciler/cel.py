@@ -16,6 +16,7 @@ with its compiled runner, which also failed on ``!has(spec.topP) || ...``, the c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,8 @@ def _syntax_error(text: str) -> ExpressionError:
     if token is not None:
         got = token.group(1)
         message = "the expression ends too early" if got == "<EOF>" else f"unexpected `{got}`"
-    return ExpressionError(f"syntax error: {message}", column=column + 1, line=line)
+    # the library's column is already 1-based: in 'abc def' the extraneous 'def' is at 1:5
+    return ExpressionError(f"syntax error: {message}", column=max(column, 1), line=line)
 
 
 def _first_line(text: str) -> str:
@@ -72,19 +74,28 @@ def context(variables: dict[str, Any]) -> Any:
         raise ExpressionError(f"the document cannot be given to CEL: {why}") from None
 
 
-def evaluate(program: Program, ctx: Any) -> Any:
+def evaluate(program: Program, ctx: Any, fields: Sequence[Sequence[object]] = ()) -> Any:
     """The value of ``program`` in ``ctx`` (from ``context``), or ``ExpressionError`` saying
-    why it could not be computed."""
+    why it could not be computed. ``fields``: the field paths the expression selects (such as
+    ``('spec', 'fewShot', 'examples')``), so that a missing field's fix names its guard."""
     try:
         return program.compiled.execute(ctx)
     except KeyError as exc:
-        name = exc.args[0] if exc.args else "?"
-        raise ExpressionError(
-            f"no such field `{name}` in this document",
-            fix=f"guard it with has(...), e.g. `!has(x.{name}) || ...`",
-        ) from None
+        name = str(exc.args[0]) if exc.args else "?"
+        message = f"no such field `{name}` in this document"
+        raise ExpressionError(message, fix=_guard(name, fields)) from None
     except Exception as exc:  # TypeError, RuntimeError, OverflowError, ZeroDivisionError ...
         raise ExpressionError(_first_line(str(exc)) or type(exc).__name__) from None
+
+
+def _guard(name: str, fields: Sequence[Sequence[object]]) -> str:
+    """The fix for a missing field ``name``: its ``has()`` guard, written out when ``fields``
+    shows where it is selected, e.g. ``!has(spec.fewShot) || ...``."""
+    for path in fields:
+        if name in path[1:]:
+            selected = ".".join(str(p) for p in path[: list(path).index(name, 1) + 1])
+            return f"guard it with has(): `!has({selected}) || ...`"
+    return f"guard it with has() for a field (`!has(x.{name}) || ...`), `in` for a map key"
 
 
 def regex_error(pattern: str) -> str | None:

@@ -189,10 +189,11 @@ _FUNCTIONS: dict[str, list[tuple[T | None, tuple[T, ...], T]]] = {
     "startsWith": [(STRING, (STRING,), BOOL)],
     "endsWith": [(STRING, (STRING,), BOOL)],
     "contains": [(STRING, (STRING,), BOOL)],
-    "int": [(None, (_NUM,), INT), (None, (STRING,), INT), (None, (TIMESTAMP,), INT)],
+    "int": [(None, (_NUM,), INT), (None, (STRING,), INT)],
     "uint": [(None, (_NUM,), UINT), (None, (STRING,), UINT)],
     "double": [(None, (_NUM,), DOUBLE), (None, (STRING,), DOUBLE)],
-    "string": [(None, (DYN,), STRING)],
+    # not string(bool), string(list), string(map), string(null): the library has none of them
+    "string": [(None, (t,), STRING) for t in (_NUM, STRING, BYTES, TIMESTAMP, DURATION)],
     "bytes": [(None, (STRING,), BYTES), (None, (BYTES,), BYTES)],
     "dyn": [(None, (DYN,), DYN)],
     "type": [(None, (DYN,), TYPE)],
@@ -365,8 +366,8 @@ class Checker:
             return BOOL
         if f == "-_":
             t = self.type_of(node.args[0])
-            if t.tag not in NUMERIC | {"dyn", "duration"}:
-                raise self.fail(f"`-` needs a number, not {_a(t)}", node)
+            if t.tag not in ("int", "double", "number", "dyn"):
+                raise self.fail(f"`-` needs an int or a double, not {_a(t)}", node)
             return t
         if f == "_?_:_":
             self.expect_bool(node.args[0], "? :")
@@ -425,19 +426,29 @@ class Checker:
         if "dyn" in (left.tag, right.tag):
             return DYN
         if left.tag in NUMERIC and right.tag in NUMERIC:
-            if {left.tag, right.tag} <= {"int", "uint"} and left.tag != right.tag:
-                raise self.fail(
-                    f"`{op}` mixes int and uint; convert one with int() or uint()", node
+            # a number field is a double at run time (the engine makes it one)
+            a, b = (("double" if t.tag == "number" else t.tag) for t in (left, right))
+            if a != b:
+                fix = (
+                    "write a double as 2.0, not 2, or convert with double(x)"
+                    if "double" in (a, b)
+                    else "write a uint as 2u, or convert with int(x) or uint(x)"
                 )
-            return left if left.tag == right.tag else T("number")
+                raise self.fail(f"`{op}` mixes {a} and {b}, which CEL does not convert", node, fix)
+            if op == "%" and a == "double":
+                raise self.fail("`%` takes ints or uints, not doubles", node)
+            return T(a)
         if op == "+" and left.tag == right.tag and left.tag in ("string", "bytes", "list"):
             return T(left.tag, items=left.items) if left.tag == "list" else T(left.tag)
         if op in ("+", "-") and {left.tag, right.tag} <= {"timestamp", "duration"}:
+            # the library has timestamp +- duration, timestamp - timestamp, duration +- duration
             if left.tag == right.tag == "timestamp":
                 if op == "-":
                     return DURATION
-            else:
-                return TIMESTAMP if "timestamp" in (left.tag, right.tag) else DURATION
+            elif left.tag == "timestamp":
+                return TIMESTAMP
+            elif right.tag == "duration":
+                return DURATION
         raise self.fail(f"`{op}` cannot combine {_a(left)} and {_a(right)}", node)
 
     def function(self, node: Call) -> T:
@@ -521,7 +532,7 @@ class Checker:
 
 def _a(t: T) -> str:
     word = str(t)
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+    return f"an {word}" if word[0] in "aeio" else f"a {word}"
 
 
 def _fits(got: T, want: T) -> bool:

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 from reconciler import cel, kinds
-from reconciler.defaults import fill_defaults
+from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.errors import ExpressionError
 from reconciler.model import Document, Problem
+from reconciler.policy import check
 from reconciler.policy.pack import RULE_PREFIX, Rule
 
 EXCEPTION_PREFIX = "exceptions.llmgw.io/"
@@ -60,18 +63,58 @@ class Outcome:
 
 
 def variables(doc: Document, env: str) -> dict[str, object]:
-    """What a rule sees of ``doc``."""
+    """What a rule sees of ``doc``. A ``type: number`` field is always a double, whether the
+    manifest wrote ``1`` or ``1.0``: CEL does not mix int and double in arithmetic, so
+    ``spec.temperature + 0.1`` must not work on ``0.5`` and fail on ``1`` (the checker treats
+    such a field as a double accordingly)."""
     resource = kinds.BY_KIND[doc.kind]
     metadata = dict(doc.metadata)
     metadata.setdefault("labels", {})
     metadata.setdefault("annotations", {})
+    spec = fill_defaults(resource.schema_file, doc.spec, invent=False)
     return {
         "apiVersion": doc.body.get("apiVersion", ""),
         "kind": doc.kind,
         "metadata": metadata,
-        "spec": fill_defaults(resource.schema_file, doc.spec, invent=False),
+        "spec": _doubles(resource.schema_file)(spec),
         "env": env,
     }
+
+
+_Convert = Callable[[Any], Any]
+
+
+@cache
+def _doubles(schema_file: str) -> _Convert:
+    """A function making every ``number`` field of a spec (``schema_file``) a float, compiled
+    once per kind; it copies only the containers on the way to such a field."""
+    spec = check.from_schema(load_schema_file(schema_file)["properties"]["spec"], "spec")
+    return _to_doubles(spec) or (lambda value: value)
+
+
+def _to_doubles(t: check.T) -> _Convert | None:
+    """The conversion for values of type ``t``, or None when nothing in ``t`` is a number."""
+    if t.tag == "number":
+        return lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    if t.tag == "object" and t.fields:
+        fields = {k: f for k, sub in t.fields.items() if (f := _to_doubles(sub)) is not None}
+        if not fields:
+            return None
+
+        def convert_object(v: Any) -> Any:
+            if not isinstance(v, dict):
+                return v
+            return {k: fields[k](x) if k in fields else x for k, x in v.items()}
+
+        return convert_object
+    if t.tag in ("list", "map") and t.items is not None:
+        item = _to_doubles(t.items)
+        if item is None:
+            return None
+        if t.tag == "list":
+            return lambda v: [item(x) for x in v] if isinstance(v, list) else v
+        return lambda v: {k: item(x) for k, x in v.items()} if isinstance(v, dict) else v
+    return None
 
 
 def judge(
@@ -115,7 +158,7 @@ def _judge_one(
     out: Outcome,
 ) -> str:
     try:
-        verdict = cel.evaluate(rule.expr, ctx)
+        verdict = cel.evaluate(rule.expr, ctx, rule.fields)
     except ExpressionError as exc:
         fix = exc.fix or "fix the rule's expression for documents like this one"
         out.problems.append(_violation(doc, rule, f"could not be evaluated: {exc}", fix))

@@ -186,7 +186,8 @@ def load(paths: Sequence[str]) -> Policies:
             seen[r.id] = r
         out.rules.extend(rules)
         out.cases.extend(cases)
-    out.problems.sort(key=lambda p: (p.file, p.line, p.path, p.message))
+    # a set: the schema may explain two of its errors as the same problem
+    out.problems = sorted(set(out.problems), key=lambda p: (p.file, p.line, p.path, p.message))
     return out
 
 
@@ -209,7 +210,7 @@ def _variables() -> dict[str, dict[str, check.T]]:
 
 def _pack(doc: Document) -> tuple[list[Rule], list[Case], list[Problem]]:
     if doc.kind != KIND:
-        got = f"kind {doc.kind}" if doc.kind else "no kind"
+        got = f"kind {doc.kind}" if doc.kind else "a document without a kind"
         where = "a manifest: keep it among the manifests" if doc.kind in kinds.KINDS else ""
         return (
             [],
@@ -245,22 +246,25 @@ def _pack(doc: Document) -> tuple[list[Rule], list[Case], list[Problem]]:
             rules.append(rule)
     if any(p.path == "rules" or p.path == "tests" for p in problems):
         return [], [], problems
-    ids = [r["id"] for r in raw_rules if isinstance(r, dict) and isinstance(r.get("id"), str)]
-    for i, rid in enumerate(ids):
-        if rid in ids[:i]:
+    by_index = [r.get("id") if isinstance(r, dict) else None for r in raw_rules]
+    for i, rid in enumerate(by_index):
+        if isinstance(rid, str) and rid in by_index[:i]:
+            first = by_index.index(rid)
             problems.append(
                 _problem(
                     doc.file,
                     doc.line_of(("rules", i, "id")),
                     f"rules[{i}].id",
-                    f"rule id `{rid}` is used twice in this pack",
+                    f"rule id `{rid}` is used twice in this pack: also rules[{first}] at line "
+                    f"{doc.line_of(('rules', first, 'id'))}",
                     "give each rule its own id",
                     "policy.duplicate-id",
                     doc,
                 )
             )
+    ids = {rid for rid in by_index if isinstance(rid, str)}
     if not any(p.path.startswith("tests") for p in problems):
-        cases, case_problems = _cases(doc, set(ids))
+        cases, case_problems = _cases(doc, ids)
         problems.extend(case_problems)
     else:
         cases = []
@@ -342,6 +346,9 @@ def _compile(
     shown = format_path(path)
 
     def report(offset: int, message: str, fix: str, rule: str) -> None:
+        # "ends too early" points past the end: past a block scalar's final newline that is
+        # the line after the expression; point just after its last character instead
+        offset = min(offset, len(source.rstrip()))
         line, column = _position(doc, path, source, offset)
         problems.append(
             _problem(doc.file, line, shown, f"column {column}: {message}", fix, rule, doc)

@@ -10,8 +10,10 @@ message construction, literals), and its lexis (comments, decimal and hex intege
 suffixes, floats, strings in four quotings with ``r`` and ``b`` prefixes and their escapes).
 
 It runs only on expressions the library has already accepted, so its errors are a backstop;
-tests check both agree. Pure, bounded: at most ``MAX_LENGTH`` characters and ``MAX_DEPTH``
-levels of nesting, so no expression can exhaust the stack.
+tests check both agree. Pure, bounded: at most ``MAX_LENGTH`` characters, ``MAX_DEPTH`` levels
+of nesting (parentheses, calls, literals, unary operators) and a tree at most ``MAX_HEIGHT``
+nodes high (a chain such as ``1 + 1 + ...`` or ``a.b.c...`` nests no parentheses but builds a
+tall tree, which the recursive checks walk), so no expression can exhaust the stack.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 48
+MAX_HEIGHT = 128  # the checks recurse about 4 frames a level: well within Python's 1,000
 
 RESERVED = frozenset(
     [
@@ -216,7 +219,10 @@ def _escape(source: str, i: int) -> tuple[str, int]:
         if nxt == letter:
             digits = source[i + 2 : i + 2 + width]
             if len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
-                return chr(int(digits, 16)), i + 2 + width
+                code = int(digits, 16)
+                if code > 0x10FFFF:
+                    raise SyntaxProblem(f"\\{letter}{digits} is beyond the last code point", i)
+                return chr(code), i + 2 + width
             raise SyntaxProblem(f"\\{letter} needs {width} hexadecimal digits", i)
     digits = source[i + 1 : i + 4]
     if len(digits) == 3 and all(c in "01234567" for c in digits):
@@ -225,6 +231,16 @@ def _escape(source: str, i: int) -> tuple[str, int]:
 
 
 _RELATIONS = {"<": "_<_", "<=": "_<=_", ">": "_>_", ">=": "_>=_", "==": "_==_", "!=": "_!=_"}
+
+
+def _balanced(function: str, terms: list[Node]) -> Node:
+    """``a || b || c || d`` as a balanced tree, as cel-go builds it: a long list of
+    alternatives stays shallow (``MAX_HEIGHT``); the order of the terms is kept."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    left, right = _balanced(function, terms[:mid]), _balanced(function, terms[mid:])
+    return Call(left.offset, function, None, (left, right))
 
 
 class _Parser:
@@ -273,18 +289,18 @@ class _Parser:
         return cond
 
     def or_(self) -> Node:
-        left = self.and_()
+        terms = [self.and_()]
         while self.at("||"):
             self.pos += 1
-            left = Call(left.offset, "_||_", None, (left, self.and_()))
-        return left
+            terms.append(self.and_())
+        return _balanced("_||_", terms)
 
     def and_(self) -> Node:
-        left = self.relation()
+        terms = [self.relation()]
         while self.at("&&"):
             self.pos += 1
-            left = Call(left.offset, "_&&_", None, (left, self.relation()))
-        return left
+            terms.append(self.relation())
+        return _balanced("_&&_", terms)
 
     def relation(self) -> Node:
         left = self.addition()
@@ -333,7 +349,7 @@ class _Parser:
             t = self.tok
             if self.at("."):
                 self.pos += 1
-                name = self.ident()
+                name = self.ident(field=True)
                 if self.at("("):
                     node = Call(node.offset, name.text, node, self.args(")"))
                 else:
@@ -348,11 +364,13 @@ class _Parser:
             else:
                 return node
 
-    def ident(self) -> _Tok:
+    def ident(self, field: bool = False) -> _Tok:
+        """A name; a reserved word only as a ``field`` (after ``.``, or a message field's
+        name), where the library accepts it: ``a.if``, ``Foo{as: 1}``."""
         t = self.tok
         if t.kind != "ident":
             raise SyntaxProblem(f"expected a name, found {t.text!r}", t.offset)
-        if t.text in RESERVED:
+        if t.text in RESERVED and not field:
             raise SyntaxProblem(f"`{t.text}` is a reserved word", t.offset)
         self.pos += 1
         return t
@@ -406,7 +424,7 @@ class _Parser:
         if self.toks[probe].text == "{":
             while self.pos < probe:
                 self.pos += 1
-                qualified.append(self.ident().text)
+                qualified.append(self.ident(field=True).text)
             return Struct(t.offset, ".".join(qualified), self.struct_fields())
         return Ident(t.offset, ("." if leading else "") + name.text)
 
@@ -429,7 +447,7 @@ class _Parser:
         self.take("{")
         fields: list[tuple[str, Node]] = []
         while not self.at("}"):
-            name = self.ident().text
+            name = self.ident(field=True).text
             self.take(":")
             fields.append((name, self.expr()))
             if not self.at(","):
@@ -441,7 +459,30 @@ class _Parser:
 
 def parse(source: str) -> Node:
     """The syntax tree of ``source``, or ``SyntaxProblem`` (message, offset)."""
-    return _Parser(source).parse()
+    tree = _Parser(source).parse()
+    _check_height(tree)
+    return tree
+
+
+def _check_height(tree: Node) -> None:
+    """``SyntaxProblem`` at the first node (bottom up) more than ``MAX_HEIGHT`` high. Iterative,
+    as the tree is not yet known to be shallow."""
+    heights: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, visited = stack.pop()
+        children = _children(node)
+        if not visited:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+            continue
+        height = 1 + max((heights[id(c)] for c in children), default=0)
+        if height > MAX_HEIGHT:
+            raise SyntaxProblem(
+                f"the expression is more than {MAX_HEIGHT} operations deep; split it up",
+                node.offset,
+            )
+        heights[id(node)] = height
 
 
 def field_paths(
