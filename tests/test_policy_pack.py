@@ -157,7 +157,10 @@ RULE = "rules:\n  - id: r\n    match: {kinds: [Prompt]}\n    expr: 'true'\n    m
             ("    message: m\n", "    message: m\n    severity: fatal\n"),
             'p.yaml:9: PolicySet/t: rules[0].severity: must be one of: error, warning (got "fatal"',
         ),
-        (("id: r", "id: Bad_Id"), "p.yaml:5: PolicySet/t: rules[0].id: must be an id such as"),
+        (
+            ("id: r", "id: Bad_Id"),
+            "p.yaml:5: PolicySet/t: rules[0].id: must be lower-case letters, digits and `-`",
+        ),
         (
             ("kinds: [Prompt]", "kinds: [Promt]"),
             "p.yaml:6: PolicySet/t: rules[0].match.kinds[0]: must be one of",
