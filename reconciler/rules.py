@@ -126,39 +126,30 @@ def _renames(index: DocIndex) -> list[Problem]:
         if not isinstance(old, str) or resource is None or not resource.renamable:
             continue
         line = doc.line_of(("metadata", "annotations", RENAMED_FROM_ANNOTATION))
+        found: list[tuple[str, str]] = []
         first = claimed.setdefault((doc.kind, old), doc)
         if first is not doc:
-            problems.append(
-                Problem(
-                    doc.file,
-                    line,
-                    "error",
-                    doc.kind,
-                    doc.name,
-                    path,
+            found.append(
+                (
                     f"{doc.kind} {visible(old, NAME)} is renamed twice: here and at "
                     f"{first.file}:{first.line} ({visible(first.name, NAME)})",
                     "keep the annotation on the one manifest the object becomes",
-                    RENAME,
                 )
             )
         other = index.get(doc.kind, old)
         if other is not None and old != doc.name:
-            problems.append(
-                Problem(
-                    doc.file,
-                    line,
-                    "error",
-                    doc.kind,
-                    doc.name,
-                    path,
+            found.append(
+                (
                     f"{doc.kind} {visible(old, NAME)}, which this renames, has its own manifest "
                     f"at {other.file}:{other.line}: one object cannot keep its name and take "
                     "this one",
                     "remove that manifest (the rename moves the object), or remove this annotation",
-                    RENAME,
                 )
             )
+        problems.extend(
+            Problem(doc.file, line, "error", doc.kind, doc.name, path, message, fix, RENAME)
+            for message, fix in found
+        )
     return problems
 
 
