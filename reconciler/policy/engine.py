@@ -122,19 +122,16 @@ def judge(
     docs: Iterable[Document],
     env: str,
     today: dt.date,
-    *,
-    known: set[str] | None = None,
 ) -> Outcome:
-    """Every rule that matches each document, evaluated. ``known``: the rule ids an exception
-    may name without a warning (default: those of ``rules``)."""
-    known = known if known is not None else {r.id for r in rules}
+    """Every rule that matches each document, evaluated; an exception may name any of
+    ``rules``."""
     by_id = {r.id: r for r in rules}
     out = Outcome([], [], 0)
     for n, doc in enumerate(docs):
         if doc.kind not in kinds.BY_KIND:
             continue
         matching = [r for r in rules if r.matches(doc.kind, env, doc.labels)]
-        exceptions = _exceptions(doc, today, by_id, known, out.problems)
+        exceptions = _exceptions(doc, today, by_id, out.problems)
         if not matching:
             continue
         out.judged += 1
@@ -216,72 +213,73 @@ def _exceptions(
     doc: Document,
     today: dt.date,
     rules: dict[str, Rule],
-    known: set[str],
     problems: list[Problem],
 ) -> dict[str, tuple[dt.date, str, int]]:
-    """The active exceptions of ``doc``: rule id -> (until, reason, line)."""
+    """The active exceptions of ``doc``: rule id -> (until, reason, line); a problem for each
+    exception that is malformed, names no loaded rule, is not allowed, or has expired."""
     active: dict[str, tuple[dt.date, str, int]] = {}
     for key, value in doc.annotations.items():
         if not isinstance(key, str) or not key.startswith(EXCEPTION_PREFIX):
             continue
         rid = key[len(EXCEPTION_PREFIX) :]
-        path = ("metadata", "annotations", key)
-        line = doc.locations.line(path, doc.line)
-
-        def report(
-            severity: str,
-            message: str,
-            fix: str,
-            rule: str = "policy.exception",
-            at: int = line,
-            key: str = key,
-        ) -> None:
+        line = doc.locations.line(("metadata", "annotations", key), doc.line)
+        found = _EXCEPTION.fullmatch(value) if isinstance(value, str) else None
+        until = _date(found.group(1)) if found else None
+        finding = _exception_finding(rid, until, rules.get(rid), today)
+        if finding is not None:
+            severity, message, fix, rule_id = finding
             problems.append(
                 Problem(
                     doc.file,
-                    at,
+                    line,
                     severity,
                     doc.kind,
                     doc.name,
                     f"metadata.annotations.{key}",
                     message,
                     fix,
-                    rule,
+                    rule_id,
                 )
             )
-
-        found = _EXCEPTION.fullmatch(value) if isinstance(value, str) else None
-        until = _date(found.group(1)) if found else None
-        if found is None or until is None:
-            report(
-                "error",
-                "an exception reads `until YYYY-MM-DD: reason`",
-                'e.g. "until 2027-01-31: pilot INC-4711 needs it"',
-            )
-            continue
-        reason = found.group(2).strip()
-        if rid not in known:
-            report("warning", f"names no policy rule loaded: `{rid}`", "check the rule id")
-            continue
-        rule = rules.get(rid)
-        if rule is not None and not rule.allow_exceptions:
-            report(
-                "error",
-                f"policy {rid} allows no exceptions",
-                "change the document so that it passes",
-            )
-            continue
-        if today > until:
-            report(
-                "warning",
-                f"the exception to policy {rid} expired on {until.isoformat()}; the rule "
-                "applies again",
-                "fix the document, or renew the exception with a new date and reason",
-                "policy.exception-expired",
-            )
-            continue
-        active[rid] = (until, reason, line)
+        elif found is not None and until is not None:
+            active[rid] = (until, found.group(2).strip(), line)
     return active
+
+
+def _exception_finding(
+    rid: str, until: dt.date | None, rule: Rule | None, today: dt.date
+) -> tuple[str, str, str, str] | None:
+    """What is wrong with the exception to ``rid`` (severity, message, fix, rule id), or None
+    when it is in force. ``until`` is None when the annotation does not read as one."""
+    if until is None:
+        return (
+            "error",
+            "an exception reads `until YYYY-MM-DD: reason`",
+            'e.g. "until 2027-01-31: pilot INC-4711 needs it"',
+            "policy.exception",
+        )
+    if rule is None:
+        return (
+            "warning",
+            f"names no policy rule loaded: `{rid}`",
+            "check the rule id",
+            "policy.exception",
+        )
+    if not rule.allow_exceptions:
+        return (
+            "error",
+            f"policy {rid} allows no exceptions",
+            "change the document so that it passes",
+            "policy.exception",
+        )
+    if today > until:
+        return (
+            "warning",
+            f"the exception to policy {rid} expired on {until.isoformat()}; the rule applies again",
+            "fix the document, or renew the exception with a new date and reason",
+            "policy.exception-expired",
+        )
+    return None
 
 
 def _date(text: str) -> dt.date | None:
