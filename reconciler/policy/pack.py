@@ -19,6 +19,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from reconciler import cel, kinds, schema
@@ -204,7 +205,9 @@ def _problem(
     return Problem(file, line, "error", kind, name, path, message, fix, rule)
 
 
+@cache
 def _variables() -> dict[str, dict[str, check.T]]:
+    """Each kind's typed variables, read from the schemas once (shared: never edit them)."""
     return {r.kind: check.document_type(load_schema_file(r.schema_file)) for r in kinds.REGISTRY}
 
 
@@ -283,13 +286,10 @@ def _rule(
     rule_kinds = tuple(match.get("kinds") or ())
     scoped = {k: v for k, v in variables.items() if not rule_kinds or k in rule_kinds}
     problems: list[Problem] = []
-    expr = _compile(doc, (*base, "expr"), raw["expr"], scoped, "bool", rule_kinds, problems)
-    fields: tuple[Path, ...] = ()
-    if expr is not None and not problems:
-        fields = tuple(syntax.field_paths(syntax.parse(raw["expr"])))
+    compiled = _compile(doc, (*base, "expr"), raw["expr"], scoped, "bool", rule_kinds, problems)
     message_expr = None
     if "messageExpression" in raw:
-        message_expr = _compile(
+        message_compiled = _compile(
             doc,
             (*base, "messageExpression"),
             raw["messageExpression"],
@@ -298,6 +298,7 @@ def _rule(
             rule_kinds,
             problems,
         )
+        message_expr = message_compiled[0] if message_compiled else None
     if "message" not in raw and "messageExpression" not in raw:
         problems.append(
             _problem(
@@ -310,8 +311,9 @@ def _rule(
                 doc,
             )
         )
-    if problems or expr is None:
+    if problems or compiled is None:
         return None, problems
+    expr, tree = compiled
     return (
         Rule(
             id=raw["id"],
@@ -326,7 +328,7 @@ def _rule(
             message_expr=message_expr,
             severity=raw.get("severity", "error"),
             allow_exceptions=raw.get("allowExceptions", True),
-            fields=fields,
+            fields=tuple(syntax.field_paths(tree)),
         ),
         [],
     )
@@ -340,9 +342,10 @@ def _compile(
     want: str,
     rule_kinds: tuple[str, ...],
     problems: list[Problem],
-) -> cel.Program | None:
-    """``source`` compiled and checked; each problem located at its line in the pack (a block
-    scalar's own line) and its column in the expression."""
+) -> tuple[cel.Program, syntax.Node] | None:
+    """``source`` compiled by the library and parsed and checked by llmgw (the program and its
+    tree), or None when either refuses its syntax; each problem located at its line in the pack
+    (a block scalar's own line) and its column in the expression."""
     shown = format_path(path)
 
     def report(offset: int, message: str, fix: str, rule: str) -> None:
@@ -374,7 +377,7 @@ def _compile(
                 f"`match: {{kinds: [{', '.join(fitting)}]}}`"
             )
         report(finding.offset, finding.message, fix, "policy.check")
-    return program
+    return program, tree
 
 
 def _offset(source: str, line: int, column: int) -> int:

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from reconciler.policy import engine
-from reconciler.policy.pack import Case, Policies
+from reconciler.policy.pack import RULE_PREFIX, Case, Policies
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def run(policies: Policies, today: dt.date) -> Results:
     for case in policies.cases:
         results.cases += 1
         outcome = engine.judge(policies.rules, [case.document], case.env, today)
-        details = {p.rule.removeprefix("policy/"): p.message for p in outcome.problems}
+        details = {p.rule.removeprefix(RULE_PREFIX): p.message for p in outcome.problems}
         for rid, expected in [(r, "pass") for r in case.must_pass] + [
             (r, "fail") for r in case.must_fail
         ]:
