@@ -40,7 +40,7 @@ from reconciler.endpoints import REGIONS
 from reconciler.loader import display_path, load_data_file
 from reconciler.model import Locations, Problem
 from reconciler.text import plural, shown, visible
-from reconciler.urls import UrlProblem, check, is_loopback, region_domain
+from reconciler.urls import UrlProblem, check, is_loopback, region_domain, region_urls
 
 DEFAULT_FILE = "llmgw-environments.yaml"
 SCHEMA_FILE = "environments.schema.json"
@@ -335,7 +335,7 @@ def _environment(
         return None
     labels = entry.get("labels") or {}
     if domain:
-        api, login = f"https://api.{domain}", f"https://login.{domain}"
+        api, login = region_urls(domain)
     return Environment(
         name=name,
         paths=tuple(str(p) for p in paths),
