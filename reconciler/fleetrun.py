@@ -146,7 +146,7 @@ async def run(
     """Run ``spec`` for each of ``environments`` (``everyone``: the whole fleet, whose other
     credentials are kept from each child), ``spec.parallel`` at a time. The report holds every
     environment's result in file order; a result that could not be written is a problem.
-    ``running`` (name -> process) is kept current, for ``another_signal``."""
+    ``running`` (name -> process) is kept current, for ``signal_running``."""
     stop = stop or Stop()
     for secret in fleet.secrets_of(parent, everyone):
         redact.register(secret)
@@ -161,8 +161,7 @@ async def run(
     async def forward() -> None:
         await stop.stopped_event.wait()
         signum = stop.reason.signum if stop.reason and stop.reason.signum else signal.SIGTERM
-        for proc in list(running.values()):
-            _send(proc, signum)
+        signal_running(running, signum)
 
     async def one(env: Environment) -> Result:
         async with gate:
@@ -199,8 +198,9 @@ def _send(proc: asyncio.subprocess.Process, signum: int) -> None:
             proc.send_signal(signum)
 
 
-def another_signal(running: Mapping[str, Any], signum: int) -> None:
-    """A second signal: passed on to every running child, which then exits at once."""
+def signal_running(running: Mapping[str, Any], signum: int) -> None:
+    """``signum`` to every running child: the stop's signal, forwarded, and a second signal,
+    on which each child exits at once."""
     for proc in list(running.values()):
         _send(proc, signum)
 
