@@ -9,8 +9,8 @@ Names come from the environments file and error messages from children, so none 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.text import visible
 from reconciler.views.base import (
@@ -122,9 +122,24 @@ _COLOUR = {
 }
 
 
-def _detail(r: Result) -> str:
-    from reconciler.fleet import describe  # a pure helper beside the types
+def describe(summary: Mapping[str, Any], command: str) -> str:
+    """The counts of one result in a few words: ``3 changes (2 create, 1 update)``."""
+    if command == "plan" and "changes" in summary:
+        actions = summary.get("actions") or {}
+        detail = ", ".join(f"{n} {a}" for a, n in actions.items() if n)
+        return plural(int(summary["changes"]), "change") + (f" ({detail})" if detail else "")
+    if command == "drift" and "drifted" in summary:
+        states = summary.get("states") or {}
+        detail = ", ".join(f"{n} {s}" for s, n in states.items() if n)
+        checked = summary.get("checked")
+        of = f" of {checked}" if isinstance(checked, int) else ""
+        return f"{summary['drifted']}{of} drifted" + (f" ({detail})" if detail else "")
+    if command == "apply" and "applied" in summary:
+        return f"{summary['applied']} applied" + (", verified" if summary.get("verified") else "")
+    return ""
 
+
+def _detail(r: Result) -> str:
     return describe(r.summary, r.command)
 
 
