@@ -1448,7 +1448,7 @@ def fleet_run(
     running: dict[str, Any] = {}
     SIGNALS.stop = stop  # from here on a signal starts no new environment and is passed on
     SIGNALS.notice = "starting no further environment, passing it on to the running ones"
-    SIGNALS.again = lambda signum: fleetrun.another_signal(running, signum)
+    SIGNALS.again = lambda signum: fleetrun.signal_running(running, signum)
     report = _run(
         fleetrun.run(
             spec,

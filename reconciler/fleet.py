@@ -39,8 +39,8 @@ from reconciler import formats, schema
 from reconciler.endpoints import REGIONS
 from reconciler.loader import display_path, load_data_file
 from reconciler.model import Locations, Problem
-from reconciler.text import plural, shown, visible
-from reconciler.urls import UrlProblem, check, is_loopback, region_domain
+from reconciler.text import shown, visible
+from reconciler.urls import UrlProblem, check, is_loopback, region_domain, region_urls
 
 DEFAULT_FILE = "llmgw-environments.yaml"
 SCHEMA_FILE = "environments.schema.json"
@@ -335,7 +335,7 @@ def _environment(
         return None
     labels = entry.get("labels") or {}
     if domain:
-        api, login = f"https://api.{domain}", f"https://login.{domain}"
+        api, login = region_urls(domain)
     return Environment(
         name=name,
         paths=tuple(str(p) for p in paths),
@@ -650,20 +650,3 @@ def merge(documents: Iterable[tuple[str, Any]], problems: Sequence[str] = ()) ->
         by_name[result.name] = result
     report.results = [by_name[n] for n in sorted(by_name)]
     return report
-
-
-def describe(summary: Mapping[str, Any], command: str) -> str:
-    """The counts of one result in a few words: ``3 changes (2 create, 1 update)``."""
-    if command == "plan" and "changes" in summary:
-        actions = summary.get("actions") or {}
-        detail = ", ".join(f"{n} {a}" for a, n in actions.items() if n)
-        return plural(int(summary["changes"]), "change") + (f" ({detail})" if detail else "")
-    if command == "drift" and "drifted" in summary:
-        states = summary.get("states") or {}
-        detail = ", ".join(f"{n} {s}" for s, n in states.items() if n)
-        checked = summary.get("checked")
-        of = f" of {checked}" if isinstance(checked, int) else ""
-        return f"{summary['drifted']}{of} drifted" + (f" ({detail})" if detail else "")
-    if command == "apply" and "applied" in summary:
-        return f"{summary['applied']} applied" + (", verified" if summary.get("verified") else "")
-    return ""

@@ -31,7 +31,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +146,7 @@ async def run(
     """Run ``spec`` for each of ``environments`` (``everyone``: the whole fleet, whose other
     credentials are kept from each child), ``spec.parallel`` at a time. The report holds every
     environment's result in file order; a result that could not be written is a problem.
-    ``running`` (name -> process) is kept current, for ``another_signal``."""
+    ``running`` (name -> process) is kept current, for ``signal_running``."""
     stop = stop or Stop()
     for secret in fleet.secrets_of(parent, everyone):
         redact.register(secret)
@@ -161,8 +161,7 @@ async def run(
     async def forward() -> None:
         await stop.stopped_event.wait()
         signum = stop.reason.signum if stop.reason and stop.reason.signum else signal.SIGTERM
-        for proc in list(running.values()):
-            _send(proc, signum)
+        signal_running(running, signum)
 
     async def one(env: Environment) -> Result:
         async with gate:
@@ -199,8 +198,9 @@ def _send(proc: asyncio.subprocess.Process, signum: int) -> None:
             proc.send_signal(signum)
 
 
-def another_signal(running: Mapping[str, Any], signum: int) -> None:
-    """A second signal: passed on to every running child, which then exits at once."""
+def signal_running(running: Mapping[str, Any], signum: int) -> None:
+    """``signum`` to every running child: the stop's signal, forwarded, and a second signal,
+    on which each child exits at once."""
     for proc in list(running.values()):
         _send(proc, signum)
 
@@ -355,6 +355,21 @@ def read_results(folders: Sequence[str]) -> Report:
     read, a file too large, not UTF-8 JSON, or no result is a problem naming it."""
     documents: list[tuple[str, Any]] = []
     problems: list[str] = []
+    for path in _result_files(folders, problems):
+        data, why, _fix = read_file(path, MAX_RESULT_FILE)
+        if data is None:
+            problems.append(f"{visible(path)}: {why}")
+            continue
+        try:
+            documents.append((path, json.loads(data.decode("utf-8"))))
+        except (UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{visible(path)}: not a JSON document ({type(exc).__name__})")
+    return fleet.merge(documents, problems)
+
+
+def _result_files(folders: Sequence[str], problems: list[str]) -> Iterator[str]:
+    """The paths of the result files of ``folders``, in order, at most ``MAX_RESULT_FILES`` in
+    all; a folder that cannot be listed, and the files past the bound, are ``problems``."""
     seen = 0
     for folder in folders:
         try:
@@ -371,17 +386,5 @@ def read_results(folders: Sequence[str]) -> Report:
                     f"{visible(folder)}: more than {MAX_RESULT_FILES:,} result files; the rest "
                     "were not read"
                 )
-                break
-            path = os.path.join(folder, name)
-            data, why, _fix = read_file(path, MAX_RESULT_FILE)
-            if data is None:
-                problems.append(f"{visible(path)}: {why}")
-                continue
-            try:
-                documents.append((path, json.loads(data.decode("utf-8"))))
-            except (UnicodeDecodeError, ValueError) as exc:
-                problems.append(f"{visible(path)}: not a JSON document ({type(exc).__name__})")
-        else:
-            continue
-        break
-    return fleet.merge(documents, problems)
+                return
+            yield os.path.join(folder, name)

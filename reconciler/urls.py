@@ -45,8 +45,13 @@ class UrlProblem(ValueError):
 def region_domain(region: str) -> str:
     """A region as people write it (``usw2.pure.cloud``, ``api.usw2.pure.cloud``,
     ``https://api.usw2.pure.cloud/``) as its bare domain; the caller checks it is a known one
-    (``endpoints.REGIONS``). API ``https://api.{domain}``, login ``https://login.{domain}``."""
+    (``endpoints.REGIONS``), and ``region_urls`` gives its URLs."""
     return region.strip().lower().removeprefix("https://").removeprefix("api.").strip("/")
+
+
+def region_urls(domain: str) -> tuple[str, str]:
+    """The API and login URLs of the region ``domain`` (bare, as ``region_domain`` gives it)."""
+    return f"https://api.{domain}", f"https://login.{domain}"
 
 
 def is_loopback(host: str | None) -> bool:

@@ -318,14 +318,14 @@ def test_summaries_and_statuses() -> None:
         "changes": 3,
         "actions": {"create": 2, "update": 1, "adopt": 0, "replace": 0, "delete": 0},
     }
-    assert fleet.describe(plan, "plan") == "3 changes (2 create, 1 update)"
+    assert fleet_views.describe(plan, "plan") == "3 changes (2 create, 1 update)"
     assert fleet.status_of("plan", 0, plan) == "changes"  # without --detailed-exitcode too
     assert fleet.status_of("plan", 0, fleet.summarize("plan", {"summary": {}})) == "ok"
     drift = fleet.summarize("drift", DRIFT)
-    assert fleet.describe(drift, "drift") == "3 of 10 drifted (1 modified, 2 missing)"
+    assert fleet_views.describe(drift, "drift") == "3 of 10 drifted (1 modified, 2 missing)"
     assert fleet.status_of("drift", 2, drift) == "drift"
     apply = fleet.summarize("apply", APPLY)
-    assert fleet.describe(apply, "apply") == "1 applied, verified"
+    assert fleet_views.describe(apply, "apply") == "1 applied, verified"
     assert [fleet.status_of("apply", c, {}) for c in (1, 3, 64)] == [
         "failed",
         "internal-error",

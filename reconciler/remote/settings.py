@@ -23,7 +23,7 @@ from reconciler import redact
 from reconciler.endpoints import REGIONS
 from reconciler.errors import ConfigError
 from reconciler.text import shown
-from reconciler.urls import UrlProblem, check, is_loopback, region_domain
+from reconciler.urls import UrlProblem, check, is_loopback, region_domain, region_urls
 
 DEFAULT_TIMEOUT = 60.0  # seconds per attempt: connect, headers and the whole body
 MAX_TIMEOUT = 3600.0
@@ -123,12 +123,12 @@ class Settings:
                 "use one of " + ", ".join(REGIONS) + "; or set GENESYS_CLOUD_API_URL and "
                 "GENESYS_CLOUD_LOGIN_URL",
             )
-        return cls(f"https://api.{domain}", f"https://login.{domain}", cid, secret, domain, timeout)
+        return cls(*region_urls(domain), cid, secret, domain, timeout)
 
 
 def variable_to_check(settings: Settings, which: str) -> str:
     """The setting a user would check when the API (``which="API"``) or login (``"LOGIN"``)
     host misbehaves: the region when both URLs came from it."""
     region = settings.region
-    derived = bool(region) and settings.api_url == f"https://api.{region}"
+    derived = bool(region and settings.api_url == region_urls(region)[0])
     return "GENESYS_CLOUD_REGION" if derived else f"GENESYS_CLOUD_{which}_URL"

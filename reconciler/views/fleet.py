@@ -9,8 +9,8 @@ Names come from the environments file and error messages from children, so none 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.text import visible
 from reconciler.views.base import (
@@ -34,6 +34,14 @@ GITHUB_MATRIX_LIMIT = 256
 
 def _where(env: Environment) -> str:
     return env.region or env.api_url
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The cells of ``rows`` shown (``visible``), each but the last padded to its column's
+    width: a table once each row is joined with two spaces (and stripped on the right)."""
+    cells = [[visible(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)]
+    return [[c.ljust(w) for c, w in zip(row, widths, strict=False)] + row[-1:] for row in cells]
 
 
 # -- fleet list --------------------------------------------------------------------------------
@@ -69,15 +77,9 @@ class ListText(ListView):
             env = e.as_dict(shard)
             labels = ",".join(f"{k}={v}" for k, v in env["labels"].items())
             rows.append((e.name, env["shard"] or "-", _where(e), " ".join(e.paths), labels or "-"))
-        widths = [max(len(visible(r[i])) for r in rows) for i in range(4)]
-        lines = [
-            "  ".join(visible(c).ljust(w) for c, w in zip(r[:4], widths, strict=True))
-            + "  "
-            + visible(r[4])
-            for r in rows
-        ]
+        lines = ["  ".join(cells).rstrip() for cells in _columns(rows)]
         lines.append(f"{plural(len(environments), 'environment')}{of}.")
-        return "\n".join(line.rstrip() for line in lines)
+        return "\n".join(lines)
 
 
 class ListJson(ListView):
@@ -120,9 +122,24 @@ _COLOUR = {
 }
 
 
-def _detail(r: Result) -> str:
-    from reconciler.fleet import describe  # a pure helper beside the types
+def describe(summary: Mapping[str, Any], command: str) -> str:
+    """The counts of one result in a few words: ``3 changes (2 create, 1 update)``."""
+    if command == "plan" and "changes" in summary:
+        actions = summary.get("actions") or {}
+        detail = ", ".join(f"{n} {a}" for a, n in actions.items() if n)
+        return plural(int(summary["changes"]), "change") + (f" ({detail})" if detail else "")
+    if command == "drift" and "drifted" in summary:
+        states = summary.get("states") or {}
+        detail = ", ".join(f"{n} {s}" for s, n in states.items() if n)
+        checked = summary.get("checked")
+        of = f" of {checked}" if isinstance(checked, int) else ""
+        return f"{summary['drifted']}{of} drifted" + (f" ({detail})" if detail else "")
+    if command == "apply" and "applied" in summary:
+        return f"{summary['applied']} applied" + (", verified" if summary.get("verified") else "")
+    return ""
 
+
+def _detail(r: Result) -> str:
     return describe(r.summary, r.command)
 
 
@@ -174,13 +191,11 @@ class ReportText(ReportView):
         for r in report.results:
             detail = _detail(r) or _first_line(r.error, 100)
             rows.append((r.name, r.status, str(r.exit_code), detail))
-        widths = [max(len(visible(r[i])) for r in rows) for i in range(3)]
         lines = []
-        for i, row in enumerate(rows):
-            cells = [visible(c).ljust(w) for c, w in zip(row[:3], widths, strict=True)]
+        for i, (row, cells) in enumerate(zip(rows, _columns(rows), strict=True)):
             if i:
                 cells[1] = self.style(cells[1], fg=_COLOUR.get(row[1]))
-            lines.append(("  ".join(cells) + "  " + visible(row[3])).rstrip())
+            lines.append("  ".join(cells).rstrip())
         lines += ["", self._verdict(report)]
         return "\n".join(lines)
 
