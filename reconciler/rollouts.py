@@ -598,8 +598,8 @@ async def run(
                 live = await _read_prompts(client)
                 for name, rollout in chosen:
                     if stop.stopped:
-                        why = stop.reason.message if stop.reason else "stopped"
-                        result.outcomes.append(Outcome(name, rollout, note=f"not looked at: {why}"))
+                        note = f"not looked at: {stop.why}"
+                        result.outcomes.append(Outcome(name, rollout, note=note))
                         continue
                     try:
                         if command in OVERRIDES:
@@ -621,8 +621,7 @@ async def run(
                     except RemoteError as exc:
                         o = Outcome(name, rollout, error=str(exc))
                     except RunStopped:
-                        why = stop.reason.message if stop.reason else "stopped"
-                        o = Outcome(name, rollout, note=f"not written: {why}")
+                        o = Outcome(name, rollout, note=f"not written: {stop.why}")
                     result.outcomes.append(o)
             finally:
                 result.requests = client.requests_sent
