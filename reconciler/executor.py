@@ -228,6 +228,11 @@ class Stop:
     def stopped(self) -> bool:
         return self.reason is not None
 
+    @property
+    def why(self) -> str:
+        """Why the run stopped, as reported: the reason's message, or "stopped"."""
+        return self.reason.message if self.reason else "stopped"
+
     def request(self, reason: StopReason) -> None:
         if self.reason is not None:
             return
@@ -436,7 +441,7 @@ class Executor:
                 r.outcome = FAILED
                 r.error = (
                     f"stopped after {r.sent} of its {len(op.requests)} requests "
-                    f"({self._reason()}); re-run apply to finish it"
+                    f"({self.stop.why}); re-run apply to finish it"
                 )
             else:
                 r.outcome = NOT_ATTEMPTED
@@ -476,9 +481,6 @@ class Executor:
         now = getattr(self.sender, "server_time", None)
         when = now() if callable(now) else None
         return when if isinstance(when, float) else time.time()
-
-    def _reason(self) -> str:
-        return self.stop.reason.message if self.stop.reason else "stopped"
 
     async def _send(self, op: Operation, req: Request, r: OpResult) -> None:
         deadline = self.clock() + self.index_wait_seconds

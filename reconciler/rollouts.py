@@ -186,6 +186,10 @@ class _Live:
     def id(self) -> str:
         return str(self.prompt.remote_id)
 
+    @property
+    def path(self) -> str:
+        return PATHS.prompt.format(**{PARAMS.prompt_id: self.id})
+
 
 async def _read_prompts(client: GatewayClient) -> dict[str, _Live]:
     out = {}
@@ -196,10 +200,9 @@ async def _read_prompts(client: GatewayClient) -> dict[str, _Live]:
 
 
 async def _read_prompt(client: GatewayClient, live: _Live) -> _Live:
-    path = PATHS.prompt.format(**{PARAMS.prompt_id: live.id})
-    resp = await client.request("GET", path)
+    resp = await client.request("GET", live.path)
     raw = resp.body if isinstance(resp.body, dict) else {}
-    prompt, _ = prompt_kind.RESOURCE.live(raw, {}, endpoint=path)
+    prompt, _ = prompt_kind.RESOURCE.live(raw, {}, endpoint=live.path)
     return _Live(raw, prompt, resp.etag or _etag(prompt.precondition))
 
 
@@ -351,13 +354,12 @@ class _Writer:
         if split is not None:
             body[F.traffic] = prompt_kind.SPLIT_RESOURCE.body(split)
         headers = {HEADERS.if_match: live.etag} if live.etag else {}
-        path = PATHS.prompt.format(**{PARAMS.prompt_id: live.id})
         record = {
             **record,
             "labels": labels.encode(pos),
             "split": dict(split) if split is not None else None,
         }
-        await self._write("PUT", path, body, record, headers=headers)
+        await self._write("PUT", live.path, body, record, headers=headers)
 
     async def withdraw(
         self, live: _Live, rollout: Rollout, record: dict[str, Any], *, undo: bool = False
@@ -598,8 +600,8 @@ async def run(
                 live = await _read_prompts(client)
                 for name, rollout in chosen:
                     if stop.stopped:
-                        why = stop.reason.message if stop.reason else "stopped"
-                        result.outcomes.append(Outcome(name, rollout, note=f"not looked at: {why}"))
+                        note = f"not looked at: {stop.why}"
+                        result.outcomes.append(Outcome(name, rollout, note=note))
                         continue
                     try:
                         if command in OVERRIDES:
@@ -621,8 +623,7 @@ async def run(
                     except RemoteError as exc:
                         o = Outcome(name, rollout, error=str(exc))
                     except RunStopped:
-                        why = stop.reason.message if stop.reason else "stopped"
-                        o = Outcome(name, rollout, note=f"not written: {why}")
+                        o = Outcome(name, rollout, note=f"not written: {stop.why}")
                     result.outcomes.append(o)
             finally:
                 result.requests = client.requests_sent

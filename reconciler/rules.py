@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler import kinds, textrules
-from reconciler.kinds.base import DocIndex, Emit
+from reconciler.kinds.base import DocIndex, Emit, doc_problem
 from reconciler.model import (
     ALLOW_REPLACE_ANNOTATION,
     MANAGED_LABEL,
@@ -119,13 +119,12 @@ def _renames(index: DocIndex) -> list[Problem]:
     """One object renamed by one manifest, and never one another manifest still names."""
     problems: list[Problem] = []
     claimed: dict[tuple[str, str], Document] = {}
-    path = f"metadata.annotations.{RENAMED_FROM_ANNOTATION}"
+    path: Path = ("metadata", "annotations", RENAMED_FROM_ANNOTATION)
     for doc in index.docs:
         old = doc.annotations.get(RENAMED_FROM_ANNOTATION)
         resource = kinds.get(doc.kind)
         if not isinstance(old, str) or resource is None or not resource.renamable:
             continue
-        line = doc.line_of(("metadata", "annotations", RENAMED_FROM_ANNOTATION))
         found: list[tuple[str, str]] = []
         first = claimed.setdefault((doc.kind, old), doc)
         if first is not doc:
@@ -146,10 +145,7 @@ def _renames(index: DocIndex) -> list[Problem]:
                     "remove that manifest (the rename moves the object), or remove this annotation",
                 )
             )
-        problems.extend(
-            Problem(doc.file, line, "error", doc.kind, doc.name, path, message, fix, RENAME)
-            for message, fix in found
-        )
+        problems.extend(doc_problem(doc, path, message, fix, rule=RENAME) for message, fix in found)
     return problems
 
 

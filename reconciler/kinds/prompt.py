@@ -861,10 +861,8 @@ def _rollout_plan(
             )
         if pos.state in (labels.PROGRESSING, labels.PAUSED):
             return f"{_at_step(rollout, pos)}: `llmgw rollout advance` moves it", None
-        if not differs:
-            return "", None  # done, and the split is its end state
     if not differs:
-        return "", None
+        return "", None  # the live split is the end state already (or the rollout is done)
     live_versions = set(rollout_spec.end_versions(ls.fields)) if ls is not None else set()
     others = sorted(live_versions - {rollout.stable, rollout.canary})
     if others:

@@ -512,14 +512,20 @@ def _ours(comment: dict[str, Any], platform: str, me: Any) -> bool:
     return isinstance(author, dict) and author.get("id") == me
 
 
+def _paths(t: Target) -> tuple[str, str, str]:
+    """The pull request's comments (GitHub's issue comments, GitLab's notes: listed, and a new
+    one posted there), one comment's path (``{id}``) and the method that edits it."""
+    if t.platform == "github":
+        base = f"/repos/{t.project}/issues"
+        return f"{base}/{t.number}/comments", f"{base}/comments/{{id}}", "PATCH"
+    notes = f"/projects/{t.project}/merge_requests/{t.number}/notes"
+    return notes, f"{notes}/{{id}}", "PUT"
+
+
 async def _list(api: _Api) -> tuple[list[dict[str, Any]], int]:
     t = api.t
-    if t.platform == "github":
-        path = f"/repos/{t.project}/issues/{t.number}/comments"
-        extra: dict[str, Any] = {}
-    else:
-        path = f"/projects/{t.project}/merge_requests/{t.number}/notes"
-        extra = {"sort": "asc", "order_by": "created_at"}
+    path = _paths(t)[0]
+    extra = {} if t.platform == "github" else {"sort": "asc", "order_by": "created_at"}
     out: list[dict[str, Any]] = []
     for page in range(1, MAX_PAGES + 1):
         _, body, headers = await api.call(
@@ -567,13 +573,7 @@ async def post_sticky(
         me = await _whoami(api)
         comments, pages = await _list(api)
         mine = [c for c in comments if _marked(c, mark) and _ours(c, t.platform, me)]
-        if t.platform == "github":
-            base = f"/repos/{t.project}/issues"
-            create, edit = f"{base}/{t.number}/comments", f"{base}/comments/{{id}}"
-            edit_method = "PATCH"
-        else:
-            base = f"/projects/{t.project}/merge_requests/{t.number}/notes"
-            create, edit, edit_method = base, f"{base}/{{id}}", "PUT"
+        create, edit, edit_method = _paths(t)
         others = max(0, len(mine) - 1)
 
         def posted(action: str, cid: int, answer: Any) -> Posted:

@@ -94,14 +94,12 @@ def decide(rollout: Rollout, pos: Position, now: float, stable: Sample, canary: 
                 evidence,
                 missing=need,
             )
-        time_left = max(0.0, rollout.interval_s - elapsed)
-        missing = (f"{_duration(time_left)} and " if time_left > 0 else "") + need
         return Decision(
             WAIT,
             f"waiting: {clock} at {at}, "
             + ", ".join(f"{name} {k:,} of {m:,} invocations" for name, k in short),
             evidence,
-            missing=missing,
+            missing=_after_interval(rollout, elapsed, need),
         )
 
     failed = [e for e in evidence if e.verdict == judging.FAIL]
@@ -152,14 +150,18 @@ def decide(rollout: Rollout, pos: Position, now: float, stable: Sample, canary: 
             evidence,
             missing=f"a verdict on {names}",
         )
-    time_left = max(0.0, rollout.interval_s - elapsed)
-    missing = (f"{_duration(time_left)} and " if time_left > 0 else "") + f"a verdict on {names}"
     return Decision(
         WAIT,
         f"waiting: {clock} at {at}, not yet conclusive: {names}",
         evidence,
-        missing=missing,
+        missing=_after_interval(rollout, elapsed, f"a verdict on {names}"),
     )
+
+
+def _after_interval(rollout: Rollout, elapsed: float, what: str) -> str:
+    """What a wait is missing: the time left of the interval (if any) and ``what``."""
+    time_left = max(0.0, rollout.interval_s - elapsed)
+    return (f"{_duration(time_left)} and " if time_left > 0 else "") + what
 
 
 def _duration(seconds: float, up: bool = True) -> str:

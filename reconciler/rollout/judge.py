@@ -193,6 +193,7 @@ class RateTest:
     low: float
     high: float
     z: float  # the score statistic of "d = limit" (positive: the canary is worse)
+    bound: float  # the boundary, in z units, of a window of these sizes
     p_fail: float  # always-valid p-value of "d <= limit" (small: the canary is worse)
     p_pass: float  # always-valid p-value of "d >= limit" (small: the canary is within)
 
@@ -257,13 +258,6 @@ class _Score:
         return (lo + hi) / 2
 
 
-def bound_of(rollout: Rollout, n_stable: int, n_canary: int) -> float:
-    """The boundary, in z units, of a window of these sizes."""
-    alpha = alpha_per_test(rollout)
-    rho = tuned_rho(max(rollout.min_invocations, 1) / 2.0, alpha)
-    return boundary(1.0 / (1.0 / n_canary + 1.0 / n_stable), rho, alpha)
-
-
 def rate_test(
     x_stable: int, n_stable: int, x_canary: int, n_canary: int, limit: float, rollout: Rollout
 ) -> RateTest:
@@ -282,6 +276,7 @@ def rate_test(
         low=max(-1.0, score.end(bound, -1)),
         high=min(1.0, score.end(bound, +1)),
         z=z,
+        bound=bound,
         p_fail=p_two if z > 0 else 1.0,
         p_pass=p_two if z < 0 else 1.0,
     )
@@ -345,9 +340,9 @@ def _judge_rate(rollout: Rollout, gate: Gate, stable: Sample, canary: Sample) ->
     short = _short(rollout, stable, canary)
     if short:
         verdict = INCONCLUSIVE
-    elif t.z > bound_of(rollout, ns, nc):
+    elif t.z > t.bound:
         verdict = FAIL
-    elif t.z < -bound_of(rollout, ns, nc):
+    elif t.z < -t.bound:
         verdict = PASS
     else:
         verdict = INCONCLUSIVE

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 DURATION_PATTERN = r"^(?=[0-9])([0-9]{1,5}d)?([0-9]{1,5}h)?([0-9]{1,5}m)?([0-9]{1,6}s)?$"
 _DURATION = re.compile(
@@ -206,7 +206,7 @@ def problems(
     return out
 
 
-def _num(v: Any) -> bool:
+def _num(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
@@ -224,7 +224,7 @@ def read(prompt: str, block: Mapping[str, Any], end: Mapping[str, Any]) -> Rollo
         g = gates_raw.get(metric)
         if isinstance(g, Mapping):
             limit = g.get("maxIncrease" if metric in RATE_GATES else "maxRatio")
-            if isinstance(limit, int | float) and not isinstance(limit, bool):
+            if _num(limit):
                 gates.append(Gate(metric, float(limit)))
     interval = parse_duration(block.get("interval", "30m"))
     wait = parse_duration(block.get("maxWait", "6h"))
@@ -234,7 +234,7 @@ def read(prompt: str, block: Mapping[str, Any], end: Mapping[str, Any]) -> Rollo
         prompt=prompt,
         stable=stable,
         canary=canary,
-        steps=tuple(float(s) for s in block.get("steps") or ()),
+        steps=tuple(float(s) for s in steps),
         interval_s=interval,
         min_invocations=int(block.get("minInvocations", 500)),
         max_wait_s=wait,
