@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler import rules, schema
+from reconciler.kinds.base import doc_problem
 from reconciler.loader import load_paths
 from reconciler.model import Document, Problem
 from reconciler.policy import engine, pack
@@ -59,16 +60,12 @@ def check_documents(docs: Sequence[Document]) -> tuple[list[Problem], list[Docum
 
 
 def _pack_among_manifests(doc: Document) -> Problem:
-    return Problem(
-        doc.file,
-        doc.locations.line(("kind",), doc.line),
-        "error",
-        doc.kind,
-        doc.name,
-        "kind",
+    return doc_problem(
+        doc,
+        ("kind",),
         f"a policy pack ({pack.KIND}) among the manifests",
         f"move it to {pack.DEFAULT_DIR}/ beside the manifests, or pass it with --policies",
-        "policy.kind",
+        rule="policy.kind",
     )
 
 

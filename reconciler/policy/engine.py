@@ -33,7 +33,8 @@ from typing import Any
 from reconciler import cel, kinds
 from reconciler.defaults import fill_defaults, load_schema_file
 from reconciler.errors import ExpressionError
-from reconciler.model import Document, Problem
+from reconciler.kinds.base import doc_problem
+from reconciler.model import Document, Path, Problem
 from reconciler.policy import check
 from reconciler.policy.pack import RULE_PREFIX, Rule
 
@@ -196,16 +197,14 @@ def _violation(doc: Document, rule: Rule, message: str, fix: str = "") -> Proble
     line = next(
         (doc.locations.values[p] for p in rule.fields if p in doc.locations.values), doc.line
     )
-    return Problem(
-        doc.file,
-        line,
-        rule.severity,
-        doc.kind,
-        doc.name,
-        "",
+    return doc_problem(
+        doc,
+        (),
         f"policy {rule.id}: {message}",
         fix,
-        f"{RULE_PREFIX}{rule.id}",
+        line=line,
+        severity=rule.severity,
+        rule=f"{RULE_PREFIX}{rule.id}",
     )
 
 
@@ -222,25 +221,14 @@ def _exceptions(
         if not isinstance(key, str) or not key.startswith(EXCEPTION_PREFIX):
             continue
         rid = key[len(EXCEPTION_PREFIX) :]
-        line = doc.locations.line(("metadata", "annotations", key), doc.line)
+        path: Path = ("metadata", "annotations", key)
+        line = doc.line_of(path)
         found = _EXCEPTION.fullmatch(value) if isinstance(value, str) else None
         until = _date(found.group(1)) if found else None
         finding = _exception_finding(rid, until, rules.get(rid), today)
         if finding is not None:
             severity, message, fix, rule_id = finding
-            problems.append(
-                Problem(
-                    doc.file,
-                    line,
-                    severity,
-                    doc.kind,
-                    doc.name,
-                    f"metadata.annotations.{key}",
-                    message,
-                    fix,
-                    rule_id,
-                )
-            )
+            problems.append(doc_problem(doc, path, message, fix, severity=severity, rule=rule_id))
         elif found is not None and until is not None:
             active[rid] = (until, found.group(2).strip(), line)
     return active
