@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reconciler.loader import load_paths
 from reconciler.policy import engine, pack
-from reconciler.validate import check_documents, validate_paths
+from reconciler.validate import checked, validate_paths
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples" / "policies"
@@ -115,7 +115,7 @@ def main() -> list[dict[str, object]]:
         assert len(loaded.rules) == 50, len(loaded.rules)
 
         docs = load_paths([str(manifests)]).documents
-        _, clean = check_documents(docs)
+        _, clean = checked(docs)
         judges = []
         for _ in range(5):
             t0 = time.perf_counter()

@@ -42,7 +42,12 @@ class Report:
         return not self.errors and not (strict and self.warnings)
 
 
-def check_documents(docs: Sequence[Document]) -> tuple[list[Problem], list[Document]]:
+def check_documents(docs: Sequence[Document]) -> list[Problem]:
+    """Every problem of ``docs`` (the property tests check generated documents with it)."""
+    return checked(docs)[0]
+
+
+def checked(docs: Sequence[Document]) -> tuple[list[Problem], list[Document]]:
     """Every problem of ``docs``, and the documents that passed their schema."""
     problems: list[Problem] = []
     clean: list[Document] = []
@@ -80,7 +85,7 @@ def validate_paths(
     """The report of ``paths``; with ``policies``, their load problems and the violations of
     their rules for environment ``env`` (``""``: none named) on ``today``."""
     loaded = load_paths(paths, cwd)
-    problems, clean = check_documents(loaded.documents)
+    problems, clean = checked(loaded.documents)
     problems = loaded.problems + problems
     report = Report(loaded.documents, [], loaded.files)
     if policies is not None:
